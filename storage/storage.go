@@ -1,0 +1,352 @@
+// Package storage is the one persistence contract of the identity provider.
+//
+// Everything a login needs between two HTTP requests lives behind Store, so
+// any replica can continue what another began. The sqlstore sub-package
+// implements it for PostgreSQL and SQLite; the conformance sub-package is the
+// test suite both must pass.
+//
+// Secrets that reach the browser (session cookies, login-flow handles, codes,
+// refresh tokens, one-time passwords) are stored only as hashes: callers hash
+// with HashSecret before they call the store.
+package storage
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"time"
+)
+
+var (
+	// ErrNotFound is returned when the row does not exist (or has expired).
+	ErrNotFound = errors.New("storage: not found")
+	// ErrAlreadyExists is returned on a unique-key violation.
+	ErrAlreadyExists = errors.New("storage: already exists")
+	// ErrConflict is returned when an optimistic update lost a race
+	// (the row's Version changed since it was read) or a guarded insert's
+	// precondition no longer holds.
+	ErrConflict = errors.New("storage: conflict")
+	// ErrRefreshTokenReused is returned by RotateRefreshToken when the
+	// presented token was already rotated or revoked; the store has revoked
+	// the whole family before returning it.
+	ErrRefreshTokenReused = errors.New("storage: refresh token reused")
+)
+
+// HashSecret returns the value under which a browser-visible secret is
+// stored: unpadded base64url of its SHA-256. The secrets hashed here carry at
+// least 128 bits of randomness, so a fast hash is enough.
+func HashSecret(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// User is a customer of the loan website.
+type User struct {
+	ID           string // opaque, stable; the OIDC subject
+	LoginID      string // what the customer types; unique, case-sensitive as issued
+	Email        string // registered e-mail address 1: the only OTP destination
+	DisplayName  string
+	PasswordHash string // PHC string (argon2id, or an imported bcrypt hash)
+	// PasswordTemporary marks a 仮パスワード: it must be changed (S7) before
+	// anything else, and it cannot be used to enrol a passkey.
+	PasswordTemporary bool
+	Locked            bool
+	CreatedAt         time.Time
+	UpdatedAt         time.Time
+}
+
+// Session is the IdP's single sign-on session, referenced by a cookie whose
+// value hashes (HashSecret) to ID.
+type Session struct {
+	ID         string
+	UserID     string
+	AuthTime   time.Time // when the user last proved who they are
+	AMR        []string  // RFC 8176 methods of that proof
+	ACR        string
+	CreatedAt  time.Time
+	LastSeenAt time.Time
+	ExpiresAt  time.Time
+}
+
+// AuthRequest is an OIDC authorization request from /authorize until its code
+// is exchanged (and then kept, consumed, until it expires so that a replayed
+// code can be recognised).
+type AuthRequest struct {
+	ID                  string
+	ClientID            string
+	RedirectURI         string
+	State               string
+	Nonce               string
+	Scopes              []string
+	ResponseType        string
+	ResponseMode        string
+	CodeChallenge       string
+	CodeChallengeMethod string
+	Prompt              []string
+	MaxAge              *time.Duration // nil when absent; 0 means "authenticate now"
+	LoginHint           string
+	IDTokenHintSubject  string
+	ACRValues           []string
+	UILocales           []string
+	CreatedAt           time.Time
+	ExpiresAt           time.Time
+
+	// Set by CompleteAuthRequest when the user is authenticated.
+	UserID   string
+	AuthTime time.Time
+	AMR      []string
+	ACR      string
+	Done     bool
+
+	// CodeHash is HashSecret of the authorization code, once issued.
+	CodeHash string
+	// ConsumedAt is set when the code was exchanged; a second exchange
+	// must revoke what the first one issued.
+	ConsumedAt *time.Time
+}
+
+// AccessToken is an opaque (or JWT-referenced) access token issued to a client.
+type AccessToken struct {
+	ID             string
+	ClientID       string
+	Subject        string
+	Audience       []string
+	Scopes         []string
+	AuthRequestID  string // the grant it came from, for code-reuse revocation
+	RefreshTokenID string // the refresh token issued with it, if any
+	ExpiresAt      time.Time
+	CreatedAt      time.Time
+}
+
+// RefreshToken is one link of a rotation family. ID is HashSecret of the token.
+type RefreshToken struct {
+	ID            string
+	FamilyID      string
+	ClientID      string
+	Subject       string
+	Audience      []string
+	Scopes        []string
+	AMR           []string
+	ACR           string
+	AuthTime      time.Time
+	AuthRequestID string
+	AccessTokenID string
+	CreatedAt     time.Time
+	ExpiresAt     time.Time
+	RotatedAt     *time.Time // set when exchanged for a successor
+	RevokedAt     *time.Time
+}
+
+// SigningKey is a token-signing key. PrivateKey is opaque to the store
+// (the op package encrypts it before storing).
+type SigningKey struct {
+	ID         string // the JWK kid
+	Algorithm  string // RS256, ES256
+	PrivateKey []byte
+	PublicKey  []byte // PKIX DER
+	CreatedAt  time.Time
+	// ActiveFrom: published in the JWKS from CreatedAt, used for signing from
+	// ActiveFrom, so relying parties have the key cached before they see it.
+	ActiveFrom time.Time
+	// RetireAt: no longer used for signing after this instant.
+	RetireAt time.Time
+	// ExpiresAt: dropped from the JWKS (and deleted) after this instant,
+	// once no token it signed can still be valid.
+	ExpiresAt time.Time
+}
+
+// LoginFlow is the server-side state of one pass through the hosted login
+// pages (S1..S7), referenced by a random handle whose HashSecret is ID.
+// Every transition is an UpdateLoginFlow with optimistic locking on Version.
+type LoginFlow struct {
+	ID            string
+	AuthRequestID string // empty for flows not started by an RP (e.g. S8)
+	UserID        string // set once the login ID is known to exist
+	LoginID       string // as typed, kept to redisplay it (S3 「編集」)
+	Purpose       string // what the flow is for, e.g. "login", "enrol"
+	Step          string // the state machine's current state
+	// PasswordVerifiedAt, OTPVerifiedAt and PasskeyVerifiedAt record the
+	// factors proven within this flow.
+	PasswordVerifiedAt *time.Time
+	OTPVerifiedAt      *time.Time
+	PasskeyVerifiedAt  *time.Time
+	// OTPHash is HashSecret of the one-time password currently valid
+	// (empty when none); OTPAttempts counts wrong tries against it.
+	OTPHash      string
+	OTPExpiresAt *time.Time
+	OTPAttempts  int
+	OTPSentAt    *time.Time
+	// Data carries step-specific values (e.g. the authenticator attachment
+	// of a passkey login) as JSON.
+	Data      []byte
+	Version   int
+	CreatedAt time.Time
+	ExpiresAt time.Time
+}
+
+// WebAuthnSession is the server-side half of a WebAuthn ceremony, keyed by its
+// challenge. It is taken (read and deleted in one step) when the ceremony
+// finishes, whatever the outcome.
+type WebAuthnSession struct {
+	Challenge string // base64url, as in the client data
+	Ceremony  string // "registration", "login"
+	UserID    string // empty for discoverable login
+	FlowID    string // the LoginFlow (or Session) the ceremony belongs to
+	Data      []byte // webauthn.SessionData as JSON
+	CreatedAt time.Time
+	ExpiresAt time.Time
+}
+
+// Credential is a registered passkey.
+type Credential struct {
+	ID              []byte // credential ID, unique across all users
+	UserID          string
+	PublicKey       []byte
+	AttestationType string
+	AAGUID          []byte
+	SignCount       uint32
+	Transports      []string
+	UserPresent     bool
+	UserVerified    bool
+	BackupEligible  bool
+	BackupState     bool
+	CloneWarning    bool
+	Attachment      string // "platform" or "cross-platform", as reported at registration
+	Name            string
+	CreatedAt       time.Time
+	LastUsedAt      *time.Time
+}
+
+// CredentialUse is what a successful passkey login writes back.
+type CredentialUse struct {
+	SignCount    uint32
+	BackupState  bool
+	UserVerified bool
+	CloneWarning bool
+	UsedAt       time.Time
+}
+
+// AuditEvent is one security event. Seq, PrevHash and Hash are assigned by
+// the store: each row's Hash covers its content and the previous row's Hash.
+type AuditEvent struct {
+	Seq       int64
+	Time      time.Time
+	Type      string // e.g. "login.success", "otp.sent", "passkey.deleted"
+	Actor     string // "user:<id>", "staff:<name>", "system"
+	UserID    string
+	IP        string
+	UserAgent string
+	Detail    map[string]string
+	PrevHash  string
+	Hash      string
+}
+
+// Store is the whole persistence contract. Methods that look a row up return
+// ErrNotFound for missing or expired rows. Times are stored with at least
+// microsecond precision and returned in UTC.
+type Store interface {
+	// Users
+	CreateUser(ctx context.Context, u *User) error
+	UserByID(ctx context.Context, id string) (*User, error)
+	UserByLoginID(ctx context.Context, loginID string) (*User, error)
+	ListUsers(ctx context.Context) ([]User, error)
+	UpdatePassword(ctx context.Context, userID, hash string, temporary bool) error
+	SetUserLocked(ctx context.Context, userID string, locked bool) error
+	UpdateUserProfile(ctx context.Context, userID, email, displayName string) error
+	// DeleteUser removes the user with their sessions, credentials and tokens.
+	DeleteUser(ctx context.Context, userID string) error
+
+	// SSO sessions
+	CreateSession(ctx context.Context, s *Session) error
+	SessionByID(ctx context.Context, id string) (*Session, error)
+	TouchSession(ctx context.Context, id string, lastSeen time.Time) error
+	DeleteSession(ctx context.Context, id string) error
+	DeleteUserSessions(ctx context.Context, userID string) error
+
+	// OIDC authorization requests and codes
+	CreateAuthRequest(ctx context.Context, a *AuthRequest) error
+	AuthRequestByID(ctx context.Context, id string) (*AuthRequest, error)
+	// CompleteAuthRequest records who authenticated, how and when.
+	CompleteAuthRequest(ctx context.Context, id, userID string, authTime time.Time, amr []string, acr string) error
+	SaveAuthCode(ctx context.Context, id, codeHash string) error
+	// AuthRequestByCode returns the request even when consumed (ConsumedAt
+	// set) so the caller can detect a replayed code.
+	AuthRequestByCode(ctx context.Context, codeHash string) (*AuthRequest, error)
+	// ConsumeAuthRequest marks the code as exchanged; ErrConflict if it
+	// already was.
+	ConsumeAuthRequest(ctx context.Context, id string, at time.Time) error
+	DeleteAuthRequest(ctx context.Context, id string) error
+
+	// Tokens
+	CreateAccessToken(ctx context.Context, t *AccessToken) error
+	AccessTokenByID(ctx context.Context, id string) (*AccessToken, error)
+	DeleteAccessToken(ctx context.Context, id string) error
+	CreateRefreshToken(ctx context.Context, rt *RefreshToken, at *AccessToken) error
+	RefreshTokenByID(ctx context.Context, id string) (*RefreshToken, error)
+	// RotateRefreshToken marks oldID rotated and stores its successor and
+	// the new access token, atomically. If oldID was already rotated or
+	// revoked, it revokes the whole family (and its access tokens) and
+	// returns ErrRefreshTokenReused.
+	RotateRefreshToken(ctx context.Context, oldID string, next *RefreshToken, at *AccessToken, now time.Time) error
+	// RevokeRefreshToken revokes the family of the token and its access tokens.
+	RevokeRefreshToken(ctx context.Context, id string, now time.Time) error
+	// RevokeGrant deletes every access token and revokes every refresh token
+	// issued from an authorization request (code replay).
+	RevokeGrant(ctx context.Context, authRequestID string, now time.Time) error
+	// RevokeUserTokens revokes every token of a user for one client, or for
+	// all clients when clientID is empty.
+	RevokeUserTokens(ctx context.Context, userID, clientID string, now time.Time) error
+
+	// Signing keys
+	ListSigningKeys(ctx context.Context) ([]SigningKey, error)
+	// RotateSigningKeys runs plan under a store-wide lock (so two replicas
+	// never both add a key) with the current keys, then inserts and deletes
+	// what plan returns, in the same transaction.
+	RotateSigningKeys(ctx context.Context, plan func(current []SigningKey) (add []SigningKey, deleteIDs []string, err error)) error
+
+	// Login flows
+	CreateLoginFlow(ctx context.Context, f *LoginFlow) error
+	LoginFlowByID(ctx context.Context, id string) (*LoginFlow, error)
+	// UpdateLoginFlow writes f if its Version is still the stored one, and
+	// increments f.Version; ErrConflict otherwise.
+	UpdateLoginFlow(ctx context.Context, f *LoginFlow) error
+	DeleteLoginFlow(ctx context.Context, id string) error
+	// RecordOTPSend notes an OTP mail to a user; CountOTPSends counts them
+	// since a time, for the resend throttle across flows and replicas.
+	RecordOTPSend(ctx context.Context, userID string, at time.Time) error
+	CountOTPSends(ctx context.Context, userID string, since time.Time) (int, error)
+
+	// WebAuthn ceremonies
+	SaveWebAuthnSession(ctx context.Context, s *WebAuthnSession) error
+	// TakeWebAuthnSession returns and deletes the session in one step;
+	// ErrNotFound if missing or expired at now.
+	TakeWebAuthnSession(ctx context.Context, challenge string, now time.Time) (*WebAuthnSession, error)
+
+	// Passkeys
+	// CreateCredential stores a passkey; ErrAlreadyExists if the credential
+	// ID is registered to anyone. With onlyIfFirst it fails with ErrConflict
+	// when the user already has a passkey (rule 1 of SPEC.md, race-free).
+	CreateCredential(ctx context.Context, c *Credential, onlyIfFirst bool) error
+	CredentialByID(ctx context.Context, id []byte) (*Credential, error)
+	CredentialsByUser(ctx context.Context, userID string) ([]Credential, error)
+	CountCredentials(ctx context.Context, userID string) (int, error)
+	UpdateCredentialUse(ctx context.Context, id []byte, use CredentialUse) error
+	RenameCredential(ctx context.Context, userID string, id []byte, name string) error
+	// DeleteCredential removes one passkey of the user; ErrNotFound if the
+	// user does not own it.
+	DeleteCredential(ctx context.Context, userID string, id []byte) error
+	DeleteUserCredentials(ctx context.Context, userID string) (int, error)
+
+	// Audit trail (hash-chained)
+	AppendAudit(ctx context.Context, e *AuditEvent) error
+	// ListAudit returns events in Seq order, starting after afterSeq.
+	ListAudit(ctx context.Context, afterSeq int64, limit int) ([]AuditEvent, error)
+
+	// Housekeeping
+	// DeleteExpired removes every expired auth request, session, login flow,
+	// WebAuthn session, token, signing key and old OTP-send record.
+	DeleteExpired(ctx context.Context, now time.Time) (int64, error)
+	Ping(ctx context.Context) error
+	Close() error
+}
