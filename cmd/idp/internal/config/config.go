@@ -1,0 +1,435 @@
+// Package config reads the one YAML file an operator writes for `idp serve`.
+//
+// The file is decoded strictly (an unknown key is an error, so a typo never
+// silently falls back to a default), secrets may come from the environment or
+// from files, and every validation error names the field it is about.
+package config
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/mail"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the whole configuration of one IdP process. All replicas of a
+// deployment must share the same file (in particular crypto_key).
+type Config struct {
+	Issuer    string       `yaml:"issuer"`
+	Listen    string       `yaml:"listen"`
+	Database  string       `yaml:"database"`
+	CryptoKey string       `yaml:"crypto_key"`
+	// CryptoKeyFile is read when CryptoKey is empty (a mounted secret).
+	CryptoKeyFile string    `yaml:"crypto_key_file"`
+	SiteName      string    `yaml:"site_name"`
+	Support       Support   `yaml:"support"`
+	SMTP          SMTP      `yaml:"smtp"`
+	WebAuthn      WebAuthn  `yaml:"webauthn"`
+	Password      Password  `yaml:"password"`
+	OTP           OTP       `yaml:"otp"`
+	Lifetimes     Lifetimes `yaml:"lifetimes"`
+	Keys          Keys      `yaml:"keys"`
+	ACR           ACR       `yaml:"acr"`
+	Clients       []Client  `yaml:"clients"`
+	// TrustProxyHeaders makes the audit log and throttles take the client
+	// address from X-Forwarded-For (only behind a proxy that sets it).
+	TrustProxyHeaders bool `yaml:"trust_proxy_headers"`
+}
+
+// Support is the contact shown on help and error pages.
+type Support struct {
+	Name  string `yaml:"name"`
+	Email string `yaml:"email"`
+	Phone string `yaml:"phone"`
+	Hours string `yaml:"hours"`
+}
+
+// SMTP is the relay the IdP sends one-time passwords through.
+type SMTP struct {
+	Host string `yaml:"host"`
+	Port int    `yaml:"port"`
+	// TLS is "starttls" (port 587), "implicit" (port 465) or "none"
+	// (a loopback relay only).
+	TLS          string `yaml:"tls"`
+	Username     string `yaml:"username"`
+	Password     string `yaml:"password"`
+	PasswordFile string `yaml:"password_file"`
+	From         string `yaml:"from"`
+	Subject      string `yaml:"subject"`
+}
+
+// WebAuthn names the relying party passkeys are bound to.
+type WebAuthn struct {
+	RPID    string   `yaml:"rp_id"`
+	RPName  string   `yaml:"rp_name"`
+	Origins []string `yaml:"origins"`
+}
+
+// Password holds the argon2id cost of new password hashes.
+type Password struct {
+	MemoryKiB   uint32 `yaml:"memory_kib"`
+	Iterations  uint32 `yaml:"iterations"`
+	Parallelism uint8  `yaml:"parallelism"`
+}
+
+// OTP limits the e-mail one-time password.
+type OTP struct {
+	Lifetime        time.Duration `yaml:"lifetime"`
+	MaxAttempts     int           `yaml:"max_attempts"`
+	ResendInterval  time.Duration `yaml:"resend_interval"`
+	MaxSendsPerHour int           `yaml:"max_sends_per_hour"`
+}
+
+// Lifetimes of everything the IdP issues.
+type Lifetimes struct {
+	Session      time.Duration `yaml:"session"`
+	LoginFlow    time.Duration `yaml:"login_flow"`
+	RecentAuth   time.Duration `yaml:"recent_auth"`
+	AuthRequest  time.Duration `yaml:"auth_request"`
+	AccessToken  time.Duration `yaml:"access_token"`
+	IDToken      time.Duration `yaml:"id_token"`
+	RefreshToken time.Duration `yaml:"refresh_token"`
+}
+
+// Keys configures token signing.
+type Keys struct {
+	Algorithm      string        `yaml:"algorithm"`
+	RotationPeriod time.Duration `yaml:"rotation_period"`
+	PublishDelay   time.Duration `yaml:"publish_delay"`
+}
+
+// ACR names the assurance levels put in the acr claim.
+type ACR struct {
+	Passkey     string `yaml:"passkey"`
+	PasswordOTP string `yaml:"password_otp"`
+	Password    string `yaml:"password"`
+}
+
+// Client is one relying party.
+type Client struct {
+	ID                     string        `yaml:"id"`
+	Name                   string        `yaml:"name"`
+	SecretHash             string        `yaml:"secret_hash"`
+	Public                 bool          `yaml:"public"`
+	RedirectURIs           []string      `yaml:"redirect_uris"`
+	PostLogoutRedirectURIs []string      `yaml:"post_logout_redirect_uris"`
+	Scopes                 []string      `yaml:"scopes"`
+	AccessTokenLifetime    time.Duration `yaml:"access_token_lifetime"`
+	IDTokenLifetime        time.Duration `yaml:"id_token_lifetime"`
+	RefreshTokenLifetime   time.Duration `yaml:"refresh_token_lifetime"`
+}
+
+// Environment variables that override secrets in the file, so the file can
+// be committed to a deployment repository without them.
+const (
+	EnvDatabase     = "IDP_DATABASE"
+	EnvCryptoKey    = "IDP_CRYPTO_KEY"
+	EnvSMTPPassword = "IDP_SMTP_PASSWORD"
+)
+
+// Load reads, decodes, completes and validates the file at path.
+func Load(path string) (*Config, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	c, err := Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Parse decodes YAML strictly, applies environment overrides and defaults,
+// and validates the result.
+func Parse(raw []byte) (*Config, error) {
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("decode: %w", err)
+	}
+	if err := c.resolveSecrets(); err != nil {
+		return nil, err
+	}
+	c.Defaults()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+func (c *Config) resolveSecrets() error {
+	if v := os.Getenv(EnvDatabase); v != "" {
+		c.Database = v
+	}
+	if v := os.Getenv(EnvCryptoKey); v != "" {
+		c.CryptoKey = v
+	}
+	if c.CryptoKey == "" && c.CryptoKeyFile != "" {
+		b, err := os.ReadFile(c.CryptoKeyFile)
+		if err != nil {
+			return fmt.Errorf("crypto_key_file: %w", err)
+		}
+		c.CryptoKey = strings.TrimSpace(string(b))
+	}
+	if v := os.Getenv(EnvSMTPPassword); v != "" {
+		c.SMTP.Password = v
+	}
+	if c.SMTP.Password == "" && c.SMTP.PasswordFile != "" {
+		b, err := os.ReadFile(c.SMTP.PasswordFile)
+		if err != nil {
+			return fmt.Errorf("smtp.password_file: %w", err)
+		}
+		c.SMTP.Password = strings.TrimRight(string(b), "\r\n")
+	}
+	return nil
+}
+
+// Defaults fills every optional field left empty.
+func (c *Config) Defaults() {
+	def := func(s *string, v string) {
+		if *s == "" {
+			*s = v
+		}
+	}
+	defDur := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&c.Listen, ":8080")
+	def(&c.SiteName, "コムストックローン")
+	def(&c.Support.Name, "日証金コムストックローンセンター")
+	def(&c.Support.Email, "comstock@jsf.co.jp")
+	def(&c.Support.Phone, "03-6264-9738")
+	def(&c.Support.Hours, "平日 9:00 – 17:00")
+	def(&c.SMTP.TLS, "starttls")
+	def(&c.SMTP.From, "info@jsfnet.com")
+	def(&c.SMTP.Subject, "【コムストックローン】ワンタイムパスワードのお知らせ")
+	if c.SMTP.Port == 0 {
+		switch c.SMTP.TLS {
+		case "implicit":
+			c.SMTP.Port = 465
+		case "none":
+			c.SMTP.Port = 25
+		default:
+			c.SMTP.Port = 587
+		}
+	}
+	def(&c.WebAuthn.RPName, c.SiteName)
+	if u, err := url.Parse(c.Issuer); err == nil && u.Host != "" {
+		def(&c.WebAuthn.RPID, u.Hostname())
+		if len(c.WebAuthn.Origins) == 0 {
+			c.WebAuthn.Origins = []string{u.Scheme + "://" + u.Host}
+		}
+	}
+	// OWASP's minimum for argon2id: 19 MiB, 2 passes, 1 lane.
+	if c.Password.MemoryKiB == 0 {
+		c.Password.MemoryKiB = 19 * 1024
+	}
+	if c.Password.Iterations == 0 {
+		c.Password.Iterations = 2
+	}
+	if c.Password.Parallelism == 0 {
+		c.Password.Parallelism = 1
+	}
+	defDur(&c.OTP.Lifetime, 10*time.Minute)
+	if c.OTP.MaxAttempts == 0 {
+		c.OTP.MaxAttempts = 5
+	}
+	defDur(&c.OTP.ResendInterval, time.Minute)
+	if c.OTP.MaxSendsPerHour == 0 {
+		c.OTP.MaxSendsPerHour = 5
+	}
+	defDur(&c.Lifetimes.Session, 8*time.Hour)
+	defDur(&c.Lifetimes.LoginFlow, 15*time.Minute)
+	defDur(&c.Lifetimes.RecentAuth, 5*time.Minute)
+	defDur(&c.Lifetimes.AuthRequest, 30*time.Minute)
+	defDur(&c.Lifetimes.AccessToken, 15*time.Minute)
+	defDur(&c.Lifetimes.IDToken, time.Hour)
+	defDur(&c.Lifetimes.RefreshToken, 30*24*time.Hour)
+	def(&c.Keys.Algorithm, "RS256")
+	defDur(&c.Keys.RotationPeriod, 30*24*time.Hour)
+	defDur(&c.Keys.PublishDelay, 24*time.Hour)
+	def(&c.ACR.Passkey, "phr")
+	def(&c.ACR.PasswordOTP, "urn:comstockloan:acr:mfa")
+	def(&c.ACR.Password, "urn:comstockloan:acr:pwd")
+	for i := range c.Clients {
+		if len(c.Clients[i].Scopes) == 0 {
+			c.Clients[i].Scopes = []string{"openid", "profile", "email", "offline_access"}
+		}
+	}
+}
+
+// Validate reports every problem it finds, each naming its field.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+	}
+
+	iss, err := url.Parse(c.Issuer)
+	switch {
+	case c.Issuer == "":
+		bad("issuer", "is required (the exact URL relying parties configure)")
+	case err != nil || iss.Host == "" || iss.RawQuery != "" || iss.Fragment != "":
+		bad("issuer", "must be an absolute URL without query or fragment, got %q", c.Issuer)
+	case iss.Scheme != "https" && !(iss.Scheme == "http" && isLoopback(iss.Hostname())):
+		bad("issuer", "must use https (http is allowed only for localhost), got %q", c.Issuer)
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		bad("listen", "must be host:port, got %q", c.Listen)
+	}
+	switch {
+	case c.Database == "":
+		bad("database", "is required: postgres://… or sqlite:PATH (or set %s)", EnvDatabase)
+	case !strings.HasPrefix(c.Database, "postgres://") && !strings.HasPrefix(c.Database, "postgresql://") &&
+		!strings.HasPrefix(c.Database, "sqlite:"):
+		bad("database", "must start with postgres://, postgresql:// or sqlite:")
+	}
+	if _, err := c.CryptoKeyBytes(); err != nil {
+		bad("crypto_key", "%v", err)
+	}
+	if c.SMTP.Host == "" {
+		bad("smtp.host", "is required")
+	}
+	if c.SMTP.Port < 1 || c.SMTP.Port > 65535 {
+		bad("smtp.port", "must be 1..65535")
+	}
+	switch c.SMTP.TLS {
+	case "starttls", "implicit":
+	case "none":
+		if !isLoopback(c.SMTP.Host) {
+			bad("smtp.tls", `"none" is allowed only for a relay on localhost`)
+		}
+	default:
+		bad("smtp.tls", `must be "starttls", "implicit" or "none", got %q`, c.SMTP.TLS)
+	}
+	if (c.SMTP.Username == "") != (c.SMTP.Password == "") {
+		bad("smtp.password", "username and password go together (password may come from %s or smtp.password_file)", EnvSMTPPassword)
+	}
+	if _, err := mail.ParseAddress(c.SMTP.From); err != nil {
+		bad("smtp.from", "is not an e-mail address: %v", err)
+	}
+	if c.WebAuthn.RPID == "" || net.ParseIP(c.WebAuthn.RPID) != nil {
+		bad("webauthn.rp_id", "must be a domain name (not an IP address), got %q", c.WebAuthn.RPID)
+	}
+	for i, o := range c.WebAuthn.Origins {
+		u, err := url.Parse(o)
+		if err != nil || u.Host == "" || u.Path != "" || (u.Scheme != "https" && !(u.Scheme == "http" && isLoopback(u.Hostname()))) {
+			bad(fmt.Sprintf("webauthn.origins[%d]", i), "must be an https origin without path (http only for localhost), got %q", o)
+			continue
+		}
+		if h := u.Hostname(); h != c.WebAuthn.RPID && !strings.HasSuffix(h, "."+c.WebAuthn.RPID) {
+			bad(fmt.Sprintf("webauthn.origins[%d]", i), "host %q is not rp_id %q or a subdomain of it", h, c.WebAuthn.RPID)
+		}
+	}
+	if c.Password.MemoryKiB < 19*1024 || c.Password.Iterations < 2 {
+		bad("password", "argon2id below the OWASP minimum (memory_kib >= 19456 with iterations >= 2)")
+	}
+	if c.OTP.MaxAttempts < 1 || c.OTP.MaxAttempts > 10 {
+		bad("otp.max_attempts", "must be 1..10")
+	}
+	if c.OTP.Lifetime > 30*time.Minute {
+		bad("otp.lifetime", "must be at most 30m (a one-time password is short-lived)")
+	}
+	switch c.Keys.Algorithm {
+	case "RS256", "ES256":
+	default:
+		bad("keys.algorithm", `must be "RS256" or "ES256", got %q`, c.Keys.Algorithm)
+	}
+	if c.Keys.PublishDelay >= c.Keys.RotationPeriod {
+		bad("keys.publish_delay", "must be shorter than keys.rotation_period")
+	}
+	if len(c.Clients) == 0 {
+		bad("clients", "at least one client is required")
+	}
+	seen := map[string]bool{}
+	for i, cl := range c.Clients {
+		field := fmt.Sprintf("clients[%d]", i)
+		if cl.ID == "" {
+			bad(field+".id", "is required")
+		} else if seen[cl.ID] {
+			bad(field+".id", "duplicate client id %q", cl.ID)
+		}
+		seen[cl.ID] = true
+		switch {
+		case cl.Public && cl.SecretHash != "":
+			bad(field+".secret_hash", "a public client has no secret")
+		case !cl.Public && !strings.HasPrefix(cl.SecretHash, "$2"):
+			bad(field+".secret_hash", "must be a bcrypt hash (make one with `idp clients hash-secret`), or set public: true")
+		}
+		if len(cl.RedirectURIs) == 0 {
+			bad(field+".redirect_uris", "at least one is required")
+		}
+		for j, u := range cl.RedirectURIs {
+			if err := checkClientURI(u); err != nil {
+				bad(fmt.Sprintf("%s.redirect_uris[%d]", field, j), "%v", err)
+			}
+		}
+		for j, u := range cl.PostLogoutRedirectURIs {
+			if err := checkClientURI(u); err != nil {
+				bad(fmt.Sprintf("%s.post_logout_redirect_uris[%d]", field, j), "%v", err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// CryptoKeyBytes decodes crypto_key: 32 bytes as 64 hex digits or base64.
+func (c *Config) CryptoKeyBytes() ([32]byte, error) {
+	var key [32]byte
+	s := strings.TrimSpace(c.CryptoKey)
+	if s == "" {
+		return key, fmt.Errorf("is required: 32 random bytes as hex or base64 (`openssl rand -hex 32`), or set %s or crypto_key_file", EnvCryptoKey)
+	}
+	var b []byte
+	var err error
+	if len(s) == 64 {
+		b, err = hex.DecodeString(s)
+	} else {
+		b, err = base64.StdEncoding.DecodeString(s)
+		if err != nil {
+			b, err = base64.RawURLEncoding.DecodeString(strings.TrimRight(s, "="))
+		}
+	}
+	if err != nil || len(b) != 32 {
+		return key, errors.New("must decode to exactly 32 bytes (64 hex digits or base64)")
+	}
+	copy(key[:], b)
+	return key, nil
+}
+
+// checkClientURI accepts absolute https URLs without fragments, and http
+// only on a loopback host (development relying parties).
+func checkClientURI(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || !u.IsAbs() || u.Host == "" {
+		return fmt.Errorf("must be an absolute URL, got %q", raw)
+	}
+	if u.Fragment != "" {
+		return fmt.Errorf("must not have a fragment, got %q", raw)
+	}
+	if u.Scheme != "https" && !(u.Scheme == "http" && isLoopback(u.Hostname())) {
+		return fmt.Errorf("must use https (http only for localhost), got %q", raw)
+	}
+	return nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
