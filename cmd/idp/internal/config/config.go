@@ -24,10 +24,10 @@ import (
 // Config is the whole configuration of one IdP process. All replicas of a
 // deployment must share the same file (in particular crypto_key).
 type Config struct {
-	Issuer    string       `yaml:"issuer"`
-	Listen    string       `yaml:"listen"`
-	Database  string       `yaml:"database"`
-	CryptoKey string       `yaml:"crypto_key"`
+	Issuer    string `yaml:"issuer"`
+	Listen    string `yaml:"listen"`
+	Database  string `yaml:"database"`
+	CryptoKey string `yaml:"crypto_key"`
 	// CryptoKeyFile is read when CryptoKey is empty (a mounted secret).
 	CryptoKeyFile string    `yaml:"crypto_key_file"`
 	SiteName      string    `yaml:"site_name"`
