@@ -1,0 +1,107 @@
+package passkey
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/go-webauthn/webauthn/protocol"
+	"github.com/go-webauthn/webauthn/webauthn"
+
+	"github.com/comstockloan/idp/storage"
+)
+
+// BeginRegistration starts creating a passkey for user within flowID and
+// returns {"publicKey": {...}} for PublicKeyCredential.parseCreationOptionsFromJSON.
+//
+// The options require a discoverable credential and user verification, ask
+// for no attestation, force no authenticator attachment (so the browser may
+// offer a phone or a password manager) and exclude the user's existing
+// passkeys so one authenticator is not registered twice.
+func (s *Service) BeginRegistration(ctx context.Context, user *storage.User, flowID string) (json.RawMessage, error) {
+	if user == nil || user.ID == "" {
+		return nil, errors.New("passkey: begin registration without a user")
+	}
+	if user.Locked {
+		return nil, ErrLocked
+	}
+	existing, err := s.store.CredentialsByUser(ctx, user.ID)
+	if err != nil {
+		return nil, fmt.Errorf("passkey: list credentials of user %s: %w", user.ID, err)
+	}
+	exclusions := make([]protocol.CredentialDescriptor, 0, len(existing))
+	for i := range existing {
+		lib := toLibrary(&existing[i])
+		exclusions = append(exclusions, lib.Descriptor())
+	}
+	creation, session, err := s.webAuthn.BeginRegistration(
+		webAuthnUser{user: user},
+		webauthn.WithAuthenticatorSelection(protocol.AuthenticatorSelection{
+			RequireResidentKey: protocol.ResidentKeyRequired(),
+			ResidentKey:        protocol.ResidentKeyRequirementRequired,
+			UserVerification:   protocol.VerificationRequired,
+		}),
+		webauthn.WithConveyancePreference(protocol.PreferNoAttestation),
+		webauthn.WithExclusions(exclusions),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("passkey: begin registration: %w", err)
+	}
+	if err := s.saveSession(ctx, CeremonyRegistration, user.ID, flowID, session); err != nil {
+		return nil, fmt.Errorf("passkey: begin registration: %w", err)
+	}
+	out, err := json.Marshal(creation)
+	if err != nil {
+		return nil, fmt.Errorf("passkey: encode creation options: %w", err)
+	}
+	return out, nil
+}
+
+// FinishRegistration verifies the browser's attestation (the JSON of
+// credential.toJSON()) against the ceremony begun for the same user in the
+// same flow and stores the new passkey. With onlyIfFirst the passkey is only
+// stored if the user has none yet (ErrHasPasskey otherwise), atomically.
+func (s *Service) FinishRegistration(ctx context.Context, user *storage.User, flowID string, attestationJSON []byte, onlyIfFirst bool) (*storage.Credential, error) {
+	if user == nil || user.ID == "" {
+		return nil, errors.New("passkey: finish registration without a user")
+	}
+	parsed, err := protocol.ParseCredentialCreationResponseBytes(attestationJSON)
+	if err != nil {
+		s.logger.InfoContext(ctx, "passkey registration: unparsable attestation", "user_id", user.ID, "err", err)
+		return nil, verificationError(err)
+	}
+	ws, session, err := s.takeSession(ctx, parsed.Response.CollectedClientData.Challenge, CeremonyRegistration, flowID)
+	if err != nil {
+		s.logger.InfoContext(ctx, "passkey registration refused", "user_id", user.ID, "err", err)
+		return nil, err
+	}
+	if ws.UserID != user.ID {
+		s.logger.WarnContext(ctx, "passkey registration: challenge issued to another user", "user_id", user.ID, "session_user_id", ws.UserID)
+		return nil, fmt.Errorf("%w: challenge was issued to another user", ErrWrongFlow)
+	}
+	if user.Locked {
+		return nil, ErrLocked
+	}
+	cred, err := s.webAuthn.CreateCredential(webAuthnUser{user: user}, *session, parsed)
+	if err != nil {
+		err = verificationError(err)
+		s.logger.InfoContext(ctx, "passkey registration: verification failed", "user_id", user.ID, "err", err)
+		return nil, err
+	}
+	row := fromLibrary(user.ID, cred, parsed.AuthenticatorAttachment, s.now().UTC())
+	if err := s.store.CreateCredential(ctx, row, onlyIfFirst); err != nil {
+		switch {
+		case errors.Is(err, storage.ErrAlreadyExists):
+			s.logger.InfoContext(ctx, "passkey registration: credential already registered", "user_id", user.ID)
+			return nil, ErrAlreadyRegistered
+		case errors.Is(err, storage.ErrConflict):
+			s.logger.InfoContext(ctx, "passkey registration: user already has a passkey", "user_id", user.ID)
+			return nil, ErrHasPasskey
+		}
+		return nil, fmt.Errorf("passkey: store credential: %w", err)
+	}
+	s.logger.InfoContext(ctx, "passkey registered", "user_id", user.ID, "name", row.Name,
+		"backup_eligible", row.BackupEligible, "attachment", row.Attachment)
+	return row, nil
+}
