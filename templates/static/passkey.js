@@ -1,0 +1,295 @@
+/*
+ * passkey.js — the WebAuthn calls of the hosted login pages. No framework,
+ * no inline script (CSP script-src 'self'); include it with
+ *   <script src="/static/passkey.js" defer></script>
+ * Everything else on the pages works without JavaScript.
+ *
+ * Contract with the HTML (the page marks elements, this script wires them):
+ *
+ *   [data-passkey-login]     button: usernameless passkey login (S2 「パスキー認証」)
+ *       POST /login/passkey/login/options            -> {"publicKey": {...}}
+ *       navigator.credentials.get({publicKey: PublicKeyCredential.parseRequestOptionsFromJSON(o.publicKey)})
+ *       POST /login/passkey/login/finish  (application/json: credential.toJSON())
+ *
+ *   input[autocomplete~="webauthn"]  when present and the browser supports
+ *       conditional mediation, passkey autofill starts on page load:
+ *       POST /login/passkey/login/options?mediation=conditional, then
+ *       navigator.credentials.get({mediation: "conditional", ...}), finished
+ *       like the button. A button ceremony aborts it first.
+ *
+ *   [data-passkey-register]  button: create a passkey on this device (S5, S8)
+ *       POST /login/passkey/register/options         -> {"publicKey": {...}}
+ *       navigator.credentials.create({publicKey: PublicKeyCredential.parseCreationOptionsFromJSON(o.publicKey)})
+ *       POST /login/passkey/register/finish (application/json: credential.toJSON())
+ *
+ *   Server answers (options and finish alike):
+ *       {"redirect": "/..."}                      -> location.assign(redirect)
+ *       {"error": "text", "code": "..."}          -> text shown in [data-passkey-error]
+ *       code "unknown_credential" with "credentialId" and "rpId"
+ *                                                 -> PublicKeyCredential.signalUnknownCredential({rpId, credentialId})
+ *                                                    when the browser has it, so it can hide the stale passkey.
+ *
+ *   [data-passkey-error]     where messages go (give it role="alert"; it is
+ *       un-hidden when a message is shown). Browser-side failures use texts
+ *       from its attributes, so the page's language wins:
+ *         data-msg-cancelled    NotAllowedError: cancelled or timed out
+ *         data-msg-already      InvalidStateError: a passkey for this account is already on this device
+ *         data-msg-unsupported  no PublicKeyCredential or no JSON helpers: the FAQ's guidance
+ *                               (Windows Hello / iCloud キーチェーン / Google パスワードマネージャー)
+ *         data-msg-security     SecurityError (optional; data-msg-failed when absent)
+ *         data-msg-failed       anything else (network, unexpected answers)
+ *
+ * All fetches are same-origin POSTs with credentials: "same-origin"; the
+ * flow itself is identified by the page's cookie, never by this script.
+ */
+(function () {
+  "use strict";
+
+  var ENDPOINTS = {
+    loginOptions: "/login/passkey/login/options",
+    loginFinish: "/login/passkey/login/finish",
+    registerOptions: "/login/passkey/register/options",
+    registerFinish: "/login/passkey/register/finish"
+  };
+
+  // Used only when the page forgot an attribute; the page's texts win.
+  var DEFAULT_MESSAGES = {
+    cancelled: "パスキー認証がキャンセルされたか、時間切れになりました。もう一度お試しください。",
+    already: "この端末には既にパスキーが登録されています。「パスキー認証」でログインしてください。",
+    unsupported: "この端末またはブラウザではパスキーをご利用いただけません。Windows では「Windows Hello」、iOS では iCloud キーチェーン、Android では Google パスワードマネージャーを有効（ON）にしてください。",
+    failed: "パスキー認証に失敗しました。時間をおいてもう一度お試しください。"
+  };
+
+  var conditionalAbort = null; // AbortController of a running autofill request
+  var busy = false;            // one modal ceremony at a time
+
+  function errorElement() {
+    return document.querySelector("[data-passkey-error]");
+  }
+
+  function pageMessage(kind) {
+    var el = errorElement();
+    var text = el && el.getAttribute("data-msg-" + kind);
+    if (!text && kind === "security") {
+      return pageMessage("failed");
+    }
+    return text || DEFAULT_MESSAGES[kind] || DEFAULT_MESSAGES.failed;
+  }
+
+  function showError(text) {
+    var el = errorElement();
+    if (!el) {
+      window.alert(text);
+      return;
+    }
+    el.textContent = text;
+    el.hidden = false;
+  }
+
+  function clearError() {
+    var el = errorElement();
+    if (el) {
+      el.textContent = "";
+      el.hidden = true;
+    }
+  }
+
+  function supported(kind) {
+    var pkc = window.PublicKeyCredential;
+    if (!pkc || !navigator.credentials || typeof pkc.prototype.toJSON !== "function") {
+      return false;
+    }
+    return kind === "register"
+      ? typeof pkc.parseCreationOptionsFromJSON === "function"
+      : typeof pkc.parseRequestOptionsFromJSON === "function";
+  }
+
+  // ServerError carries the server's own {"error","code",...} answer.
+  function ServerError(body) {
+    this.name = "ServerError";
+    this.body = body;
+  }
+
+  function post(url, payload) {
+    var init = {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Accept": "application/json" }
+    };
+    if (payload !== undefined) {
+      init.headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(payload);
+    }
+    return fetch(url, init).then(function (res) {
+      return res.json().catch(function () {
+        return {};
+      }).then(function (body) {
+        if (!res.ok || body.error) {
+          throw new ServerError(body);
+        }
+        return body;
+      });
+    });
+  }
+
+  function handleServerAnswer(body) {
+    if (body && typeof body.redirect === "string" && body.redirect) {
+      window.location.assign(body.redirect);
+      return;
+    }
+    throw new ServerError(body || {});
+  }
+
+  function report(err) {
+    if (err instanceof ServerError) {
+      var body = err.body || {};
+      if (body.code === "unknown_credential" && body.credentialId && body.rpId &&
+          window.PublicKeyCredential && typeof PublicKeyCredential.signalUnknownCredential === "function") {
+        PublicKeyCredential.signalUnknownCredential({ rpId: body.rpId, credentialId: body.credentialId })
+          .catch(function () { /* a hint to the browser only */ });
+      }
+      showError(body.error || pageMessage("failed"));
+      return;
+    }
+    switch (err && err.name) {
+      case "AbortError":
+        return; // we aborted it ourselves (autofill replaced by the button)
+      case "NotAllowedError":
+        showError(pageMessage("cancelled"));
+        return;
+      case "InvalidStateError":
+        showError(pageMessage("already"));
+        return;
+      case "SecurityError":
+        showError(pageMessage("security"));
+        return;
+      case "NotSupportedError":
+        showError(pageMessage("unsupported"));
+        return;
+      default:
+        showError(pageMessage("failed"));
+    }
+  }
+
+  function abortConditional() {
+    if (conditionalAbort) {
+      conditionalAbort.abort();
+      conditionalAbort = null;
+    }
+  }
+
+  function finishLogin(credential) {
+    if (!credential) {
+      throw new ServerError({});
+    }
+    return post(ENDPOINTS.loginFinish, credential.toJSON()).then(handleServerAnswer);
+  }
+
+  function startButtonCeremony(button, run) {
+    if (busy) {
+      return;
+    }
+    busy = true;
+    button.disabled = true;
+    button.setAttribute("aria-busy", "true");
+    clearError();
+    abortConditional();
+    run().catch(report).then(function () {
+      busy = false;
+      button.disabled = false;
+      button.removeAttribute("aria-busy");
+    });
+  }
+
+  function login(button) {
+    if (!supported("login")) {
+      showError(pageMessage("unsupported"));
+      return;
+    }
+    startButtonCeremony(button, function () {
+      return post(ENDPOINTS.loginOptions).then(function (options) {
+        return navigator.credentials.get({
+          publicKey: PublicKeyCredential.parseRequestOptionsFromJSON(options.publicKey)
+        });
+      }).then(finishLogin);
+    });
+  }
+
+  function register(button) {
+    if (!supported("register")) {
+      showError(pageMessage("unsupported"));
+      return;
+    }
+    startButtonCeremony(button, function () {
+      return post(ENDPOINTS.registerOptions).then(function (options) {
+        return navigator.credentials.create({
+          publicKey: PublicKeyCredential.parseCreationOptionsFromJSON(options.publicKey)
+        });
+      }).then(function (credential) {
+        if (!credential) {
+          throw new ServerError({});
+        }
+        return post(ENDPOINTS.registerFinish, credential.toJSON());
+      }).then(handleServerAnswer);
+    });
+  }
+
+  // Passkey autofill: silent unless it ends with an answer from the server.
+  function startConditional() {
+    if (!document.querySelector('input[autocomplete~="webauthn"]') || !supported("login") ||
+        typeof PublicKeyCredential.isConditionalMediationAvailable !== "function" ||
+        typeof AbortController !== "function") {
+      return;
+    }
+    PublicKeyCredential.isConditionalMediationAvailable().then(function (available) {
+      if (!available || busy) {
+        return;
+      }
+      var controller = new AbortController();
+      conditionalAbort = controller;
+      return post(ENDPOINTS.loginOptions + "?mediation=conditional").then(function (options) {
+        if (controller.signal.aborted) {
+          return null;
+        }
+        return navigator.credentials.get({
+          mediation: "conditional",
+          signal: controller.signal,
+          publicKey: PublicKeyCredential.parseRequestOptionsFromJSON(options.publicKey)
+        });
+      }).then(function (credential) {
+        if (controller.signal.aborted || !credential) {
+          return;
+        }
+        conditionalAbort = null;
+        clearError();
+        // The customer picked a passkey: from here on, failures are theirs to see.
+        return finishLogin(credential).catch(report);
+      });
+    }).catch(function () {
+      // Autofill that never got going (no options, aborted, dismissed) is
+      // not worth a message: the button still works.
+    });
+  }
+
+  function init() {
+    Array.prototype.forEach.call(document.querySelectorAll("[data-passkey-login]"), function (button) {
+      button.addEventListener("click", function (event) {
+        event.preventDefault();
+        login(button);
+      });
+    });
+    Array.prototype.forEach.call(document.querySelectorAll("[data-passkey-register]"), function (button) {
+      button.addEventListener("click", function (event) {
+        event.preventDefault();
+        register(button);
+      });
+    });
+    startConditional();
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", init);
+  } else {
+    init();
+  }
+})();
