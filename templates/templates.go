@@ -1,0 +1,158 @@
+// Package templates holds the hosted login pages: html/template files, the
+// message catalogue (Japanese first, English second) and static assets, all
+// embedded in the binary.
+package templates
+
+import (
+	"embed"
+	"fmt"
+	"html/template"
+	"io"
+	"io/fs"
+	"path"
+	"strings"
+)
+
+//go:embed html/*.html
+var pageFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+// Languages the pages are rendered in; the first is the default.
+var Languages = []string{"ja", "en"}
+
+// Support is the loan centre's contact, shown on help and error pages.
+type Support struct {
+	Name  string
+	Email string
+	Phone string
+	Hours string
+}
+
+// Page is what every page template renders. Message fields (Title, Error,
+// Notice) are catalogue keys, never raw text, so both languages stay in step.
+type Page struct {
+	Lang      string
+	SwitchURL string // the same page in the other language
+	Title     string
+	Error     string
+	Notice    string
+	SiteName  string
+	Support   Support
+
+	ClientName        string // the RP the customer is signing in to
+	LoginID           string
+	LoginURL          string // S1 of the current auth request
+	PasswordAllowed   bool   // false when the RP demands a passkey
+	PasskeysAvailable bool
+	MaskedEmail       string
+	OTPDead           bool // the current code can no longer be used
+	CrossDevice       bool // S5 after a cross-device passkey login
+	DevMailURL        string
+	PasskeyScript     bool // include /static/passkey.js
+}
+
+// Set is the parsed pages, one tree per language and page.
+type Set struct {
+	pages map[string]map[string]*template.Template // lang → page → tree
+}
+
+// Load parses every page for every language and checks the catalogue.
+func Load() (*Set, error) {
+	if err := checkCatalogue(); err != nil {
+		return nil, err
+	}
+	names, err := fs.Glob(pageFS, "html/*.html")
+	if err != nil {
+		return nil, fmt.Errorf("templates: listing pages: %w", err)
+	}
+	s := &Set{pages: map[string]map[string]*template.Template{}}
+	for _, lang := range Languages {
+		base, err := template.New("layout.html").Funcs(funcs(lang)).ParseFS(pageFS, "html/layout.html")
+		if err != nil {
+			return nil, fmt.Errorf("templates: parsing layout: %w", err)
+		}
+		s.pages[lang] = map[string]*template.Template{}
+		for _, n := range names {
+			name := strings.TrimSuffix(path.Base(n), ".html")
+			if name == "layout" {
+				continue
+			}
+			t, err := template.Must(base.Clone()).ParseFS(pageFS, n)
+			if err != nil {
+				return nil, fmt.Errorf("templates: parsing %s: %w", n, err)
+			}
+			s.pages[lang][name] = t
+		}
+	}
+	return s, nil
+}
+
+// Render writes page name (e.g. "login") in lang; unknown languages fall
+// back to Japanese.
+func (s *Set) Render(w io.Writer, lang, name string, p *Page) error {
+	byName, ok := s.pages[lang]
+	if !ok {
+		lang = Languages[0]
+		byName = s.pages[lang]
+	}
+	t, ok := byName[name]
+	if !ok {
+		return fmt.Errorf("templates: no page %q", name)
+	}
+	p.Lang = lang
+	if err := t.ExecuteTemplate(w, "layout", p); err != nil {
+		return fmt.Errorf("templates: rendering %s/%s: %w", lang, name, err)
+	}
+	return nil
+}
+
+// Text returns the catalogue entry for key in lang (the key itself when
+// missing), for text outside templates such as e-mail and JSON errors.
+func Text(lang, key string) string {
+	if m, ok := catalogue[lang]; ok {
+		if v, ok := m[key]; ok {
+			return v
+		}
+	}
+	if v, ok := catalogue[Languages[0]][key]; ok {
+		return v
+	}
+	return key
+}
+
+// Static is the tree served under /static/.
+func Static() fs.FS {
+	sub, err := fs.Sub(staticFS, "static")
+	if err != nil {
+		panic(err) // the embed directive guarantees the directory
+	}
+	return sub
+}
+
+func funcs(lang string) template.FuncMap {
+	return template.FuncMap{
+		"t": func(key string) string { return Text(lang, key) },
+		// tl renders a catalogue entry whose line breaks are paragraphs.
+		"lines": func(key string) []string { return strings.Split(Text(lang, key), "\n") },
+	}
+}
+
+func checkCatalogue() error {
+	ja := catalogue["ja"]
+	for _, lang := range Languages {
+		m := catalogue[lang]
+		for k := range ja {
+			if _, ok := m[k]; !ok {
+				return fmt.Errorf("templates: catalogue %q lacks %q", lang, k)
+			}
+		}
+		for k := range m {
+			if _, ok := ja[k]; !ok {
+				return fmt.Errorf("templates: catalogue %q has extra key %q", lang, k)
+			}
+		}
+	}
+	return nil
+}
