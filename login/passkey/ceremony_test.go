@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -455,4 +456,32 @@ func mustDecode(t *testing.T, s string) []byte {
 		t.Fatalf("decode %q: %v", s, err)
 	}
 	return b
+}
+
+func TestErrorResponse(t *testing.T) {
+	cases := []struct {
+		err    error
+		status int
+		code   string
+	}{
+		{&passkey.UnknownCredentialError{CredentialID: "Y3JlZA", RPID: rpID}, 400, "unknown_credential"},
+		{fmt.Errorf("wrapped: %w", passkey.ErrCeremonyExpired), 400, "expired"},
+		{passkey.ErrVerification, 400, "verification_failed"},
+		{passkey.ErrWrongFlow, 400, "wrong_flow"},
+		{passkey.ErrAlreadyRegistered, 409, "already_registered"},
+		{passkey.ErrHasPasskey, 409, "has_passkey"},
+		{passkey.ErrLocked, 403, "locked"},
+		{errors.New("sql: database is closed"), 500, "internal"},
+	}
+	for _, tc := range cases {
+		status, body := passkey.ErrorResponse(tc.err, "ja")
+		if status != tc.status || body.Code != tc.code || body.Error != passkey.Message(tc.err, "ja") {
+			t.Errorf("ErrorResponse(%v) = %d %+v, want %d %s", tc.err, status, body, tc.status, tc.code)
+		}
+	}
+	_, body := passkey.ErrorResponse(&passkey.UnknownCredentialError{CredentialID: "Y3JlZA", RPID: rpID}, "ja")
+	out, _ := json.Marshal(body)
+	if string(out) != `{"error":"このパスキーは登録されていません。削除された可能性があります。「パスキー初回登録」から再度ご登録ください。","code":"unknown_credential","credentialId":"Y3JlZA","rpId":"localhost"}` {
+		t.Errorf("unknown credential body = %s", out)
+	}
 }

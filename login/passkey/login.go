@@ -96,7 +96,7 @@ func (s *Service) FinishLogin(ctx context.Context, flowID string, assertionJSON 
 		default:
 			err = verificationError(err)
 		}
-		s.logger.InfoContext(ctx, "passkey login: verification failed", "err", err)
+		s.logger.InfoContext(ctx, "passkey login refused", "err", err)
 		return nil, err
 	}
 
