@@ -1,0 +1,225 @@
+package op
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+// Config configures the OpenID provider. Durations are plain time.Duration:
+// go.yaml.in/yaml/v3 decodes strings such as "15m" or "720h" into them.
+type Config struct {
+	// Issuer is compared byte for byte by relying parties.
+	Issuer string `yaml:"issuer"`
+	// CryptoKey encrypts codes and opaque access tokens and the stored
+	// private signing keys; it must be identical on every replica.
+	CryptoKey            [32]byte      `yaml:"-"`
+	SigningAlgorithm     string        `yaml:"signing_algorithm"`      // RS256 (default) or ES256
+	KeyRotationPeriod    time.Duration `yaml:"key_rotation_period"`    // default 30 days
+	KeyPublishDelay      time.Duration `yaml:"key_publish_delay"`      // default 24h
+	AccessTokenLifetime  time.Duration `yaml:"access_token_lifetime"`  // default 15m
+	IDTokenLifetime      time.Duration `yaml:"id_token_lifetime"`      // default 1h
+	RefreshTokenLifetime time.Duration `yaml:"refresh_token_lifetime"` // default 30 days
+	AuthRequestLifetime  time.Duration `yaml:"auth_request_lifetime"`  // default 30m
+	// AllowInsecure permits an http:// issuer; development only.
+	AllowInsecure bool `yaml:"allow_insecure"`
+	// LogoutLandingURL is where end_session sends the browser when the
+	// request names no client with a registered post_logout_redirect_uri.
+	// Default: the issuer followed by "/logged-out".
+	LogoutLandingURL string         `yaml:"logout_landing_url"`
+	Clients          []ClientConfig `yaml:"clients"`
+}
+
+// ClientConfig registers one relying party.
+type ClientConfig struct {
+	ID                     string        `yaml:"id"`
+	Name                   string        `yaml:"name"`
+	SecretHash             string        `yaml:"secret_hash"` // bcrypt; empty with Public for a public client
+	Public                 bool          `yaml:"public"`
+	RedirectURIs           []string      `yaml:"redirect_uris"`
+	PostLogoutRedirectURIs []string      `yaml:"post_logout_redirect_uris"`
+	Scopes                 []string      `yaml:"scopes"` // allowed; default openid profile email offline_access
+	AccessTokenLifetime    time.Duration `yaml:"access_token_lifetime"`
+	IDTokenLifetime        time.Duration `yaml:"id_token_lifetime"`
+	RefreshTokenLifetime   time.Duration `yaml:"refresh_token_lifetime"`
+}
+
+// Provider defaults.
+const (
+	DefaultSigningAlgorithm     = "RS256"
+	DefaultKeyRotationPeriod    = 30 * 24 * time.Hour
+	DefaultKeyPublishDelay      = 24 * time.Hour
+	DefaultAccessTokenLifetime  = 15 * time.Minute
+	DefaultIDTokenLifetime      = time.Hour
+	DefaultRefreshTokenLifetime = 30 * 24 * time.Hour
+	DefaultAuthRequestLifetime  = 30 * time.Minute
+)
+
+// knownScopes are the scopes this provider understands; a client may be
+// allowed a subset.
+var knownScopes = []string{"openid", "profile", "email", "offline_access"}
+
+func defaultScopes() []string { return slices.Clone(knownScopes) }
+
+// applyDefaults fills zero values; Validate calls it so a validated config
+// is also a complete one.
+func (c *Config) applyDefaults() {
+	if c.SigningAlgorithm == "" {
+		c.SigningAlgorithm = DefaultSigningAlgorithm
+	}
+	setDefault := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	setDefault(&c.KeyRotationPeriod, DefaultKeyRotationPeriod)
+	setDefault(&c.KeyPublishDelay, DefaultKeyPublishDelay)
+	setDefault(&c.AccessTokenLifetime, DefaultAccessTokenLifetime)
+	setDefault(&c.IDTokenLifetime, DefaultIDTokenLifetime)
+	setDefault(&c.RefreshTokenLifetime, DefaultRefreshTokenLifetime)
+	setDefault(&c.AuthRequestLifetime, DefaultAuthRequestLifetime)
+	if c.LogoutLandingURL == "" {
+		c.LogoutLandingURL = strings.TrimSuffix(c.Issuer, "/") + "/logged-out"
+	}
+	for i := range c.Clients {
+		if len(c.Clients[i].Scopes) == 0 {
+			c.Clients[i].Scopes = defaultScopes()
+		}
+	}
+}
+
+// Validate fills defaults and reports every problem, each naming its field.
+func (c *Config) Validate() error {
+	c.applyDefaults()
+	var errs []error
+	fail := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{field}, args...)...))
+	}
+
+	if iss, err := url.Parse(c.Issuer); c.Issuer == "" || err != nil || !iss.IsAbs() || iss.Host == "" ||
+		iss.RawQuery != "" || iss.Fragment != "" {
+		fail("issuer", "must be an absolute URL without query or fragment")
+	} else if iss.Scheme != "https" && !(iss.Scheme == "http" && c.AllowInsecure) {
+		fail("issuer", "must use https (http only with allow_insecure)")
+	}
+	if c.CryptoKey == ([32]byte{}) {
+		fail("crypto_key", "must be set (32 random bytes, the same on every replica)")
+	}
+	if c.SigningAlgorithm != "RS256" && c.SigningAlgorithm != "ES256" {
+		fail("signing_algorithm", "must be RS256 or ES256, not %q", c.SigningAlgorithm)
+	}
+	positive := map[string]time.Duration{
+		"key_rotation_period":    c.KeyRotationPeriod,
+		"key_publish_delay":      c.KeyPublishDelay,
+		"access_token_lifetime":  c.AccessTokenLifetime,
+		"id_token_lifetime":      c.IDTokenLifetime,
+		"refresh_token_lifetime": c.RefreshTokenLifetime,
+		"auth_request_lifetime":  c.AuthRequestLifetime,
+	}
+	for _, name := range slices.Sorted(maps.Keys(positive)) {
+		if positive[name] < 0 {
+			fail(name, "must not be negative")
+		}
+	}
+	if c.KeyPublishDelay >= c.KeyRotationPeriod {
+		fail("key_publish_delay", "must be shorter than key_rotation_period")
+	}
+	if len(c.Clients) == 0 {
+		fail("clients", "at least one client is required")
+	}
+	seen := map[string]bool{}
+	for i, cl := range c.Clients {
+		errs = append(errs, cl.validate(fmt.Sprintf("clients[%d]", i), seen)...)
+	}
+	return errors.Join(errs...)
+}
+
+func (cl ClientConfig) validate(prefix string, seen map[string]bool) []error {
+	var errs []error
+	fail := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s.%s: "+format, append([]any{prefix, field}, args...)...))
+	}
+	switch {
+	case cl.ID == "":
+		fail("id", "must not be empty")
+	case seen[cl.ID]:
+		fail("id", "duplicate client id %q", cl.ID)
+	}
+	seen[cl.ID] = true
+	if cl.Public && cl.SecretHash != "" {
+		fail("secret_hash", "must be empty for a public client")
+	}
+	if !cl.Public {
+		if cl.SecretHash == "" {
+			fail("secret_hash", "required for a confidential client (or set public: true)")
+		} else if _, err := bcrypt.Cost([]byte(cl.SecretHash)); err != nil ||
+			!(strings.HasPrefix(cl.SecretHash, "$2a$") || strings.HasPrefix(cl.SecretHash, "$2b$")) {
+			fail("secret_hash", "must be a bcrypt hash ($2a$ or $2b$); create one with `idp clients hash-secret`")
+		}
+	}
+	if len(cl.RedirectURIs) == 0 {
+		fail("redirect_uris", "at least one redirect URI is required")
+	}
+	for j, u := range cl.RedirectURIs {
+		if !isSafeRedirectURI(u) {
+			fail(fmt.Sprintf("redirect_uris[%d]", j), "must be an absolute https URL (http only for localhost) without fragment")
+		}
+	}
+	for j, u := range cl.PostLogoutRedirectURIs {
+		if !isSafeRedirectURI(u) {
+			fail(fmt.Sprintf("post_logout_redirect_uris[%d]", j), "must be an absolute https URL (http only for localhost) without fragment")
+		}
+	}
+	if !slices.Contains(cl.Scopes, "openid") {
+		fail("scopes", "must contain openid")
+	}
+	for j, s := range cl.Scopes {
+		if !slices.Contains(knownScopes, s) {
+			fail(fmt.Sprintf("scopes[%d]", j), "unknown scope %q (known: %s)", s, strings.Join(knownScopes, " "))
+		}
+	}
+	lifetimes := map[string]time.Duration{
+		"access_token_lifetime": cl.AccessTokenLifetime, "id_token_lifetime": cl.IDTokenLifetime,
+		"refresh_token_lifetime": cl.RefreshTokenLifetime,
+	}
+	for _, name := range slices.Sorted(maps.Keys(lifetimes)) {
+		if lifetimes[name] < 0 {
+			fail(name, "must not be negative")
+		}
+	}
+	return errs
+}
+
+// isSafeRedirectURI accepts https URLs and http ones on a loopback host.
+func isSafeRedirectURI(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil || !u.IsAbs() || u.Host == "" || u.Fragment != "" || strings.Contains(raw, "#") {
+		return false
+	}
+	switch u.Scheme {
+	case "https":
+		return true
+	case "http":
+		h := u.Hostname()
+		return h == "localhost" || h == "127.0.0.1" || h == "::1"
+	}
+	return false
+}
+
+// HashClientSecret returns the bcrypt hash to put in secret_hash.
+func HashClientSecret(secret string) (string, error) {
+	if len(secret) < 16 {
+		return "", errors.New("client secret must be at least 16 characters")
+	}
+	h, err := bcrypt.GenerateFromPassword([]byte(secret), bcrypt.DefaultCost)
+	if err != nil {
+		return "", fmt.Errorf("hash client secret: %w", err)
+	}
+	return string(h), nil
+}

@@ -1,0 +1,226 @@
+package op
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+)
+
+// maxRequestBody bounds every request body; OAuth requests are tiny.
+const maxRequestBody = 64 << 10
+
+// endpoint paths of zitadel's router (the defaults).
+const (
+	pathDiscovery = "/.well-known/openid-configuration"
+	pathAuthorize = "/authorize"
+	pathCallback  = "/authorize/callback"
+	pathToken     = "/oauth/token"
+	pathIntrospec = "/oauth/introspect"
+	pathUserinfo  = "/userinfo"
+	pathRevoke    = "/revoke"
+	pathEndSess   = "/end_session"
+	pathKeys      = "/keys"
+	pathHealth    = "/healthz"
+	pathReady     = "/ready"
+)
+
+var allowedMethods = map[string][]string{
+	pathDiscovery: {http.MethodGet, http.MethodHead},
+	pathKeys:      {http.MethodGet, http.MethodHead},
+	pathHealth:    {http.MethodGet, http.MethodHead},
+	pathReady:     {http.MethodGet, http.MethodHead},
+	pathAuthorize: {http.MethodGet, http.MethodPost},
+	pathCallback:  {http.MethodGet},
+	pathToken:     {http.MethodPost},
+	pathIntrospec: {http.MethodPost},
+	pathRevoke:    {http.MethodPost},
+	pathUserinfo:  {http.MethodGet, http.MethodPost},
+	pathEndSess:   {http.MethodGet, http.MethodPost},
+}
+
+// guard answers what zitadel would answer with a 500 or not at all
+// (unknown paths, wrong methods, oversized or malformed bodies) with a 4xx
+// and a log line, and adds the RFC 9207 iss parameter and our restrictions
+// to the responses zitadel builds.
+func (p *Provider) guard(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		methods, known := allowedMethods[r.URL.Path]
+		if !known {
+			p.log.InfoContext(r.Context(), "op: unknown endpoint", "path", r.URL.Path, "method", r.Method)
+			http.NotFound(w, r)
+			return
+		}
+		// OPTIONS reaches zitadel's CORS middleware for preflights.
+		if r.Method != http.MethodOptions && !slices.Contains(methods, r.Method) {
+			p.log.InfoContext(r.Context(), "op: method not allowed", "path", r.URL.Path, "method", r.Method)
+			w.Header().Set("Allow", joinMethods(methods))
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, maxRequestBody)
+		// Parsing here makes zitadel's own ParseForm a no-op, and a body it
+		// cannot read a 4xx instead of a server error.
+		if err := r.ParseForm(); err != nil {
+			status := http.StatusBadRequest
+			var tooLarge *http.MaxBytesError
+			if errors.As(err, &tooLarge) {
+				status = http.StatusRequestEntityTooLarge
+			}
+			p.log.InfoContext(r.Context(), "op: unreadable request", "path", r.URL.Path, "error", err)
+			http.Error(w, http.StatusText(status), status)
+			return
+		}
+		switch r.URL.Path {
+		case pathDiscovery:
+			p.serveDiscovery(w, r, next)
+			return
+		case pathEndSess:
+			// zitadel answers a parameter it cannot decode with a 500.
+			if err := p.zop.Decoder().Decode(new(oidc.EndSessionRequest), r.Form); err != nil {
+				p.log.InfoContext(r.Context(), "end_session: malformed parameters", "error", err)
+				http.Error(w, "malformed end_session parameters", http.StatusBadRequest)
+				return
+			}
+		case pathAuthorize, pathCallback:
+			if r.URL.Path == pathAuthorize {
+				// Only the query response mode is offered: it is the one
+				// that carries the iss parameter added below.
+				if mode := r.Form.Get("response_mode"); mode != "" && mode != string(oidc.ResponseModeQuery) {
+					p.log.InfoContext(r.Context(), "authorize: unsupported response_mode", "response_mode", mode)
+					http.Error(w, "unsupported response_mode", http.StatusBadRequest)
+					return
+				}
+			}
+			w = &issWriter{ResponseWriter: w, issuer: p.cfg.Issuer}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func joinMethods(m []string) string {
+	var b bytes.Buffer
+	for i, s := range m {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(s)
+	}
+	return b.String()
+}
+
+// issWriter adds iss (RFC 9207) to every authorization response redirected
+// to a client; zitadel v3.51.17 does not. Redirects to our own pages are
+// relative and left alone.
+type issWriter struct {
+	http.ResponseWriter
+	issuer string
+}
+
+func (w *issWriter) WriteHeader(status int) {
+	if status >= 300 && status < 400 {
+		if loc := w.Header().Get("Location"); loc != "" {
+			if u, err := url.Parse(loc); err == nil && u.IsAbs() {
+				if u.RawFragment != "" || u.Fragment != "" {
+					frag, _ := url.ParseQuery(u.Fragment)
+					frag.Set("iss", w.issuer)
+					u.Fragment, u.RawFragment = "", frag.Encode()
+					u.Fragment, _ = url.PathUnescape(u.RawFragment)
+				} else {
+					q := u.Query()
+					q.Set("iss", w.issuer)
+					u.RawQuery = q.Encode()
+				}
+				w.Header().Set("Location", u.String())
+			}
+		}
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+// serveDiscovery adjusts zitadel's discovery document to what this provider
+// really offers.
+func (p *Provider) serveDiscovery(w http.ResponseWriter, r *http.Request, next http.Handler) {
+	rec := &bufferedWriter{header: http.Header{}}
+	next.ServeHTTP(rec, r)
+	if rec.status != 0 && rec.status != http.StatusOK {
+		rec.flush(w)
+		return
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(rec.body.Bytes(), &doc); err != nil {
+		p.log.ErrorContext(r.Context(), "discovery: cannot parse zitadel document", "error", err)
+		http.Error(w, "discovery unavailable", http.StatusInternalServerError)
+		return
+	}
+	doc["authorization_response_iss_parameter_supported"] = true
+	doc["response_types_supported"] = []string{string(oidc.ResponseTypeCode)}
+	doc["response_modes_supported"] = []string{string(oidc.ResponseModeQuery)}
+	doc["grant_types_supported"] = []string{string(oidc.GrantTypeCode), string(oidc.GrantTypeRefreshToken)}
+	doc["code_challenge_methods_supported"] = []string{string(oidc.CodeChallengeMethodS256)}
+	doc["token_endpoint_auth_methods_supported"] = []string{string(oidc.AuthMethodBasic), string(oidc.AuthMethodNone)}
+	doc["revocation_endpoint_auth_methods_supported"] = []string{string(oidc.AuthMethodBasic), string(oidc.AuthMethodNone)}
+	doc["introspection_endpoint_auth_methods_supported"] = []string{string(oidc.AuthMethodBasic)}
+	doc["scopes_supported"] = knownScopes
+	doc["claims_supported"] = supportedClaims
+	for _, k := range []string{
+		"device_authorization_endpoint", "check_session_iframe", "request_object_signing_alg_values_supported",
+		"token_endpoint_auth_signing_alg_values_supported", "revocation_endpoint_auth_signing_alg_values_supported",
+		"introspection_endpoint_auth_signing_alg_values_supported",
+	} {
+		delete(doc, k)
+	}
+	body, err := json.Marshal(doc)
+	if err != nil {
+		p.log.ErrorContext(r.Context(), "discovery: encode", "error", err)
+		http.Error(w, "discovery unavailable", http.StatusInternalServerError)
+		return
+	}
+	for k, v := range rec.header {
+		if k != "Content-Length" {
+			w.Header()[k] = v
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(body)
+	}
+}
+
+// bufferedWriter holds a response so it can be rewritten.
+type bufferedWriter struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (b *bufferedWriter) Header() http.Header { return b.header }
+func (b *bufferedWriter) WriteHeader(s int) {
+	if b.status == 0 {
+		b.status = s
+	}
+}
+func (b *bufferedWriter) Write(p []byte) (int, error) {
+	if b.status == 0 {
+		b.status = http.StatusOK
+	}
+	return b.body.Write(p)
+}
+
+func (b *bufferedWriter) flush(w http.ResponseWriter) {
+	for k, v := range b.header {
+		w.Header()[k] = v
+	}
+	if b.status == 0 {
+		b.status = http.StatusOK
+	}
+	w.WriteHeader(b.status)
+	_, _ = w.Write(b.body.Bytes())
+}

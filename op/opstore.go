@@ -1,0 +1,520 @@
+package op
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/google/uuid"
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+	zop "github.com/zitadel/oidc/v3/pkg/op"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/comstockloan/idp/storage"
+)
+
+// opStorage implements zop.Storage over storage.Store. It keeps no state of
+// its own between requests besides the immutable configuration.
+type opStorage struct {
+	cfg     Config
+	store   storage.Store
+	log     *slog.Logger
+	clients map[string]*client
+	keys    *keyManager
+	now     func() time.Time
+}
+
+var (
+	_ zop.Storage                        = (*opStorage)(nil)
+	_ zop.CanSetUserinfoFromRequest      = (*opStorage)(nil)
+	_ zop.CanTerminateSessionFromRequest = (*opStorage)(nil)
+)
+
+// errUnknownClient is an oidc error so that every endpoint answers it as a
+// client fault (4xx) rather than a server_error.
+func errUnknownClient(id string) error {
+	return oidc.ErrInvalidClient().WithDescription("unknown client").
+		WithParent(fmt.Errorf("client %q: %w", id, storage.ErrNotFound))
+}
+
+func (s *opStorage) client(id string) (*client, error) {
+	c, ok := s.clients[id]
+	if !ok {
+		return nil, errUnknownClient(id)
+	}
+	return c, nil
+}
+
+// --- authorization requests and codes ---
+
+func (s *opStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest, hintSubject string) (zop.AuthRequest, error) {
+	c, err := s.client(req.ClientID)
+	if err != nil {
+		return nil, err
+	}
+	// Every client, confidential or not, must use S256 PKCE: zitadel only
+	// enforces PKCE for public clients and accepts plain.
+	if req.CodeChallenge == "" || req.CodeChallengeMethod != oidc.CodeChallengeMethodS256 {
+		s.log.InfoContext(ctx, "authorize: refusing request without S256 PKCE",
+			"client_id", req.ClientID, "method", string(req.CodeChallengeMethod))
+		return nil, oidc.ErrInvalidRequest().WithDescription("code_challenge with code_challenge_method=S256 is required")
+	}
+	if req.ResponseType != oidc.ResponseTypeCode {
+		return nil, oidc.ErrInvalidRequest().WithDescription("only response_type=code is supported")
+	}
+	// zitadel keeps the standard scopes whatever the client may use.
+	scopes := slices.DeleteFunc(slices.Clone(req.Scopes), func(sc string) bool { return !c.IsScopeAllowed(sc) })
+	if !slices.Contains(scopes, oidc.ScopeOpenID) {
+		return nil, oidc.ErrInvalidScope().WithDescription("the openid scope is required")
+	}
+	now := s.now()
+	ar := &storage.AuthRequest{
+		ID:                  uuid.NewString(),
+		ClientID:            req.ClientID,
+		RedirectURI:         req.RedirectURI,
+		State:               req.State,
+		Nonce:               req.Nonce,
+		Scopes:              scopes,
+		ResponseType:        string(req.ResponseType),
+		ResponseMode:        string(req.ResponseMode),
+		CodeChallenge:       req.CodeChallenge,
+		CodeChallengeMethod: string(req.CodeChallengeMethod),
+		Prompt:              slices.Clone([]string(req.Prompt)),
+		LoginHint:           req.LoginHint,
+		IDTokenHintSubject:  hintSubject,
+		ACRValues:           slices.Clone([]string(req.ACRValues)),
+		CreatedAt:           now,
+		ExpiresAt:           now.Add(s.cfg.AuthRequestLifetime),
+	}
+	if req.MaxAge != nil {
+		d := time.Duration(*req.MaxAge) * time.Second
+		ar.MaxAge = &d
+	}
+	for _, tag := range req.UILocales {
+		ar.UILocales = append(ar.UILocales, tag.String())
+	}
+	if err := s.store.CreateAuthRequest(ctx, ar); err != nil {
+		return nil, fmt.Errorf("store auth request: %w", err)
+	}
+	return authRequest{ar}, nil
+}
+
+func (s *opStorage) AuthRequestByID(ctx context.Context, id string) (zop.AuthRequest, error) {
+	ar, err := s.store.AuthRequestByID(ctx, id)
+	if err != nil {
+		if errors.Is(err, storage.ErrNotFound) {
+			return nil, oidc.ErrInvalidRequest().WithDescription("unknown or expired authorization request").WithParent(err)
+		}
+		return nil, fmt.Errorf("load auth request %s: %w", id, err)
+	}
+	return authRequest{ar}, nil
+}
+
+// AuthRequestByCode finds the request of a code. A code already exchanged
+// is a replay: everything the first exchange issued is revoked.
+func (s *opStorage) AuthRequestByCode(ctx context.Context, code string) (zop.AuthRequest, error) {
+	ar, err := s.store.AuthRequestByCode(ctx, storage.HashSecret(code))
+	if err != nil {
+		return nil, fmt.Errorf("load auth request by code: %w", err)
+	}
+	if ar.ConsumedAt != nil {
+		s.revokeReplayedGrant(ctx, ar.ID)
+		return nil, errors.New("authorization code already used")
+	}
+	if !ar.Done {
+		return nil, errors.New("authorization request not completed")
+	}
+	return authRequest{ar}, nil
+}
+
+func (s *opStorage) revokeReplayedGrant(ctx context.Context, authRequestID string) {
+	s.log.WarnContext(ctx, "token: authorization code replayed, revoking its grant", "auth_request_id", authRequestID)
+	if err := s.store.RevokeGrant(ctx, authRequestID, s.now()); err != nil {
+		s.log.ErrorContext(ctx, "token: revoke replayed grant", "auth_request_id", authRequestID, "error", err)
+	}
+}
+
+func (s *opStorage) SaveAuthCode(ctx context.Context, id, code string) error {
+	if err := s.store.SaveAuthCode(ctx, id, storage.HashSecret(code)); err != nil {
+		return fmt.Errorf("save auth code of %s: %w", id, err)
+	}
+	return nil
+}
+
+// DeleteAuthRequest keeps the row: a consumed request must stay until it
+// expires so that a replayed code is recognised (the sweeper deletes it).
+func (s *opStorage) DeleteAuthRequest(context.Context, string) error { return nil }
+
+// consumeCode marks the code of ar exchanged; losing that race means a
+// concurrent exchange of the same code, which is treated as a replay.
+func (s *opStorage) consumeCode(ctx context.Context, ar *storage.AuthRequest) error {
+	err := s.store.ConsumeAuthRequest(ctx, ar.ID, s.now())
+	if errors.Is(err, storage.ErrConflict) {
+		s.revokeReplayedGrant(ctx, ar.ID)
+		return oidc.ErrInvalidGrant().WithDescription("authorization code already used")
+	}
+	if err != nil {
+		return fmt.Errorf("consume auth request %s: %w", ar.ID, err)
+	}
+	return nil
+}
+
+// --- tokens ---
+
+func (s *opStorage) activeUser(ctx context.Context, userID string) (*storage.User, error) {
+	u, err := s.store.UserByID(ctx, userID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, oidc.ErrInvalidGrant().WithDescription("user no longer exists").WithParent(err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load user %s: %w", userID, err)
+	}
+	if u.Locked {
+		return nil, oidc.ErrInvalidGrant().WithDescription("user is locked")
+	}
+	return u, nil
+}
+
+func (s *opStorage) lifetimes(clientID string) (access, refresh time.Duration) {
+	access, refresh = s.cfg.AccessTokenLifetime, s.cfg.RefreshTokenLifetime
+	if c, ok := s.clients[clientID]; ok {
+		if c.cfg.AccessTokenLifetime > 0 {
+			access = c.cfg.AccessTokenLifetime
+		}
+		if c.cfg.RefreshTokenLifetime > 0 {
+			refresh = c.cfg.RefreshTokenLifetime
+		}
+	}
+	return access, refresh
+}
+
+func (s *opStorage) newAccessToken(clientID, subject string, audience, scopes []string, authRequestID string) *storage.AccessToken {
+	now := s.now()
+	access, _ := s.lifetimes(clientID)
+	return &storage.AccessToken{
+		ID:            uuid.NewString(),
+		ClientID:      clientID,
+		Subject:       subject,
+		Audience:      slices.Clone(audience),
+		Scopes:        slices.Clone(scopes),
+		AuthRequestID: authRequestID,
+		CreatedAt:     now,
+		ExpiresAt:     now.Add(access),
+	}
+}
+
+func (s *opStorage) CreateAccessToken(ctx context.Context, req zop.TokenRequest) (string, time.Time, error) {
+	a, ok := req.(authRequest)
+	if !ok {
+		return "", time.Time{}, oidc.ErrUnsupportedGrantType()
+	}
+	if _, err := s.activeUser(ctx, a.r.UserID); err != nil {
+		return "", time.Time{}, err
+	}
+	if err := s.consumeCode(ctx, a.r); err != nil {
+		return "", time.Time{}, err
+	}
+	at := s.newAccessToken(a.r.ClientID, a.r.UserID, a.GetAudience(), a.r.Scopes, a.r.ID)
+	if err := s.store.CreateAccessToken(ctx, at); err != nil {
+		return "", time.Time{}, fmt.Errorf("store access token: %w", err)
+	}
+	return at.ID, at.ExpiresAt, nil
+}
+
+func newRefreshTokenValue() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("random refresh token: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req zop.TokenRequest, current string) (string, string, time.Time, error) {
+	value, err := newRefreshTokenValue()
+	if err != nil {
+		return "", "", time.Time{}, err
+	}
+	now := s.now()
+	switch r := req.(type) {
+	case authRequest:
+		if _, err := s.activeUser(ctx, r.r.UserID); err != nil {
+			return "", "", time.Time{}, err
+		}
+		if err := s.consumeCode(ctx, r.r); err != nil {
+			return "", "", time.Time{}, err
+		}
+		at := s.newAccessToken(r.r.ClientID, r.r.UserID, r.GetAudience(), r.r.Scopes, r.r.ID)
+		_, refreshLife := s.lifetimes(r.r.ClientID)
+		rt := &storage.RefreshToken{
+			ID: storage.HashSecret(value), FamilyID: uuid.NewString(),
+			ClientID: r.r.ClientID, Subject: r.r.UserID, Audience: r.GetAudience(), Scopes: slices.Clone(r.r.Scopes),
+			AMR: slices.Clone(r.r.AMR), ACR: r.r.ACR, AuthTime: r.r.AuthTime, AuthRequestID: r.r.ID,
+			AccessTokenID: at.ID, CreatedAt: now, ExpiresAt: now.Add(refreshLife),
+		}
+		at.RefreshTokenID = rt.ID
+		if err := s.store.CreateRefreshToken(ctx, rt, at); err != nil {
+			return "", "", time.Time{}, fmt.Errorf("store refresh token: %w", err)
+		}
+		return at.ID, value, at.ExpiresAt, nil
+	case *refreshRequest:
+		old := r.token
+		if _, err := s.activeUser(ctx, old.Subject); err != nil {
+			return "", "", time.Time{}, err
+		}
+		at := s.newAccessToken(old.ClientID, old.Subject, old.Audience, r.scopes, old.AuthRequestID)
+		_, refreshLife := s.lifetimes(old.ClientID)
+		// The successor keeps the family, the granted scopes and how the
+		// user authenticated; its lifetime slides with every rotation.
+		next := &storage.RefreshToken{
+			ID: storage.HashSecret(value), FamilyID: old.FamilyID,
+			ClientID: old.ClientID, Subject: old.Subject, Audience: slices.Clone(old.Audience), Scopes: slices.Clone(old.Scopes),
+			AMR: slices.Clone(old.AMR), ACR: old.ACR, AuthTime: old.AuthTime, AuthRequestID: old.AuthRequestID,
+			AccessTokenID: at.ID, CreatedAt: now, ExpiresAt: now.Add(refreshLife),
+		}
+		at.RefreshTokenID = next.ID
+		err := s.store.RotateRefreshToken(ctx, old.ID, next, at, now)
+		if errors.Is(err, storage.ErrRefreshTokenReused) {
+			s.log.WarnContext(ctx, "token: refresh token reused, family revoked", "client_id", old.ClientID, "family", old.FamilyID)
+			return "", "", time.Time{}, oidc.ErrInvalidGrant().WithDescription("refresh token already used")
+		}
+		if err != nil {
+			return "", "", time.Time{}, fmt.Errorf("rotate refresh token: %w", err)
+		}
+		return at.ID, value, at.ExpiresAt, nil
+	default:
+		return "", "", time.Time{}, oidc.ErrUnsupportedGrantType()
+	}
+}
+
+func (s *opStorage) TokenRequestByRefreshToken(ctx context.Context, token string) (zop.RefreshTokenRequest, error) {
+	rt, err := s.store.RefreshTokenByID(ctx, storage.HashSecret(token))
+	if err != nil {
+		return nil, fmt.Errorf("load refresh token: %w", err)
+	}
+	if rt.RotatedAt != nil || rt.RevokedAt != nil {
+		// A rotated token presented again means one of its holders is not
+		// the client: end the whole family.
+		s.log.WarnContext(ctx, "token: rotated or revoked refresh token presented, revoking family",
+			"client_id", rt.ClientID, "family", rt.FamilyID)
+		if err := s.store.RevokeRefreshToken(ctx, rt.ID, s.now()); err != nil {
+			s.log.ErrorContext(ctx, "token: revoke refresh token family", "family", rt.FamilyID, "error", err)
+		}
+		return nil, errors.New("refresh token already used or revoked")
+	}
+	if !s.now().Before(rt.ExpiresAt) {
+		return nil, errors.New("refresh token expired")
+	}
+	if _, err := s.activeUser(ctx, rt.Subject); err != nil {
+		return nil, err
+	}
+	return &refreshRequest{token: rt, scopes: slices.Clone(rt.Scopes)}, nil
+}
+
+func (s *opStorage) GetRefreshTokenInfo(ctx context.Context, clientID, token string) (string, string, error) {
+	rt, err := s.store.RefreshTokenByID(ctx, storage.HashSecret(token))
+	if errors.Is(err, storage.ErrNotFound) {
+		return "", "", zop.ErrInvalidRefreshToken
+	}
+	if err != nil {
+		return "", "", fmt.Errorf("load refresh token: %w", err)
+	}
+	if rt.ClientID != clientID {
+		return "", "", zop.ErrInvalidRefreshToken
+	}
+	return rt.Subject, rt.ID, nil
+}
+
+// RevokeToken answers success for unknown tokens (RFC 7009 section 2.2) and
+// ignores tokens of other clients.
+func (s *opStorage) RevokeToken(ctx context.Context, tokenID, _ string, clientID string) *oidc.Error {
+	now := s.now()
+	if at, err := s.store.AccessTokenByID(ctx, tokenID); err == nil {
+		if at.ClientID != clientID {
+			s.log.InfoContext(ctx, "revoke: access token belongs to another client", "client_id", clientID)
+			return nil
+		}
+		if err := s.store.DeleteAccessToken(ctx, at.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return oidc.ErrServerError().WithParent(fmt.Errorf("delete access token: %w", err))
+		}
+		return nil
+	} else if !errors.Is(err, storage.ErrNotFound) {
+		return oidc.ErrServerError().WithParent(fmt.Errorf("load access token: %w", err))
+	}
+	rt, err := s.store.RefreshTokenByID(ctx, tokenID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return oidc.ErrServerError().WithParent(fmt.Errorf("load refresh token: %w", err))
+	}
+	if rt.ClientID != clientID {
+		s.log.InfoContext(ctx, "revoke: refresh token belongs to another client", "client_id", clientID)
+		return nil
+	}
+	if err := s.store.RevokeRefreshToken(ctx, rt.ID, now); err != nil {
+		return oidc.ErrServerError().WithParent(fmt.Errorf("revoke refresh token: %w", err))
+	}
+	return nil
+}
+
+// liveAccessToken loads an access token and its user, refusing expired
+// tokens and locked or deleted users.
+func (s *opStorage) liveAccessToken(ctx context.Context, tokenID, subject string) (*storage.AccessToken, *storage.User, error) {
+	at, err := s.store.AccessTokenByID(ctx, tokenID)
+	if err != nil {
+		return nil, nil, fmt.Errorf("load access token: %w", err)
+	}
+	if at.Subject != subject || !s.now().Before(at.ExpiresAt) {
+		return nil, nil, errors.New("access token invalid or expired")
+	}
+	u, err := s.activeUser(ctx, at.Subject)
+	if err != nil {
+		return nil, nil, err
+	}
+	return at, u, nil
+}
+
+func setUserClaims(info *oidc.UserInfo, u *storage.User, scopes []string) {
+	info.Subject = u.ID
+	if slices.Contains(scopes, oidc.ScopeProfile) {
+		info.PreferredUsername = u.LoginID
+		info.Name = u.DisplayName
+	}
+	if slices.Contains(scopes, oidc.ScopeEmail) {
+		info.Email = u.Email
+		// Addresses are registered and proven by the loan centre.
+		info.EmailVerified = true
+	}
+}
+
+func (s *opStorage) SetUserinfoFromToken(ctx context.Context, info *oidc.UserInfo, tokenID, subject, _ string) error {
+	at, u, err := s.liveAccessToken(ctx, tokenID, subject)
+	if err != nil {
+		s.log.InfoContext(ctx, "userinfo: refused", "error", err)
+		return oidc.ErrAccessDenied().WithDescription("access token no longer valid")
+	}
+	setUserClaims(info, u, at.Scopes)
+	return nil
+}
+
+func (s *opStorage) SetIntrospectionFromToken(ctx context.Context, resp *oidc.IntrospectionResponse, tokenID, subject, clientID string) error {
+	at, u, err := s.liveAccessToken(ctx, tokenID, subject)
+	if err != nil {
+		return err
+	}
+	// Only an audience of the token may learn about it.
+	if !slices.Contains(at.Audience, clientID) {
+		return errors.New("introspecting client is not an audience of the token")
+	}
+	info := new(oidc.UserInfo)
+	setUserClaims(info, u, at.Scopes)
+	resp.SetUserInfo(info)
+	resp.Scope = at.Scopes
+	resp.ClientID = at.ClientID
+	resp.TokenType = oidc.BearerToken
+	resp.Subject = at.Subject
+	resp.Audience = at.Audience
+	resp.Issuer = s.cfg.Issuer
+	resp.Expiration = oidc.FromTime(at.ExpiresAt)
+	resp.IssuedAt = oidc.FromTime(at.CreatedAt)
+	resp.JWTID = at.ID
+	return nil
+}
+
+// SetUserinfoFromScopes is deprecated in zitadel; SetUserinfoFromRequest
+// does the work.
+func (s *opStorage) SetUserinfoFromScopes(context.Context, *oidc.UserInfo, string, string, []string) error {
+	return nil
+}
+
+// SetUserinfoFromRequest fills the ID token's user claims. For a refresh it
+// also restores acr, which zitadel only copies from authorization requests.
+func (s *opStorage) SetUserinfoFromRequest(ctx context.Context, info *oidc.UserInfo, req zop.IDTokenRequest, scopes []string) error {
+	u, err := s.activeUser(ctx, req.GetSubject())
+	if err != nil {
+		return err
+	}
+	setUserClaims(info, u, scopes)
+	if r, ok := req.(*refreshRequest); ok && r.token.ACR != "" {
+		info.AppendClaims("acr", r.token.ACR)
+	}
+	return nil
+}
+
+func (s *opStorage) GetPrivateClaimsFromScopes(context.Context, string, string, []string) (map[string]any, error) {
+	return nil, nil
+}
+
+// --- clients ---
+
+func (s *opStorage) GetClientByClientID(_ context.Context, id string) (zop.Client, error) {
+	return s.client(id)
+}
+
+func (s *opStorage) AuthorizeClientIDSecret(ctx context.Context, id, secret string) error {
+	c, err := s.client(id)
+	if err != nil {
+		return err
+	}
+	if c.cfg.Public || bcrypt.CompareHashAndPassword([]byte(c.cfg.SecretHash), []byte(secret)) != nil {
+		s.log.InfoContext(ctx, "client authentication failed", "client_id", id)
+		return oidc.ErrInvalidClient().WithDescription("client authentication failed")
+	}
+	return nil
+}
+
+// JWT profile grants and client assertions are not offered.
+func (s *opStorage) GetKeyByIDAndClientID(context.Context, string, string) (*jose.JSONWebKey, error) {
+	return nil, oidc.ErrUnauthorizedClient().WithDescription("JWT profile is not supported")
+}
+
+func (s *opStorage) ValidateJWTProfileScopes(context.Context, string, []string) ([]string, error) {
+	return nil, oidc.ErrUnauthorizedClient().WithDescription("JWT profile is not supported")
+}
+
+// --- sessions ---
+
+// TerminateSession is a logged no-op: the SSO cookie and its session row are
+// removed by package login's middleware around /end_session, and issued
+// tokens stay valid until they expire or are revoked (RP-initiated logout
+// ends the browser session, not the RP's API access).
+func (s *opStorage) TerminateSession(ctx context.Context, userID, clientID string) error {
+	s.log.InfoContext(ctx, "end_session", "user_id", userID, "client_id", clientID)
+	return nil
+}
+
+func (s *opStorage) TerminateSessionFromRequest(ctx context.Context, req *zop.EndSessionRequest) (string, error) {
+	if err := s.TerminateSession(ctx, req.UserID, req.ClientID); err != nil {
+		return "", err
+	}
+	// zitadel has validated RedirectURI against the client's registered
+	// post-logout URIs, or fallen back to the logout landing page.
+	return req.RedirectURI, nil
+}
+
+// --- keys ---
+
+func (s *opStorage) SigningKey(ctx context.Context) (zop.SigningKey, error) {
+	return s.keys.signingKey(ctx)
+}
+
+func (s *opStorage) SignatureAlgorithms(context.Context) ([]jose.SignatureAlgorithm, error) {
+	return []jose.SignatureAlgorithm{jose.SignatureAlgorithm(s.cfg.SigningAlgorithm)}, nil
+}
+
+func (s *opStorage) KeySet(ctx context.Context) ([]zop.Key, error) {
+	return s.keys.keySet(ctx)
+}
+
+func (s *opStorage) Health(ctx context.Context) error {
+	if err := s.store.Ping(ctx); err != nil {
+		return fmt.Errorf("store ping: %w", err)
+	}
+	return nil
+}
