@@ -1,0 +1,147 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/comstockloan/idp/storage"
+)
+
+type authRequestRow struct {
+	ID                  string         `db:"id"`
+	ClientID            string         `db:"client_id"`
+	RedirectURI         string         `db:"redirect_uri"`
+	State               string         `db:"state"`
+	Nonce               string         `db:"nonce"`
+	Scopes              stringList     `db:"scopes"`
+	ResponseType        string         `db:"response_type"`
+	ResponseMode        string         `db:"response_mode"`
+	CodeChallenge       string         `db:"code_challenge"`
+	CodeChallengeMethod string         `db:"code_challenge_method"`
+	Prompt              stringList     `db:"prompt"`
+	MaxAgeMicros        sql.NullInt64  `db:"max_age_us"`
+	LoginHint           string         `db:"login_hint"`
+	IDTokenHintSubject  string         `db:"id_token_hint_subject"`
+	ACRValues           stringList     `db:"acr_values"`
+	UILocales           stringList     `db:"ui_locales"`
+	CreatedAt           dbTime         `db:"created_at"`
+	ExpiresAt           dbTime         `db:"expires_at"`
+	UserID              string         `db:"user_id"`
+	AuthTime            dbTime         `db:"auth_time"`
+	AMR                 stringList     `db:"amr"`
+	ACR                 string         `db:"acr"`
+	Done                bool           `db:"done"`
+	CodeHash            sql.NullString `db:"code_hash"`
+	ConsumedAt          dbTime         `db:"consumed_at"`
+}
+
+const authRequestColumns = `id, client_id, redirect_uri, state, nonce, scopes, response_type, response_mode,
+	code_challenge, code_challenge_method, prompt, max_age_us, login_hint, id_token_hint_subject, acr_values,
+	ui_locales, created_at, expires_at, user_id, auth_time, amr, acr, done, code_hash, consumed_at`
+
+func (r authRequestRow) authRequest() *storage.AuthRequest {
+	a := &storage.AuthRequest{
+		ID: r.ID, ClientID: r.ClientID, RedirectURI: r.RedirectURI, State: r.State, Nonce: r.Nonce,
+		Scopes: r.Scopes, ResponseType: r.ResponseType, ResponseMode: r.ResponseMode,
+		CodeChallenge: r.CodeChallenge, CodeChallengeMethod: r.CodeChallengeMethod, Prompt: r.Prompt,
+		LoginHint: r.LoginHint, IDTokenHintSubject: r.IDTokenHintSubject, ACRValues: r.ACRValues,
+		UILocales: r.UILocales, CreatedAt: r.CreatedAt.Time, ExpiresAt: r.ExpiresAt.Time,
+		UserID: r.UserID, AuthTime: r.AuthTime.Time, AMR: r.AMR, ACR: r.ACR, Done: r.Done,
+		CodeHash: r.CodeHash.String, ConsumedAt: r.ConsumedAt.ptr(),
+	}
+	if r.MaxAgeMicros.Valid {
+		d := time.Duration(r.MaxAgeMicros.Int64) * time.Microsecond
+		a.MaxAge = &d
+	}
+	return a
+}
+
+func (s *Store) CreateAuthRequest(ctx context.Context, a *storage.AuthRequest) error {
+	if a.CreatedAt.IsZero() {
+		a.CreatedAt = s.now().UTC()
+	}
+	var maxAge any
+	if a.MaxAge != nil {
+		maxAge = a.MaxAge.Microseconds()
+	}
+	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO auth_requests (`+authRequestColumns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		a.ID, a.ClientID, a.RedirectURI, a.State, a.Nonce, listArg(a.Scopes), a.ResponseType, a.ResponseMode,
+		a.CodeChallenge, a.CodeChallengeMethod, listArg(a.Prompt), maxAge, a.LoginHint, a.IDTokenHintSubject,
+		listArg(a.ACRValues), listArg(a.UILocales), s.flavor.timeArg(a.CreatedAt), s.flavor.timeArg(a.ExpiresAt),
+		a.UserID, s.flavor.timeArg(a.AuthTime), listArg(a.AMR), a.ACR, a.Done, nullString(a.CodeHash),
+		s.flavor.timePtrArg(a.ConsumedAt))
+	return wrap("create auth request", err)
+}
+
+// AuthRequestByID returns ErrNotFound for an expired request.
+func (s *Store) AuthRequestByID(ctx context.Context, id string) (*storage.AuthRequest, error) {
+	return s.authRequestWhere(ctx, "auth request by id", `id = ?`, id)
+}
+
+// AuthRequestByCode returns the request even when consumed, but not when
+// expired.
+func (s *Store) AuthRequestByCode(ctx context.Context, codeHash string) (*storage.AuthRequest, error) {
+	if codeHash == "" {
+		return nil, fmt.Errorf("auth request by code: empty code: %w", storage.ErrNotFound)
+	}
+	return s.authRequestWhere(ctx, "auth request by code", `code_hash = ?`, codeHash)
+}
+
+func (s *Store) authRequestWhere(ctx context.Context, op, where string, arg any) (*storage.AuthRequest, error) {
+	var r authRequestRow
+	if err := s.db.GetContext(ctx, &r, s.q(`SELECT `+authRequestColumns+` FROM auth_requests WHERE `+where), arg); err != nil {
+		return nil, wrap(op, err)
+	}
+	if expired(r.ExpiresAt.Time, s.now()) {
+		return nil, fmt.Errorf("%s: expired: %w", op, storage.ErrNotFound)
+	}
+	return r.authRequest(), nil
+}
+
+func (s *Store) CompleteAuthRequest(ctx context.Context, id, userID string, authTime time.Time, amr []string, acr string) error {
+	res, err := s.db.ExecContext(ctx, s.q(`UPDATE auth_requests SET user_id = ?, auth_time = ?, amr = ?, acr = ?, done = ?
+		WHERE id = ? AND expires_at > ?`),
+		userID, s.flavor.timeArg(authTime), listArg(amr), acr, true, id, s.flavor.timeArg(s.now()))
+	return mustAffect("complete auth request", res, err)
+}
+
+// SaveAuthCode attaches the hash of the issued code; ErrAlreadyExists if the
+// same hash is already attached to another request.
+func (s *Store) SaveAuthCode(ctx context.Context, id, codeHash string) error {
+	res, err := s.db.ExecContext(ctx, s.q(`UPDATE auth_requests SET code_hash = ? WHERE id = ? AND expires_at > ?`),
+		nullString(codeHash), id, s.flavor.timeArg(s.now()))
+	return mustAffect("save auth code", res, err)
+}
+
+// ConsumeAuthRequest marks the code exchanged in one conditional UPDATE, so
+// of two concurrent exchanges exactly one succeeds.
+func (s *Store) ConsumeAuthRequest(ctx context.Context, id string, at time.Time) error {
+	res, err := s.db.ExecContext(ctx, s.q(`UPDATE auth_requests SET consumed_at = ? WHERE id = ? AND consumed_at IS NULL`),
+		s.flavor.timeArg(at), id)
+	if err != nil {
+		return wrap("consume auth request", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("consume auth request: rows affected: %w", err)
+	}
+	if n == 1 {
+		return nil
+	}
+	var exists int
+	if err := s.db.GetContext(ctx, &exists, s.q(`SELECT COUNT(*) FROM auth_requests WHERE id = ?`), id); err != nil {
+		return wrap("consume auth request: check existence", err)
+	}
+	if exists == 0 {
+		return fmt.Errorf("consume auth request: %w", storage.ErrNotFound)
+	}
+	return fmt.Errorf("consume auth request: already consumed: %w", storage.ErrConflict)
+}
+
+func (s *Store) DeleteAuthRequest(ctx context.Context, id string) error {
+	_, err := s.db.ExecContext(ctx, s.q(`DELETE FROM auth_requests WHERE id = ?`), id)
+	return wrap("delete auth request", err)
+}

@@ -1,0 +1,257 @@
+// Package sqlstore implements storage.Store on PostgreSQL (lib/pq) and
+// SQLite (modernc.org/sqlite) with one set of SQL statements.
+//
+// Statements are written once with `?` placeholders and rebound per driver;
+// the few real differences between the flavours (column types, how a
+// store-wide lock is taken, how times travel) live in flavor.go.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+	"github.com/lib/pq/pqerror"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/comstockloan/idp/storage"
+)
+
+func init() {
+	// sqlx only knows the cgo driver's name; Rebind must turn our `?` into
+	// `?` for the pure-Go driver too.
+	sqlx.BindDriver("sqlite", sqlx.QUESTION)
+}
+
+// Store is a storage.Store backed by an SQL database.
+type Store struct {
+	db     *sqlx.DB
+	flavor flavor
+	logger *slog.Logger
+	// now is the clock for lookups that do not take a time; tests of
+	// other packages may replace it through WithClock.
+	now func() time.Time
+}
+
+var _ storage.Store = (*Store)(nil)
+
+// Open connects to the database named by dsn without touching its schema
+// (call Migrate for that). dsn is a PostgreSQL URL (postgres:// or
+// postgresql://) or "sqlite:PATH"; PATH ":memory:" gives a private in-memory
+// database, meant for tests.
+func Open(ctx context.Context, dsn string, logger *slog.Logger) (*Store, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	var (
+		db  *sqlx.DB
+		fl  flavor
+		err error
+	)
+	switch {
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		fl = flavorPostgres
+		db, err = sqlx.Open("postgres", dsn)
+		if err != nil {
+			return nil, fmt.Errorf("open postgres: %w", err)
+		}
+	case strings.HasPrefix(dsn, "sqlite:"):
+		fl = flavorSQLite
+		db, err = openSQLite(strings.TrimPrefix(dsn, "sqlite:"))
+		if err != nil {
+			return nil, err
+		}
+	default:
+		scheme, _, found := strings.Cut(dsn, ":")
+		if !found {
+			scheme = "(none)"
+		}
+		return nil, fmt.Errorf("open store: unsupported database scheme %q: want postgres://, postgresql:// or sqlite:PATH", scheme)
+	}
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open %s store: ping: %w", fl, err)
+	}
+	return &Store{db: db, flavor: fl, logger: logger, now: time.Now}, nil
+}
+
+func openSQLite(path string) (*sqlx.DB, error) {
+	if path == "" {
+		return nil, errors.New("open sqlite store: empty path in dsn sqlite:PATH")
+	}
+	if strings.ContainsRune(path, '?') {
+		return nil, fmt.Errorf("open sqlite store: path %q must not contain '?'", path)
+	}
+	memory := path == ":memory:"
+	params := "?_pragma=foreign_keys(1)&_pragma=busy_timeout(5000)&_txlock=immediate"
+	if !memory {
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, fmt.Errorf("open sqlite store: create directory: %w", err)
+		}
+		params += "&_pragma=journal_mode(WAL)"
+	}
+	db, err := sqlx.Open("sqlite", path+params)
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite store %s: %w", path, err)
+	}
+	if memory {
+		// Every connection to :memory: is a separate database: keep exactly
+		// one, forever.
+		db.SetMaxOpenConns(1)
+		db.SetMaxIdleConns(1)
+		db.SetConnMaxLifetime(0)
+		db.SetConnMaxIdleTime(0)
+	}
+	return db, nil
+}
+
+// WithClock makes the store use now instead of time.Now for the expiry
+// checks of lookups that take no time argument. It returns s.
+func (s *Store) WithClock(now func() time.Time) *Store {
+	s.now = now
+	return s
+}
+
+// DB exposes the connection pool for tests and maintenance tools.
+func (s *Store) DB() *sqlx.DB { return s.db }
+
+// Flavor reports "postgres" or "sqlite".
+func (s *Store) Flavor() string { return s.flavor.String() }
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.db.PingContext(ctx); err != nil {
+		return fmt.Errorf("ping %s store: %w", s.flavor, err)
+	}
+	return nil
+}
+
+// Close releases the connection pool.
+func (s *Store) Close() error {
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("close %s store: %w", s.flavor, err)
+	}
+	return nil
+}
+
+// q rebinds a `?` statement for the driver.
+func (s *Store) q(query string) string { return s.db.Rebind(query) }
+
+// inTx runs fn in a transaction and commits when fn returns nil. On SQLite
+// every transaction is BEGIN IMMEDIATE (the DSN's _txlock), which serialises
+// writers and is what makes the store-wide locks below work.
+func (s *Store) inTx(ctx context.Context, op string, fn func(tx *sqlx.Tx) error) error {
+	tx, err := s.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("%s: begin: %w", op, err)
+	}
+	if err := fn(tx); err != nil {
+		if rbErr := tx.Rollback(); rbErr != nil && !errors.Is(rbErr, sql.ErrTxDone) {
+			s.logger.WarnContext(ctx, "rollback failed", "op", op, "err", rbErr)
+		}
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return wrap(op+": commit", err)
+	}
+	return nil
+}
+
+// lockTx takes a store-wide lock named by key until tx ends. On PostgreSQL
+// it is an advisory lock scoped to the current schema (so that test schemas
+// in one cluster do not contend); on SQLite the immediate transaction
+// already excludes every other writer.
+func (s *Store) lockTx(ctx context.Context, tx *sqlx.Tx, key lockKey) error {
+	if s.flavor != flavorPostgres {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtext(current_schema()), $1)`, int32(key)); err != nil {
+		return fmt.Errorf("take %s lock: %w", key, err)
+	}
+	return nil
+}
+
+// lockKey names a store-wide lock.
+type lockKey int32
+
+const (
+	lockMigrate lockKey = iota + 1
+	lockSigningKeys
+	lockAudit
+)
+
+func (k lockKey) String() string {
+	switch k {
+	case lockMigrate:
+		return "migration"
+	case lockSigningKeys:
+		return "signing key"
+	case lockAudit:
+		return "audit"
+	}
+	return fmt.Sprintf("lock %d", int32(k))
+}
+
+// wrap adds op as context and maps driver errors onto the storage
+// sentinels, keeping the driver's message for the log.
+func wrap(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("%s: %w", op, storage.ErrNotFound)
+	}
+	if sentinel := classify(err); sentinel != nil {
+		return fmt.Errorf("%s: %w (%v)", op, sentinel, err)
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}
+
+// classify maps constraint violations: unique keys to ErrAlreadyExists, a
+// missing referenced row (the user, in practice) to ErrNotFound.
+func classify(err error) error {
+	var pqErr *pq.Error
+	if errors.As(err, &pqErr) {
+		switch pqErr.Code {
+		case pqerror.UniqueViolation:
+			return storage.ErrAlreadyExists
+		case pqerror.ForeignKeyViolation:
+			return storage.ErrNotFound
+		}
+		return nil
+	}
+	var liteErr *sqlite.Error
+	if errors.As(err, &liteErr) {
+		switch liteErr.Code() {
+		case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+			return storage.ErrAlreadyExists
+		case sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
+			return storage.ErrNotFound
+		}
+	}
+	return nil
+}
+
+// mustAffect turns "no row matched" into ErrNotFound.
+func mustAffect(op string, res sql.Result, err error) error {
+	if err != nil {
+		return wrap(op, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("%s: rows affected: %w", op, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("%s: %w", op, storage.ErrNotFound)
+	}
+	return nil
+}

@@ -1,0 +1,181 @@
+package sqlstore
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/comstockloan/idp/storage"
+)
+
+type userRow struct {
+	ID                string `db:"id"`
+	LoginID           string `db:"login_id"`
+	Email             string `db:"email"`
+	DisplayName       string `db:"display_name"`
+	PasswordHash      string `db:"password_hash"`
+	PasswordTemporary bool   `db:"password_temporary"`
+	Locked            bool   `db:"locked"`
+	CreatedAt         dbTime `db:"created_at"`
+	UpdatedAt         dbTime `db:"updated_at"`
+}
+
+const userColumns = `id, login_id, email, display_name, password_hash, password_temporary, locked, created_at, updated_at`
+
+func (r userRow) user() storage.User {
+	return storage.User{
+		ID: r.ID, LoginID: r.LoginID, Email: r.Email, DisplayName: r.DisplayName,
+		PasswordHash: r.PasswordHash, PasswordTemporary: r.PasswordTemporary, Locked: r.Locked,
+		CreatedAt: r.CreatedAt.Time, UpdatedAt: r.UpdatedAt.Time,
+	}
+}
+
+// CreateUser stores u; ErrAlreadyExists if its ID or login ID is taken.
+// Missing CreatedAt/UpdatedAt are set to now.
+func (s *Store) CreateUser(ctx context.Context, u *storage.User) error {
+	if u.CreatedAt.IsZero() {
+		u.CreatedAt = s.now().UTC()
+	}
+	if u.UpdatedAt.IsZero() {
+		u.UpdatedAt = u.CreatedAt
+	}
+	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO users (`+userColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		u.ID, u.LoginID, u.Email, u.DisplayName, u.PasswordHash, u.PasswordTemporary, u.Locked,
+		s.flavor.timeArg(u.CreatedAt), s.flavor.timeArg(u.UpdatedAt))
+	return wrap("create user", err)
+}
+
+func (s *Store) UserByID(ctx context.Context, id string) (*storage.User, error) {
+	var r userRow
+	if err := s.db.GetContext(ctx, &r, s.q(`SELECT `+userColumns+` FROM users WHERE id = ?`), id); err != nil {
+		return nil, wrap("user by id", err)
+	}
+	u := r.user()
+	return &u, nil
+}
+
+func (s *Store) UserByLoginID(ctx context.Context, loginID string) (*storage.User, error) {
+	var r userRow
+	if err := s.db.GetContext(ctx, &r, s.q(`SELECT `+userColumns+` FROM users WHERE login_id = ?`), loginID); err != nil {
+		return nil, wrap("user by login id", err)
+	}
+	u := r.user()
+	return &u, nil
+}
+
+// ListUsers returns every user ordered by login ID.
+func (s *Store) ListUsers(ctx context.Context) ([]storage.User, error) {
+	var rows []userRow
+	if err := s.db.SelectContext(ctx, &rows, `SELECT `+userColumns+` FROM users ORDER BY login_id`); err != nil {
+		return nil, wrap("list users", err)
+	}
+	out := make([]storage.User, len(rows))
+	for i, r := range rows {
+		out[i] = r.user()
+	}
+	return out, nil
+}
+
+func (s *Store) UpdatePassword(ctx context.Context, userID, hash string, temporary bool) error {
+	res, err := s.db.ExecContext(ctx, s.q(`UPDATE users SET password_hash = ?, password_temporary = ?, updated_at = ? WHERE id = ?`),
+		hash, temporary, s.flavor.timeArg(s.now()), userID)
+	return mustAffect("update password", res, err)
+}
+
+func (s *Store) SetUserLocked(ctx context.Context, userID string, locked bool) error {
+	res, err := s.db.ExecContext(ctx, s.q(`UPDATE users SET locked = ?, updated_at = ? WHERE id = ?`),
+		locked, s.flavor.timeArg(s.now()), userID)
+	return mustAffect("set user locked", res, err)
+}
+
+func (s *Store) UpdateUserProfile(ctx context.Context, userID, email, displayName string) error {
+	res, err := s.db.ExecContext(ctx, s.q(`UPDATE users SET email = ?, display_name = ?, updated_at = ? WHERE id = ?`),
+		email, displayName, s.flavor.timeArg(s.now()), userID)
+	return mustAffect("update user profile", res, err)
+}
+
+// DeleteUser removes the user. Sessions, passkeys and OTP-send records go by
+// foreign-key cascade; rows that reference the user by a column that may be
+// empty (flows, auth requests, WebAuthn sessions, tokens) are deleted here
+// in the same transaction. Audit rows stay.
+func (s *Store) DeleteUser(ctx context.Context, userID string) error {
+	return s.inTx(ctx, "delete user", func(tx *sqlx.Tx) error {
+		res, err := tx.ExecContext(ctx, s.q(`DELETE FROM users WHERE id = ?`), userID)
+		if err := mustAffect("delete user", res, err); err != nil {
+			return err
+		}
+		for _, stmt := range []string{
+			`DELETE FROM login_flows WHERE user_id = ?`,
+			`DELETE FROM auth_requests WHERE user_id = ?`,
+			`DELETE FROM webauthn_sessions WHERE user_id = ?`,
+			`DELETE FROM access_tokens WHERE subject = ?`,
+			`DELETE FROM refresh_tokens WHERE subject = ?`,
+		} {
+			if _, err := tx.ExecContext(ctx, s.q(stmt), userID); err != nil {
+				return wrap("delete user: "+stmt, err)
+			}
+		}
+		return nil
+	})
+}
+
+type sessionRow struct {
+	ID         string     `db:"id"`
+	UserID     string     `db:"user_id"`
+	AuthTime   dbTime     `db:"auth_time"`
+	AMR        stringList `db:"amr"`
+	ACR        string     `db:"acr"`
+	CreatedAt  dbTime     `db:"created_at"`
+	LastSeenAt dbTime     `db:"last_seen_at"`
+	ExpiresAt  dbTime     `db:"expires_at"`
+}
+
+func (s *Store) CreateSession(ctx context.Context, se *storage.Session) error {
+	if se.CreatedAt.IsZero() {
+		se.CreatedAt = s.now().UTC()
+	}
+	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO sessions (id, user_id, auth_time, amr, acr, created_at, last_seen_at, expires_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
+		se.ID, se.UserID, s.flavor.timeArg(se.AuthTime), listArg(se.AMR), se.ACR,
+		s.flavor.timeArg(se.CreatedAt), s.flavor.timeArg(se.LastSeenAt), s.flavor.timeArg(se.ExpiresAt))
+	return wrap("create session", err)
+}
+
+// SessionByID returns ErrNotFound for a session that expired.
+func (s *Store) SessionByID(ctx context.Context, id string) (*storage.Session, error) {
+	var r sessionRow
+	if err := s.db.GetContext(ctx, &r, s.q(`SELECT id, user_id, auth_time, amr, acr, created_at, last_seen_at, expires_at
+		FROM sessions WHERE id = ?`), id); err != nil {
+		return nil, wrap("session by id", err)
+	}
+	if expired(r.ExpiresAt.Time, s.now()) {
+		return nil, fmt.Errorf("session by id: expired: %w", storage.ErrNotFound)
+	}
+	return &storage.Session{
+		ID: r.ID, UserID: r.UserID, AuthTime: r.AuthTime.Time, AMR: r.AMR, ACR: r.ACR,
+		CreatedAt: r.CreatedAt.Time, LastSeenAt: r.LastSeenAt.Time, ExpiresAt: r.ExpiresAt.Time,
+	}, nil
+}
+
+func (s *Store) TouchSession(ctx context.Context, id string, lastSeen time.Time) error {
+	res, err := s.db.ExecContext(ctx, s.q(`UPDATE sessions SET last_seen_at = ? WHERE id = ?`), s.flavor.timeArg(lastSeen), id)
+	return mustAffect("touch session", res, err)
+}
+
+// DeleteSession is idempotent: logging out twice is not an error.
+func (s *Store) DeleteSession(ctx context.Context, id string) error {
+	_, err := s.db.ExecContext(ctx, s.q(`DELETE FROM sessions WHERE id = ?`), id)
+	return wrap("delete session", err)
+}
+
+func (s *Store) DeleteUserSessions(ctx context.Context, userID string) error {
+	_, err := s.db.ExecContext(ctx, s.q(`DELETE FROM sessions WHERE user_id = ?`), userID)
+	return wrap("delete user sessions", err)
+}
+
+// expired is the one expiry rule: a row is gone at its ExpiresAt.
+func expired(expiresAt, now time.Time) bool {
+	return !expiresAt.After(now)
+}
