@@ -1,0 +1,171 @@
+package op_test
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"slices"
+	"testing"
+
+	"github.com/comstockloan/idp/storage/storagetest"
+)
+
+func TestCodeReuseRevokesGrant(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, flavor string) {
+		e := newEnv(t, flavor, nil)
+		pk := newPKCE()
+		loc := e.authorize(authParams(webClientID, webRedirect, "openid offline_access", pk))
+		code := loc.Query().Get("code")
+		first := e.exchange(code, webRedirect, pk)
+		if first.status != http.StatusOK || first.RefreshToken == "" {
+			t.Fatalf("first exchange: %d %q", first.status, first.Error)
+		}
+		if status, _ := e.userinfo(first.AccessToken, false); status != http.StatusOK {
+			t.Fatalf("userinfo before replay: %d", status)
+		}
+		second := e.exchange(code, webRedirect, pk)
+		if second.status != http.StatusBadRequest || second.Error != "invalid_grant" || second.AccessToken != "" {
+			t.Fatalf("second exchange: %d %q", second.status, second.Error)
+		}
+		if status, _ := e.userinfo(first.AccessToken, false); status == http.StatusOK {
+			t.Error("access token of the first exchange still works at userinfo")
+		}
+		if in := e.introspect(first.AccessToken); in["active"] != false {
+			t.Errorf("introspection after replay = %v", in)
+		}
+		if tr := e.refresh(first.RefreshToken); tr.status != http.StatusBadRequest {
+			t.Errorf("refresh token of the first exchange: %d", tr.status)
+		}
+	})
+}
+
+func TestRefreshRotationAndReuse(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, flavor string) {
+		e := newEnv(t, flavor, nil)
+		pk := newPKCE()
+		params := authParams(webClientID, webRedirect, "openid profile offline_access", pk)
+		loc := e.authorize(params)
+		tr := e.exchange(loc.Query().Get("code"), webRedirect, pk)
+		if tr.status != http.StatusOK || tr.RefreshToken == "" {
+			t.Fatalf("exchange: %d %q", tr.status, tr.Error)
+		}
+		orig := e.verifyIDToken(tr.IDToken, params.Get("nonce"))
+
+		r1 := e.refresh(tr.RefreshToken)
+		if r1.status != http.StatusOK || r1.RefreshToken == "" || r1.RefreshToken == tr.RefreshToken || r1.IDToken == "" {
+			t.Fatalf("refresh: %d %q rotated=%v", r1.status, r1.Error, r1.RefreshToken != tr.RefreshToken)
+		}
+		refreshed := e.verifyIDToken(r1.IDToken, "")
+		if !slices.Equal(refreshed.AuthenticationMethodsReferences, orig.AuthenticationMethodsReferences) ||
+			refreshed.AuthenticationContextClassReference != testACR ||
+			!refreshed.GetAuthTime().Equal(orig.GetAuthTime()) || refreshed.Subject != e.user.ID {
+			t.Errorf("refreshed ID token amr=%v acr=%q auth_time=%v, want %v %q %v",
+				refreshed.AuthenticationMethodsReferences, refreshed.AuthenticationContextClassReference, refreshed.GetAuthTime(),
+				orig.AuthenticationMethodsReferences, testACR, orig.GetAuthTime())
+		}
+		if status, _ := e.userinfo(r1.AccessToken, false); status != http.StatusOK {
+			t.Errorf("userinfo with refreshed access token: %d", status)
+		}
+
+		// Replaying the rotated token revokes the whole family.
+		if again := e.refresh(tr.RefreshToken); again.status != http.StatusBadRequest || again.Error != "invalid_grant" {
+			t.Errorf("reuse of rotated token: %d %q", again.status, again.Error)
+		}
+		if next := e.refresh(r1.RefreshToken); next.status != http.StatusBadRequest {
+			t.Errorf("successor after reuse: %d, want family revoked", next.status)
+		}
+		if status, _ := e.userinfo(r1.AccessToken, false); status == http.StatusOK {
+			t.Error("access token of the revoked family still works")
+		}
+	})
+}
+
+func TestRefreshNeedsOfflineAccess(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, flavor string) {
+		e := newEnv(t, flavor, nil)
+		tr, _ := e.login("openid email")
+		if tr.RefreshToken != "" {
+			t.Errorf("refresh token without offline_access")
+		}
+		// The spa client is not allowed offline_access: the scope is dropped.
+		pk := newPKCE()
+		loc := e.authorize(authParams(spaClientID, spaRedirect, "openid profile offline_access", pk))
+		spa := e.token(url.Values{"grant_type": {"authorization_code"}, "client_id": {spaClientID},
+			"code": {loc.Query().Get("code")}, "redirect_uri": {spaRedirect}, "code_verifier": {pk.verifier}})
+		if spa.status != http.StatusOK || spa.RefreshToken != "" {
+			t.Errorf("spa exchange: %d %q refresh=%q", spa.status, spa.Error, spa.RefreshToken)
+		}
+	})
+}
+
+func TestRevocation(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, flavor string) {
+		e := newEnv(t, flavor, nil)
+		tr, _ := e.login("openid offline_access")
+		resp := e.postForm("/revoke", url.Values{"token": {tr.AccessToken}, "token_type_hint": {"access_token"}}, webClientID, webSecret)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("revoke access token: %d", resp.StatusCode)
+		}
+		if status, _ := e.userinfo(tr.AccessToken, false); status == http.StatusOK {
+			t.Error("revoked access token still works")
+		}
+		resp = e.postForm("/revoke", url.Values{"token": {tr.RefreshToken}}, webClientID, webSecret)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("revoke refresh token: %d", resp.StatusCode)
+		}
+		if r := e.refresh(tr.RefreshToken); r.status != http.StatusBadRequest {
+			t.Errorf("revoked refresh token: %d", r.status)
+		}
+		// Unknown tokens are fine (RFC 7009), a bad client secret is not.
+		resp = e.postForm("/revoke", url.Values{"token": {"no-such-token"}}, webClientID, webSecret)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("revoke unknown token: %d", resp.StatusCode)
+		}
+		resp = e.postForm("/revoke", url.Values{"token": {tr.RefreshToken}}, webClientID, "bad-secret-000000000")
+		resp.Body.Close()
+		if resp.StatusCode < 400 || resp.StatusCode >= 500 {
+			t.Errorf("revoke with bad secret: %d", resp.StatusCode)
+		}
+	})
+}
+
+func TestLockedAndDeletedUsersAreRefused(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, flavor string) {
+		e := newEnv(t, flavor, nil)
+		ctx := context.Background()
+		tr, _ := e.login("openid offline_access")
+		pk := newPKCE()
+		pending := e.authorize(authParams(webClientID, webRedirect, "openid", pk))
+		if err := e.store.SetUserLocked(ctx, e.user.ID, true); err != nil {
+			t.Fatal(err)
+		}
+		if status, _ := e.userinfo(tr.AccessToken, false); status == http.StatusOK {
+			t.Error("userinfo for a locked user")
+		}
+		if in := e.introspect(tr.AccessToken); in["active"] != false {
+			t.Errorf("introspection for a locked user = %v", in)
+		}
+		if r := e.refresh(tr.RefreshToken); r.status != http.StatusBadRequest {
+			t.Errorf("refresh for a locked user: %d", r.status)
+		}
+		if r := e.exchange(pending.Query().Get("code"), webRedirect, pk); r.status != http.StatusBadRequest || r.AccessToken != "" {
+			t.Errorf("code exchange for a locked user: %d", r.status)
+		}
+		if err := e.store.SetUserLocked(ctx, e.user.ID, false); err != nil {
+			t.Fatal(err)
+		}
+		tr2, _ := e.login("openid offline_access")
+		if err := e.store.DeleteUser(ctx, e.user.ID); err != nil {
+			t.Fatal(err)
+		}
+		if status, _ := e.userinfo(tr2.AccessToken, false); status == http.StatusOK {
+			t.Error("userinfo for a deleted user")
+		}
+		if r := e.refresh(tr2.RefreshToken); r.status != http.StatusBadRequest {
+			t.Errorf("refresh for a deleted user: %d", r.status)
+		}
+	})
+}
