@@ -45,6 +45,7 @@ type env struct {
 	t      *testing.T
 	store  storage.Store
 	p      *op.Provider
+	cfg    op.Config
 	srv    *httptest.Server
 	issuer string
 	user   *storage.User
@@ -100,10 +101,15 @@ func newEnvOn(t *testing.T, store storage.Store, mutate func(*op.Config)) *env {
 	if err := p.EnsureKeys(ctx); err != nil {
 		t.Fatalf("EnsureKeys: %v", err)
 	}
-	e := &env{t: t, store: store, p: p, issuer: issuer}
-	e.user = &storage.User{ID: uuid.NewString(), LoginID: testLoginID, Email: testEmail, DisplayName: testDisplayName, PasswordHash: "unused"}
-	if err := store.CreateUser(ctx, e.user); err != nil {
-		t.Fatalf("create user: %v", err)
+	e := &env{t: t, store: store, p: p, cfg: cfg, issuer: issuer}
+	// A second provider on the same database shares the seeded user.
+	if u, err := store.UserByLoginID(ctx, testLoginID); err == nil {
+		e.user = u
+	} else {
+		e.user = &storage.User{ID: uuid.NewString(), LoginID: testLoginID, Email: testEmail, DisplayName: testDisplayName, PasswordHash: "unused"}
+		if err := store.CreateUser(ctx, e.user); err != nil {
+			t.Fatalf("create user: %v", err)
+		}
 	}
 
 	router := mux.NewRouter()
@@ -327,3 +333,5 @@ func (e *env) introspect(token string) map[string]any {
 	}
 	return m
 }
+
+func (e *env) cryptoKey() [32]byte { return e.cfg.CryptoKey }

@@ -1,0 +1,153 @@
+package op_test
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+
+	"github.com/comstockloan/idp/op"
+	"github.com/comstockloan/idp/storage/storagetest"
+)
+
+func kidOf(t *testing.T, raw string) string {
+	t.Helper()
+	sig, err := jose.ParseSigned(raw, []jose.SignatureAlgorithm{jose.RS256, jose.ES256})
+	if err != nil {
+		t.Fatalf("parse JWT: %v", err)
+	}
+	return sig.Signatures[0].Header.KeyID
+}
+
+func (e *env) jwksKids() []string {
+	e.t.Helper()
+	resp := e.get(e.issuer + "/keys")
+	defer resp.Body.Close()
+	var set jose.JSONWebKeySet
+	if err := json.NewDecoder(resp.Body).Decode(&set); err != nil {
+		e.t.Fatalf("jwks: %v", err)
+	}
+	var kids []string
+	for _, k := range set.Keys {
+		kids = append(kids, k.KeyID)
+	}
+	return kids
+}
+
+func TestKeyRotationWhileTokensAreLive(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, flavor string) {
+		const delay = 1500 * time.Millisecond
+		e := newEnv(t, flavor, func(c *op.Config) {
+			c.SigningAlgorithm = "ES256"
+			c.KeyPublishDelay = delay
+		})
+		old, params := e.login("openid")
+		oldKid := kidOf(t, old.IDToken)
+
+		// A routine rotation does nothing while the key is far from retiring.
+		if err := e.p.RotateKeys(context.Background(), false); err != nil {
+			t.Fatal(err)
+		}
+		if kids := e.jwksKids(); len(kids) != 1 {
+			t.Fatalf("unforced rotation added a key: %v", kids)
+		}
+		if err := e.p.RotateKeys(context.Background(), true); err != nil {
+			t.Fatal(err)
+		}
+		kids := e.jwksKids()
+		if len(kids) != 2 {
+			t.Fatalf("after forced rotation the JWKS has %v", kids)
+		}
+		// Published but not yet signing.
+		early, _ := e.login("openid")
+		if kidOf(t, early.IDToken) != oldKid {
+			t.Errorf("the new key signed before its publish delay")
+		}
+		// A second forced rotation while a successor is pending adds nothing.
+		if err := e.p.RotateKeys(context.Background(), true); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(e.jwksKids()); n != 2 {
+			t.Errorf("second forced rotation: %d keys", n)
+		}
+
+		time.Sleep(delay + 100*time.Millisecond)
+		fresh, freshParams := e.login("openid")
+		newKid := kidOf(t, fresh.IDToken)
+		if newKid == oldKid {
+			t.Fatalf("new tokens still signed with the old key %s", oldKid)
+		}
+		// Both verify against the published JWKS.
+		e.verifyIDToken(old.IDToken, params.Get("nonce"))
+		e.verifyIDToken(fresh.IDToken, freshParams.Get("nonce"))
+		if kids := e.jwksKids(); len(kids) != 2 {
+			t.Errorf("JWKS after switch-over: %v (old key must stay until its tokens expire)", kids)
+		}
+	})
+}
+
+func TestTwoProvidersOnOneDatabaseMakeOneKey(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, flavor string) {
+		dsn := storagetest.DSN(t, flavor)
+		a := newEnvOn(t, storagetest.Open(t, dsn), nil)
+		b := newEnvOn(t, storagetest.Open(t, dsn), func(c *op.Config) { c.CryptoKey = a.cryptoKey() })
+		ctx := context.Background()
+		keys, err := a.store.ListSigningKeys(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(keys) != 1 {
+			t.Fatalf("two providers created %d keys", len(keys))
+		}
+
+		// Concurrent start-ups and forced rotations on both replicas.
+		var wg sync.WaitGroup
+		errs := make(chan error, 8)
+		for _, e := range []*env{a, b, a, b} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs <- e.p.EnsureKeys(ctx)
+				errs <- e.p.RotateKeys(ctx, true)
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		keys, err = a.store.ListSigningKeys(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := time.Now()
+		active, pending := 0, 0
+		for _, k := range keys {
+			switch {
+			case k.ActiveFrom.After(now):
+				pending++
+			case now.Before(k.RetireAt):
+				active++
+			}
+		}
+		if active != 1 || pending != 1 {
+			t.Errorf("after concurrent rotations: %d active, %d pending keys (want 1 and 1)", active, pending)
+		}
+		// A token signed on one replica verifies on the other.
+		// A token signed on one replica is verifiable with the other's JWKS.
+		tr, _ := a.login("openid")
+		kid := kidOf(t, tr.IDToken)
+		found := false
+		for _, k := range b.jwksKids() {
+			found = found || k == kid
+		}
+		if !found {
+			t.Errorf("replica b does not publish the key %s replica a signs with", kid)
+		}
+	})
+}
