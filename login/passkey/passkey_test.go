@@ -33,7 +33,8 @@ type harness struct {
 // eachStore runs fn against a fresh migrated store of every flavour.
 func eachStore(t *testing.T, fn func(h *harness)) {
 	t.Helper()
-	storagetest.Each(t, func(t *testing.T, store storage.Store) {
+	storagetest.Each(t, func(t *testing.T, flavor string) {
+		store := storagetest.New(t, flavor)
 		svc, err := passkey.New(passkey.Config{
 			RPID:          rpID,
 			RPDisplayName: "コムストックローン",

@@ -22,6 +22,9 @@
  *       navigator.credentials.create({publicKey: PublicKeyCredential.parseCreationOptionsFromJSON(o.publicKey)})
  *       POST /login/passkey/register/finish (application/json: credential.toJSON())
  *
+ *   A button may override its two endpoints with data-options-url and
+ *   data-finish-url (same origin only); the paths above are the defaults.
+ *
  *   Server answers (options and finish alike):
  *       {"redirect": "/..."}                      -> location.assign(redirect)
  *       {"error": "text", "code": "..."}          -> text shown in [data-passkey-error]
@@ -54,10 +57,18 @@
 
   // Used only when the page forgot an attribute; the page's texts win.
   var DEFAULT_MESSAGES = {
-    cancelled: "パスキー認証がキャンセルされたか、時間切れになりました。もう一度お試しください。",
-    already: "この端末には既にパスキーが登録されています。「パスキー認証」でログインしてください。",
-    unsupported: "この端末またはブラウザではパスキーをご利用いただけません。Windows では「Windows Hello」、iOS では iCloud キーチェーン、Android では Google パスワードマネージャーを有効（ON）にしてください。",
-    failed: "パスキー認証に失敗しました。時間をおいてもう一度お試しください。"
+    ja: {
+      cancelled: "パスキー認証がキャンセルされたか、時間切れになりました。もう一度お試しください。",
+      already: "この端末には既にパスキーが登録されています。「パスキー認証」でログインしてください。",
+      unsupported: "この端末またはブラウザではパスキーをご利用いただけません。Windows では「Windows Hello」、iOS では iCloud キーチェーン、Android では Google パスワードマネージャーを有効（ON）にしてください。",
+      failed: "パスキー認証に失敗しました。時間をおいてもう一度お試しください。"
+    },
+    en: {
+      cancelled: "The passkey request was cancelled or timed out. Please try again.",
+      already: "A passkey for this account is already on this device. Please sign in with your passkey.",
+      unsupported: "Passkeys are not available on this device or browser. Turn on Windows Hello (Windows), iCloud Keychain (iOS) or Google Password Manager (Android).",
+      failed: "Passkey authentication failed. Please try again later."
+    }
   };
 
   var conditionalAbort = null; // AbortController of a running autofill request
@@ -73,7 +84,11 @@
     if (!text && kind === "security") {
       return pageMessage("failed");
     }
-    return text || DEFAULT_MESSAGES[kind] || DEFAULT_MESSAGES.failed;
+    if (text) {
+      return text;
+    }
+    var lang = (document.documentElement.lang || "ja").toLowerCase().indexOf("en") === 0 ? "en" : "ja";
+    return DEFAULT_MESSAGES[lang][kind] || DEFAULT_MESSAGES[lang].failed;
   }
 
   function showError(text) {
@@ -178,11 +193,18 @@
     }
   }
 
-  function finishLogin(credential) {
+  // endpoint reads a button's data-options-url / data-finish-url, falling
+  // back to the documented paths.
+  function endpoint(button, attr, fallback) {
+    var url = button && button.getAttribute(attr);
+    return url && url.charAt(0) === "/" && url.charAt(1) !== "/" ? url : fallback;
+  }
+
+  function finishLogin(credential, finishURL) {
     if (!credential) {
       throw new ServerError({});
     }
-    return post(ENDPOINTS.loginFinish, credential.toJSON()).then(handleServerAnswer);
+    return post(finishURL, credential.toJSON()).then(handleServerAnswer);
   }
 
   function startButtonCeremony(button, run) {
@@ -207,11 +229,13 @@
       return;
     }
     startButtonCeremony(button, function () {
-      return post(ENDPOINTS.loginOptions).then(function (options) {
+      return post(endpoint(button, "data-options-url", ENDPOINTS.loginOptions)).then(function (options) {
         return navigator.credentials.get({
           publicKey: PublicKeyCredential.parseRequestOptionsFromJSON(options.publicKey)
         });
-      }).then(finishLogin);
+      }).then(function (credential) {
+        return finishLogin(credential, endpoint(button, "data-finish-url", ENDPOINTS.loginFinish));
+      });
     });
   }
 
@@ -221,7 +245,7 @@
       return;
     }
     startButtonCeremony(button, function () {
-      return post(ENDPOINTS.registerOptions).then(function (options) {
+      return post(endpoint(button, "data-options-url", ENDPOINTS.registerOptions)).then(function (options) {
         return navigator.credentials.create({
           publicKey: PublicKeyCredential.parseCreationOptionsFromJSON(options.publicKey)
         });
@@ -229,7 +253,7 @@
         if (!credential) {
           throw new ServerError({});
         }
-        return post(ENDPOINTS.registerFinish, credential.toJSON());
+        return post(endpoint(button, "data-finish-url", ENDPOINTS.registerFinish), credential.toJSON());
       }).then(handleServerAnswer);
     });
   }
@@ -246,8 +270,9 @@
         return;
       }
       var controller = new AbortController();
+      var button = document.querySelector("[data-passkey-login]");
       conditionalAbort = controller;
-      return post(ENDPOINTS.loginOptions + "?mediation=conditional").then(function (options) {
+      return post(endpoint(button, "data-options-url", ENDPOINTS.loginOptions) + "?mediation=conditional").then(function (options) {
         if (controller.signal.aborted) {
           return null;
         }
@@ -263,7 +288,7 @@
         conditionalAbort = null;
         clearError();
         // The customer picked a passkey: from here on, failures are theirs to see.
-        return finishLogin(credential).catch(report);
+        return finishLogin(credential, endpoint(button, "data-finish-url", ENDPOINTS.loginFinish)).catch(report);
       });
     }).catch(function () {
       // Autofill that never got going (no options, aborted, dismissed) is
