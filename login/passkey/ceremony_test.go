@@ -297,6 +297,26 @@ func TestLoginRejections(t *testing.T) {
 			o, r := h.assertion("f", d, relyingParty, "")
 			return "f", o, r
 		}, passkey.ErrLocked},
+		{"malformed user handle", func(h *harness, u, other *storage.User, d, od *device) (string, json.RawMessage, []byte) {
+			d.auth.Options.UserHandle = []byte{0xff, 0x00, 'u'}
+			o, r := h.assertion("f", d, relyingParty, "")
+			return "f", o, r
+		}, passkey.ErrVerification},
+		{"NUL in the challenge", func(h *harness, u, other *storage.User, d, od *device) (string, json.RawMessage, []byte) {
+			o, r := h.assertion("f", d, relyingParty, "")
+			var raw map[string]any
+			if err := json.Unmarshal(r, &raw); err != nil {
+				h.t.Fatalf("decode: %v", err)
+			}
+			cd := `{"type":"webauthn.get","challenge":"\u0000` + challengeOf(h.t, o) + `","origin":"` + rpOrigin + `"}`
+			raw["response"].(map[string]any)["clientDataJSON"] = base64.RawURLEncoding.EncodeToString([]byte(cd))
+			out, _ := json.Marshal(raw)
+			// The real challenge stays unused; take it so the check below holds.
+			if _, err := h.store.TakeWebAuthnSession(h.ctx, challengeOf(h.t, o), time.Now()); err != nil {
+				h.t.Fatalf("take: %v", err)
+			}
+			return "f", o, out
+		}, passkey.ErrVerification},
 		{"garbage", func(h *harness, u, other *storage.User, d, od *device) (string, json.RawMessage, []byte) {
 			return "f", nil, []byte(`{"id":"x","type":"public-key","response":{}}`)
 		}, passkey.ErrVerification},

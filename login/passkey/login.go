@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"unicode/utf8"
 
 	"github.com/go-webauthn/webauthn/protocol"
 	"github.com/go-webauthn/webauthn/webauthn"
@@ -89,7 +90,7 @@ func (s *Service) FinishLogin(ctx context.Context, flowID string, assertionJSON 
 	_, _, err = s.webAuthn.ValidatePasskeyLogin(handler, *session, parsed)
 	if err != nil {
 		switch {
-		case lookupErr != nil && (errors.Is(lookupErr, ErrUnknownCredential) || errors.Is(lookupErr, ErrVerification) || errors.Is(lookupErr, ErrLocked)):
+		case lookupErr != nil && (errors.Is(lookupErr, ErrUnknownCredential) || errors.Is(lookupErr, ErrVerification)):
 			err = lookupErr
 		case lookupErr != nil:
 			return nil, fmt.Errorf("passkey: finish login: %w", lookupErr)
@@ -98,6 +99,11 @@ func (s *Service) FinishLogin(ctx context.Context, flowID string, assertionJSON 
 		}
 		s.logger.InfoContext(ctx, "passkey login refused", "err", err)
 		return nil, err
+	}
+
+	if user.Locked {
+		s.logger.InfoContext(ctx, "passkey login refused: user locked", "user_id", user.ID)
+		return nil, ErrLocked
 	}
 
 	authData := parsed.Response.AuthenticatorData
@@ -138,10 +144,18 @@ func (s *Service) FinishLogin(ctx context.Context, flowID string, assertionJSON 
 }
 
 // discover resolves the credential and its owner for a discoverable
-// assertion. The credential must exist and belong to the user named by the
+// assertion. It does not look at Locked: that is checked only after the
+// signature, so the answer reveals nothing to someone without the key. The
+// credential must exist and belong to the user named by the
 // user handle: a valid signature by one user's passkey must not sign in
 // another user whose handle was put in the response.
 func (s *Service) discover(ctx context.Context, rawID, userHandle []byte) (*storage.User, *storage.Credential, error) {
+	// The user handle is client-supplied bytes; only a plausible user ID
+	// (valid UTF-8 without NUL, at most 64 bytes as WebAuthn allows) may
+	// reach the database as text.
+	if len(userHandle) == 0 || len(userHandle) > 64 || !utf8.Valid(userHandle) || bytes.IndexByte(userHandle, 0) >= 0 {
+		return nil, nil, fmt.Errorf("%w: malformed user handle", ErrVerification)
+	}
 	cred, err := s.store.CredentialByID(ctx, rawID)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, nil, newUnknownCredentialError(rawID, s.rpID)
@@ -149,18 +163,15 @@ func (s *Service) discover(ctx context.Context, rawID, userHandle []byte) (*stor
 	if err != nil {
 		return nil, nil, fmt.Errorf("load credential: %w", err)
 	}
-	user, err := s.store.UserByID(ctx, string(userHandle))
+	if !bytes.Equal([]byte(cred.UserID), userHandle) {
+		return nil, nil, fmt.Errorf("%w: credential does not belong to the user handle's user", ErrVerification)
+	}
+	user, err := s.store.UserByID(ctx, cred.UserID)
 	if errors.Is(err, storage.ErrNotFound) {
-		return nil, nil, fmt.Errorf("%w: user handle names no user", ErrVerification)
+		return nil, nil, fmt.Errorf("%w: credential's user no longer exists", ErrVerification)
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("load user: %w", err)
-	}
-	if cred.UserID != user.ID || !bytes.Equal([]byte(cred.UserID), userHandle) {
-		return nil, nil, fmt.Errorf("%w: credential does not belong to the user handle's user", ErrVerification)
-	}
-	if user.Locked {
-		return nil, nil, ErrLocked
 	}
 	return user, cred, nil
 }

@@ -10,6 +10,7 @@ package passkey
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -124,8 +125,8 @@ func (s *Service) saveSession(ctx context.Context, ceremony, userID, flowID stri
 // checks that it is the expected kind and belongs to flowID. The row is gone
 // after this call whatever it returns.
 func (s *Service) takeSession(ctx context.Context, challenge, ceremony, flowID string) (*storage.WebAuthnSession, *webauthn.SessionData, error) {
-	if challenge == "" {
-		return nil, nil, fmt.Errorf("%w: response carries no challenge", ErrVerification)
+	if !plausibleChallenge(challenge) {
+		return nil, nil, fmt.Errorf("%w: response carries no valid challenge", ErrVerification)
 	}
 	now := s.now().UTC()
 	ws, err := s.store.TakeWebAuthnSession(ctx, challenge, now)
@@ -154,6 +155,17 @@ func (s *Service) takeSession(ctx context.Context, challenge, ceremony, flowID s
 		return nil, nil, fmt.Errorf("%w: stored session does not match its challenge", ErrVerification)
 	}
 	return ws, &data, nil
+}
+
+// plausibleChallenge keeps client-chosen junk (NUL bytes, megabytes) away
+// from the database, where it would be a server error instead of a 4xx. Our
+// challenges are 32 random bytes, base64url without padding.
+func plausibleChallenge(challenge string) bool {
+	if len(challenge) == 0 || len(challenge) > 128 {
+		return false
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(challenge)
+	return err == nil && len(raw) >= protocol.MinimumChallengeLength
 }
 
 // verificationError wraps a library rejection as ErrVerification, keeping
