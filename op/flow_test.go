@@ -253,3 +253,30 @@ func TestAuthRequestCopiesLoginParameters(t *testing.T) {
 		}
 	})
 }
+
+func TestCallbackCannotMintASecondCode(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, flavor string) {
+		e := newEnv(t, flavor, nil)
+		pk := newPKCE()
+		resp := e.get(e.authorizeURL(authParams(webClientID, webRedirect, "openid", pk)))
+		resp.Body.Close()
+		login, _ := resp.Location()
+		resp = e.get(login.String())
+		resp.Body.Close()
+		callback := resp.Header.Get("Location")
+		first := e.get(callback)
+		first.Body.Close()
+		if first.StatusCode != http.StatusFound {
+			t.Fatalf("callback: %d", first.StatusCode)
+		}
+		again := e.get(callback)
+		again.Body.Close()
+		if again.StatusCode != http.StatusBadRequest || again.Header.Get("Location") != "" {
+			t.Errorf("replayed callback: %d %q", again.StatusCode, again.Header.Get("Location"))
+		}
+		loc, _ := first.Location()
+		if tr := e.exchange(loc.Query().Get("code"), webRedirect, pk); tr.status != http.StatusOK {
+			t.Errorf("the first code no longer works: %d %q", tr.status, tr.Error)
+		}
+	})
+}

@@ -99,8 +99,35 @@ func (p *Provider) guard(next http.Handler) http.Handler {
 			}
 			w = &issWriter{ResponseWriter: w, issuer: p.cfg.Issuer}
 		}
-		next.ServeHTTP(w, r)
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r)
+		switch {
+		case sw.status >= 500:
+			p.log.ErrorContext(r.Context(), "op: server error", "path", r.URL.Path, "method", r.Method, "status", sw.status)
+		case sw.status >= 400:
+			p.log.InfoContext(r.Context(), "op: request refused", "path", r.URL.Path, "method", r.Method, "status", sw.status)
+		}
 	})
+}
+
+// statusWriter remembers the status for the log line.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(status int) {
+	if w.status == 0 {
+		w.status = status
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
 }
 
 func joinMethods(m []string) string {

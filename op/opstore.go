@@ -113,6 +113,12 @@ func (s *opStorage) AuthRequestByID(ctx context.Context, id string) (zop.AuthReq
 		}
 		return nil, fmt.Errorf("load auth request %s: %w", id, err)
 	}
+	// zitadel reads requests by ID only in the callback: one that already
+	// produced a code must not mint another (a replayed callback URL).
+	if ar.CodeHash != "" || ar.ConsumedAt != nil {
+		s.log.InfoContext(ctx, "authorize callback: code already issued", "auth_request_id", id)
+		return nil, oidc.ErrInvalidRequest().WithDescription("authorization request already answered")
+	}
 	return authRequest{ar}, nil
 }
 
