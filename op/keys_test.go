@@ -151,3 +151,43 @@ func TestTwoProvidersOnOneDatabaseMakeOneKey(t *testing.T) {
 		}
 	})
 }
+
+func TestRunKeyRotationHandsOverSeamlessly(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, flavor string) {
+		e := newEnv(t, flavor, func(c *op.Config) {
+			c.SigningAlgorithm = "ES256"
+			c.KeyRotationPeriod = 2 * time.Second
+			c.KeyPublishDelay = 1500 * time.Millisecond
+		})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			e.p.RunKeyRotation(ctx, 50*time.Millisecond)
+			close(done)
+		}()
+		time.Sleep(time.Second)
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatal("RunKeyRotation did not stop with its context")
+		}
+		keys, err := e.store.ListSigningKeys(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(keys) != 2 {
+			t.Fatalf("%d keys after the current one neared retirement, want 2", len(keys))
+		}
+		first, next := keys[0], keys[1]
+		if next.ActiveFrom.Before(first.ActiveFrom) {
+			first, next = next, first
+		}
+		if !next.ActiveFrom.Equal(first.RetireAt) {
+			t.Errorf("successor active from %v, predecessor retires %v: want no gap", next.ActiveFrom, first.RetireAt)
+		}
+		if next.ActiveFrom.Sub(next.CreatedAt) < time.Second {
+			t.Errorf("successor published only %v before it signs", next.ActiveFrom.Sub(next.CreatedAt))
+		}
+	})
+}
