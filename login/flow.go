@@ -1,0 +1,228 @@
+package login
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/comstockloan/idp/storage"
+)
+
+const (
+	flowCookie    = "idp_flow"
+	sessionCookie = "idp_session"
+)
+
+// Steps of the login state machine (LoginFlow.Step).
+const (
+	stepStart          = "start"           // S1 / S2
+	stepPassword       = "password"        // S3 (F1)
+	stepOTP            = "otp"             // S4 (F1)
+	stepCreate         = "create"          // S5
+	stepChangePassword = "change_password" // S7
+)
+
+// Purposes of a flow (LoginFlow.Purpose).
+const (
+	purposeLogin = "login" // F2/F3/F4
+	purposeEnrol = "enrol" // F1: password + OTP to create the first passkey
+)
+
+var stepPaths = map[string]string{
+	stepStart:          pathLogin,
+	stepPassword:       pathPassword,
+	stepOTP:            pathOTP,
+	stepCreate:         pathCreate,
+	stepChangePassword: pathChangePassword,
+}
+
+// flowData is the step-specific part of a flow, kept as JSON in LoginFlow.Data.
+type flowData struct {
+	// CrossDevice: the passkey login came from another device (F3), so S5
+	// shows its 「このデバイスでクイックにサインイン」 variant.
+	CrossDevice bool `json:"cross_device,omitempty"`
+	// PasskeyAMR are the methods of the passkey login, kept until the flow
+	// completes from S5.
+	PasskeyAMR []string `json:"passkey_amr,omitempty"`
+}
+
+func decodeFlowData(f *storage.LoginFlow) flowData {
+	var d flowData
+	if len(f.Data) > 0 {
+		_ = json.Unmarshal(f.Data, &d) // written only by encode below
+	}
+	return d
+}
+
+func encodeFlowData(f *storage.LoginFlow, d flowData) {
+	b, _ := json.Marshal(d) // plain struct: cannot fail
+	f.Data = b
+}
+
+var errNoFlow = errors.New("login: no current flow")
+
+// randomSecret returns 32 random bytes, base64url: a cookie value whose
+// HashSecret is the row ID.
+func randomSecret() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("reading random: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+func (h *Handler) setCookie(w http.ResponseWriter, name, value string, maxAge time.Duration) {
+	http.SetCookie(w, &http.Cookie{
+		Name: name, Value: value, Path: "/", MaxAge: int(maxAge.Seconds()),
+		HttpOnly: true, Secure: h.cfg.SecureCookies, SameSite: http.SameSiteLaxMode,
+	})
+}
+
+func (h *Handler) clearCookie(w http.ResponseWriter, name string) {
+	http.SetCookie(w, &http.Cookie{
+		Name: name, Value: "", Path: "/", MaxAge: -1,
+		HttpOnly: true, Secure: h.cfg.SecureCookies, SameSite: http.SameSiteLaxMode,
+	})
+}
+
+// startFlow creates a fresh flow for an auth request and hands its handle
+// to the browser.
+func (h *Handler) startFlow(w http.ResponseWriter, r *http.Request, authRequestID, loginHint string) (*storage.LoginFlow, error) {
+	handle, err := randomSecret()
+	if err != nil {
+		return nil, err
+	}
+	now := h.now()
+	f := &storage.LoginFlow{
+		ID: storage.HashSecret(handle), AuthRequestID: authRequestID, LoginID: loginHint,
+		Purpose: purposeLogin, Step: stepStart, CreatedAt: now, ExpiresAt: now.Add(h.cfg.FlowLifetime),
+	}
+	if err := h.store.CreateLoginFlow(r.Context(), f); err != nil {
+		return nil, fmt.Errorf("creating login flow: %w", err)
+	}
+	h.setCookie(w, flowCookie, handle, h.cfg.FlowLifetime)
+	return f, nil
+}
+
+// currentFlow loads the flow named by the cookie; errNoFlow when there is
+// none or it expired.
+func (h *Handler) currentFlow(r *http.Request) (*storage.LoginFlow, error) {
+	c, err := r.Cookie(flowCookie)
+	if err != nil || c.Value == "" {
+		return nil, errNoFlow
+	}
+	f, err := h.store.LoginFlowByID(r.Context(), storage.HashSecret(c.Value))
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, errNoFlow
+	}
+	if err != nil {
+		return nil, fmt.Errorf("loading login flow: %w", err)
+	}
+	if !h.now().Before(f.ExpiresAt) {
+		return nil, errNoFlow
+	}
+	return f, nil
+}
+
+// flowAt loads the current flow and checks it is at one of steps. It
+// answers the request itself (error page or redirect to the flow's real
+// step) and returns nil when the caller must stop.
+func (h *Handler) flowAt(w http.ResponseWriter, r *http.Request, steps ...string) *storage.LoginFlow {
+	f, err := h.currentFlow(r)
+	if errors.Is(err, errNoFlow) {
+		h.log.InfoContext(r.Context(), "login step without a live flow", "path", r.URL.Path)
+		h.renderError(w, r, http.StatusBadRequest, "err.flow_expired", "")
+		return nil
+	}
+	if err != nil {
+		h.internalError(w, r, "loading flow", err)
+		return nil
+	}
+	if slices.Contains(steps, f.Step) {
+		return f
+	}
+	h.log.InfoContext(r.Context(), "login step out of order", "path", r.URL.Path, "step", f.Step)
+	if p, ok := stepPaths[f.Step]; ok && r.Method == http.MethodGet {
+		http.Redirect(w, r, p, http.StatusSeeOther)
+		return nil
+	}
+	h.renderError(w, r, http.StatusConflict, "err.flow_expired", loginURL(f.AuthRequestID))
+	return nil
+}
+
+// completeLogin finishes a flow: a new SSO session, the auth request marked
+// done at the OP, the flow deleted. It returns where to send the browser.
+// The session cookie is set only when everything else succeeded.
+func (h *Handler) completeLogin(w http.ResponseWriter, r *http.Request, f *storage.LoginFlow, user *storage.User, amr []string, acr string) (string, error) {
+	ctx := r.Context()
+	now := h.now()
+	handle, err := randomSecret()
+	if err != nil {
+		return "", err
+	}
+	s := &storage.Session{
+		ID: storage.HashSecret(handle), UserID: user.ID, AuthTime: now, AMR: amr, ACR: acr,
+		CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(h.cfg.SessionLifetime),
+	}
+	if err := h.store.CreateSession(ctx, s); err != nil {
+		return "", fmt.Errorf("creating session: %w", err)
+	}
+	redirect, err := h.op.Complete(ctx, f.AuthRequestID, user.ID, now, amr, acr)
+	if err != nil {
+		if derr := h.store.DeleteSession(ctx, s.ID); derr != nil {
+			h.log.ErrorContext(ctx, "deleting session of a failed completion", "err", derr)
+		}
+		return "", fmt.Errorf("completing auth request: %w", err)
+	}
+	// A fresh session per authentication: the previous one (perhaps of
+	// another user on a shared PC) must not linger.
+	if c, err := r.Cookie(sessionCookie); err == nil && c.Value != "" {
+		if err := h.store.DeleteSession(ctx, storage.HashSecret(c.Value)); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			h.log.ErrorContext(ctx, "deleting previous session", "err", err)
+		}
+	}
+	if err := h.store.DeleteLoginFlow(ctx, f.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		h.log.ErrorContext(ctx, "deleting finished flow", "err", err)
+	}
+	h.setCookie(w, sessionCookie, handle, h.cfg.SessionLifetime)
+	h.clearCookie(w, flowCookie)
+	h.audit(r, "login.success", user.ID, map[string]string{"amr": fmt.Sprint(amr), "acr": acr, "auth_request": f.AuthRequestID})
+	h.log.InfoContext(ctx, "login completed", "user", user.ID, "amr", amr, "acr", acr)
+	return redirect, nil
+}
+
+// finish is completeLogin for form posts: a 303 to the OP, or an error page.
+func (h *Handler) finish(w http.ResponseWriter, r *http.Request, f *storage.LoginFlow, user *storage.User, amr []string, acr string) {
+	redirect, err := h.completeLogin(w, r, f, user, amr, acr)
+	if errors.Is(err, storage.ErrNotFound) {
+		h.log.InfoContext(r.Context(), "auth request gone at completion", "err", err)
+		h.renderError(w, r, http.StatusBadRequest, "err.auth_request", "")
+		return
+	}
+	if err != nil {
+		h.internalError(w, r, "completing login", err)
+		return
+	}
+	http.Redirect(w, r, redirect, http.StatusSeeOther)
+}
+
+// updateFlow writes f; a lost race (ErrConflict) is reported as such so the
+// caller can treat it as a failed attempt.
+func (h *Handler) updateFlow(r *http.Request, f *storage.LoginFlow) error {
+	if err := h.store.UpdateLoginFlow(r.Context(), f); err != nil {
+		return fmt.Errorf("updating login flow: %w", err)
+	}
+	return nil
+}
+
+// within reports whether t is set and no older than d.
+func within(t *time.Time, now time.Time, d time.Duration) bool {
+	return t != nil && now.Sub(*t) <= d
+}
+
+func timePtr(t time.Time) *time.Time { return &t }

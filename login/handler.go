@@ -1,0 +1,266 @@
+// Package login serves the hosted login pages (S1–S9 of SPEC.md) and the
+// single sign-on session. Each page is a small state machine over a
+// storage.LoginFlow; nothing survives between two requests except in the
+// store, so any replica can serve any step. The OP only hears "this auth
+// request is done, by this user, with this amr and acr".
+package login
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/comstockloan/idp/login/mail"
+	"github.com/comstockloan/idp/login/password"
+	"github.com/comstockloan/idp/storage"
+	"github.com/comstockloan/idp/templates"
+)
+
+// OP is what the pages need from the OpenID provider (*op.Provider).
+type OP interface {
+	// Complete marks the auth request done and returns where to send the
+	// browser (the OP's callback).
+	Complete(ctx context.Context, authRequestID, userID string, authTime time.Time, amr []string, acr string) (string, error)
+	// RedirectError sends the browser back to the client with an OAuth error.
+	RedirectError(w http.ResponseWriter, r *http.Request, authRequestID string, err error)
+	ClientName(clientID string) (string, error)
+}
+
+// Mailer delivers the one-time password mail (*mail.SMTPSender).
+type Mailer interface {
+	Send(ctx context.Context, m mail.Message) error
+}
+
+// PasskeyLogin is the outcome of a successful passkey assertion.
+type PasskeyLogin struct {
+	User        *storage.User
+	Credential  *storage.Credential
+	CrossDevice bool     // authenticator was cross-platform (phone via QR)
+	AMR         []string // RFC 8176 methods
+}
+
+// Passkeys runs the WebAuthn ceremonies (login/passkey, via an adapter).
+type Passkeys interface {
+	BeginLogin(ctx context.Context, flowID string, conditional bool) (json.RawMessage, error)
+	FinishLogin(ctx context.Context, flowID string, assertionJSON []byte) (*PasskeyLogin, error)
+	BeginRegistration(ctx context.Context, user *storage.User, flowID string) (json.RawMessage, error)
+	FinishRegistration(ctx context.Context, user *storage.User, flowID string, attestationJSON []byte, onlyIfFirst bool) (*storage.Credential, error)
+}
+
+// Deps are the collaborators of the Handler. Passkeys may be nil: the
+// pages then say passkeys are unavailable and the JSON endpoints answer 503.
+type Deps struct {
+	Store    storage.Store
+	OP       OP
+	Mailer   Mailer
+	Passkeys Passkeys
+	Logger   *slog.Logger
+}
+
+// Handler serves the login pages.
+type Handler struct {
+	cfg      Config
+	store    storage.Store
+	op       OP
+	mailer   Mailer
+	passkeys Passkeys
+	log      *slog.Logger
+	pages    *templates.Set
+	verifier *password.Verifier
+	csrf     *http.CrossOriginProtection
+	now      func() time.Time
+}
+
+// New checks the dependencies, applies Config defaults and parses the pages.
+func New(cfg Config, deps Deps) (*Handler, error) {
+	if deps.Store == nil || deps.OP == nil || deps.Mailer == nil || deps.Logger == nil {
+		return nil, errors.New("login: Store, OP, Mailer and Logger are required")
+	}
+	cfg.Defaults()
+	pages, err := templates.Load()
+	if err != nil {
+		return nil, fmt.Errorf("login: loading templates: %w", err)
+	}
+	verifier, err := password.NewVerifier(cfg.Password)
+	if err != nil {
+		return nil, fmt.Errorf("login: password verifier: %w", err)
+	}
+	h := &Handler{
+		cfg:      cfg,
+		store:    deps.Store,
+		op:       deps.OP,
+		mailer:   deps.Mailer,
+		passkeys: deps.Passkeys,
+		log:      deps.Logger,
+		pages:    pages,
+		verifier: verifier,
+		csrf:     http.NewCrossOriginProtection(),
+		now:      func() time.Time { return time.Now().UTC() },
+	}
+	h.csrf.SetDenyHandler(http.HandlerFunc(h.crossOriginDenied))
+	return h, nil
+}
+
+// Paths of the pages; the templates use the same literals.
+const (
+	pathLogin           = "/login"
+	pathPasskey         = "/login/passkey"
+	pathPassword        = "/login/password"
+	pathOTP             = "/login/otp"
+	pathOTPResend       = "/login/otp/resend"
+	pathCreate          = "/login/passkey/create"
+	pathCreateSkip      = "/login/passkey/create/skip"
+	pathChangePassword  = "/login/password/change"
+	pathPasskeyLoginOpt = "/login/passkey/login/options"
+	pathPasskeyLoginFin = "/login/passkey/login/finish"
+	pathPasskeyRegOpt   = "/login/passkey/register/options"
+	pathPasskeyRegFin   = "/login/passkey/register/finish"
+	pathHelp            = "/help"
+)
+
+// Register mounts every login route, the help page and /static/ on r.
+func (h *Handler) Register(r *mux.Router) {
+	page := func(path string, get, post http.HandlerFunc) {
+		if get != nil {
+			r.Handle(path, h.protect(get)).Methods(http.MethodGet, http.MethodHead)
+		}
+		if post != nil {
+			r.Handle(path, h.protect(post)).Methods(http.MethodPost)
+		}
+	}
+	page(pathLogin, h.getLogin, h.postLogin)
+	page(pathPasskey, h.getPasskey, h.postPasskey)
+	page(pathPassword, h.getPassword, h.postPassword)
+	page(pathOTP, h.getOTP, h.postOTP)
+	page(pathOTPResend, nil, h.postOTPResend)
+	page(pathCreate, h.getCreate, nil)
+	page(pathCreateSkip, nil, h.postCreateSkip)
+	page(pathChangePassword, h.getChangePassword, h.postChangePassword)
+	page(pathPasskeyLoginOpt, nil, h.passkeyLoginOptions)
+	page(pathPasskeyLoginFin, nil, h.passkeyLoginFinish)
+	page(pathPasskeyRegOpt, nil, h.passkeyRegisterOptions)
+	page(pathPasskeyRegFin, nil, h.passkeyRegisterFinish)
+	page(pathHelp, h.getHelp, nil)
+	static := http.StripPrefix("/static/", http.FileServerFS(templates.Static()))
+	r.PathPrefix("/static/").Handler(securityHeaders(false, static)).Methods(http.MethodGet, http.MethodHead)
+}
+
+// protect adds the security headers, the language choice and the
+// cross-origin (CSRF) check every login route gets.
+func (h *Handler) protect(next http.HandlerFunc) http.Handler {
+	return securityHeaders(true, h.withLanguage(h.csrf.Handler(next)))
+}
+
+func securityHeaders(noStore bool, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hd := w.Header()
+		// No form-action: a login POST ends in a redirect to the client,
+		// which browsers would check against form-action.
+		hd.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; frame-ancestors 'none'")
+		hd.Set("Referrer-Policy", "no-referrer")
+		hd.Set("X-Content-Type-Options", "nosniff")
+		hd.Set("X-Frame-Options", "DENY")
+		if noStore {
+			hd.Set("Cache-Control", "no-store")
+		} else {
+			hd.Set("Cache-Control", "public, max-age=3600")
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (h *Handler) crossOriginDenied(w http.ResponseWriter, r *http.Request) {
+	h.log.WarnContext(r.Context(), "cross-origin request refused", "method", r.Method, "path", r.URL.Path,
+		"origin", r.Header.Get("Origin"), "sec_fetch_site", r.Header.Get("Sec-Fetch-Site"))
+	h.renderError(w, r, http.StatusForbidden, "err.cross_origin", "")
+}
+
+// render writes a full page. It renders into a buffer first so a template
+// failure never leaves a half-written page.
+func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, name string, p *templates.Page) {
+	lang := languageFrom(r.Context())
+	p.SiteName = h.cfg.SiteName
+	p.Support = templates.Support(h.cfg.Support)
+	if p.SwitchURL == "" {
+		p.SwitchURL = switchURL(r, lang)
+	}
+	var buf bytes.Buffer
+	if err := h.pages.Render(&buf, lang, name, p); err != nil {
+		h.log.ErrorContext(r.Context(), "rendering page", "page", name, "err", err)
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(http.StatusInternalServerError)
+		_, _ = w.Write([]byte(templates.Text(lang, "err.internal") + "\n"))
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// renderError shows the error page; loginURL (may be empty) offers a way back.
+func (h *Handler) renderError(w http.ResponseWriter, r *http.Request, status int, key, loginURL string) {
+	h.render(w, r, status, "error", &templates.Page{Title: "error.title", Error: key, LoginURL: loginURL})
+}
+
+// internalError logs err and shows the generic apology (never the detail).
+func (h *Handler) internalError(w http.ResponseWriter, r *http.Request, msg string, err error) {
+	h.log.ErrorContext(r.Context(), msg, "path", r.URL.Path, "err", err)
+	h.renderError(w, r, http.StatusInternalServerError, "err.internal", "")
+}
+
+// switchURL is the current page in the other language. For POST answers it
+// points at the GET page of the same path, which every step has.
+func switchURL(r *http.Request, lang string) string {
+	other := "en"
+	if lang == "en" {
+		other = "ja"
+	}
+	q := url.Values{}
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		q = r.URL.Query()
+	}
+	q.Set("lang", other)
+	return r.URL.Path + "?" + q.Encode()
+}
+
+func (h *Handler) getHelp(w http.ResponseWriter, r *http.Request) {
+	p := &templates.Page{Title: "help.title"}
+	if f, err := h.currentFlow(r); err == nil && f.AuthRequestID != "" {
+		p.LoginURL = loginURL(f.AuthRequestID)
+	}
+	h.render(w, r, http.StatusOK, "help", p)
+}
+
+func loginURL(authRequestID string) string {
+	return pathLogin + "?authRequestID=" + url.QueryEscape(authRequestID)
+}
+
+// audit appends a security event; a failure is logged, not fatal, because
+// the customer's action already happened.
+func (h *Handler) audit(r *http.Request, typ, userID string, detail map[string]string) {
+	actor := "system"
+	if userID != "" {
+		actor = "user:" + userID
+	}
+	e := &storage.AuditEvent{
+		Time: h.now(), Type: typ, Actor: actor, UserID: userID,
+		IP: clientIP(r), UserAgent: r.UserAgent(), Detail: detail,
+	}
+	if err := h.store.AppendAudit(r.Context(), e); err != nil {
+		h.log.ErrorContext(r.Context(), "appending audit event", "type", typ, "err", err)
+	}
+}
+
+func clientIP(r *http.Request) string {
+	// The load balancer's X-Forwarded-For is the op/cmd layer's business;
+	// RemoteAddr is what this layer knows for sure.
+	return r.RemoteAddr
+}

@@ -1,0 +1,254 @@
+package login
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"math/big"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/comstockloan/idp/login/mail"
+	"github.com/comstockloan/idp/storage"
+	"github.com/comstockloan/idp/templates"
+)
+
+// otpHash binds the code to its flow, so equal codes of two flows never
+// share a stored value.
+func otpHash(flowID, code string) string {
+	return storage.HashSecret(flowID + ":" + code)
+}
+
+func newOTP() (string, error) {
+	n, err := rand.Int(rand.Reader, big.NewInt(1_000_000))
+	if err != nil {
+		return "", fmt.Errorf("generating one-time password: %w", err)
+	}
+	return fmt.Sprintf("%06d", n.Int64()), nil
+}
+
+// issueOTP stores a new code on the flow and mails it to the user's address
+// 1. It returns a status and catalogue key when the customer must be told
+// something (throttled, mail failed); ("", 0) on success.
+func (h *Handler) issueOTP(r *http.Request, f *storage.LoginFlow, user *storage.User) (int, string) {
+	ctx := r.Context()
+	now := h.now()
+	sent, err := h.store.CountOTPSends(ctx, user.ID, now.Add(-time.Hour))
+	if err != nil {
+		h.log.ErrorContext(ctx, "counting OTP sends", "user", user.ID, "err", err)
+		return http.StatusInternalServerError, "err.internal"
+	}
+	if sent >= h.cfg.OTP.MaxSendsPerHour {
+		h.log.WarnContext(ctx, "OTP send limit reached", "user", user.ID, "sent_last_hour", sent)
+		h.audit(r, "otp.throttled", user.ID, nil)
+		return http.StatusTooManyRequests, "err.resend_limit"
+	}
+	code, err := newOTP()
+	if err != nil {
+		h.log.ErrorContext(ctx, "issuing OTP", "err", err)
+		return http.StatusInternalServerError, "err.internal"
+	}
+	f.OTPHash = otpHash(f.ID, code)
+	f.OTPExpiresAt = timePtr(now.Add(h.cfg.OTP.Lifetime))
+	f.OTPAttempts = 0
+	f.OTPSentAt = timePtr(now)
+	if err := h.updateFlow(r, f); err != nil {
+		h.log.InfoContext(ctx, "storing OTP on flow", "err", err)
+		if errors.Is(err, storage.ErrConflict) {
+			return http.StatusConflict, "err.conflict"
+		}
+		return http.StatusInternalServerError, "err.internal"
+	}
+	// Record before sending: a relay that accepts and then errors must
+	// still count against the hourly limit.
+	if err := h.store.RecordOTPSend(ctx, user.ID, now); err != nil {
+		h.log.ErrorContext(ctx, "recording OTP send", "user", user.ID, "err", err)
+	}
+	msg := mail.Message{
+		To:      user.Email,
+		Subject: h.cfg.OTP.Subject,
+		Body: fmt.Sprintf(templates.Text("ja", "mail.otp_body"), code, int(h.cfg.OTP.Lifetime.Minutes()),
+			h.cfg.Support.Phone, h.cfg.Support.Email, h.cfg.Support.Hours),
+	}
+	if err := h.mailer.Send(ctx, msg); err != nil {
+		// The error text comes from SMTP and the address; never the code.
+		h.log.ErrorContext(ctx, "sending OTP mail failed", "user", user.ID, "err", err)
+		f.OTPHash, f.OTPExpiresAt, f.OTPSentAt = "", nil, nil
+		if uerr := h.updateFlow(r, f); uerr != nil {
+			h.log.ErrorContext(ctx, "clearing unsent OTP", "err", uerr)
+		}
+		return http.StatusServiceUnavailable, "err.mail_failed"
+	}
+	h.audit(r, "otp.sent", user.ID, nil)
+	h.log.InfoContext(ctx, "OTP sent", "user", user.ID, "to", maskEmail(user.Email))
+	return 0, ""
+}
+
+// otpState says why the flow's code cannot be used, or "" when it can.
+func (h *Handler) otpState(f *storage.LoginFlow) string {
+	switch {
+	case f.OTPHash == "" || f.OTPAttempts >= h.cfg.OTP.MaxAttempts:
+		return "err.otp_dead"
+	case f.OTPExpiresAt == nil || !h.now().Before(*f.OTPExpiresAt):
+		return "err.otp_expired"
+	}
+	return ""
+}
+
+// getOTP is S4.
+func (h *Handler) getOTP(w http.ResponseWriter, r *http.Request) {
+	f := h.flowAt(w, r, stepOTP)
+	if f == nil {
+		return
+	}
+	user, err := h.store.UserByID(r.Context(), f.UserID)
+	if err != nil {
+		h.internalError(w, r, "loading user for S4", err)
+		return
+	}
+	h.renderOTP(w, r, http.StatusOK, f, user, "")
+}
+
+func (h *Handler) renderOTP(w http.ResponseWriter, r *http.Request, status int, f *storage.LoginFlow, user *storage.User, errKey string) {
+	dead := h.otpState(f)
+	if errKey == "" {
+		errKey = dead
+	}
+	p := &templates.Page{
+		Title: "s4.title", Error: errKey, MaskedEmail: maskEmail(user.Email),
+		OTPDead: dead != "", DevMailURL: h.cfg.DevMailURL,
+	}
+	if r.Method == http.MethodGet && r.URL.Query().Get("sent") == "1" && errKey == "" {
+		p.Notice = "s4.sent"
+	}
+	h.render(w, r, status, "otp", p)
+}
+
+const maxOTPRaces = 5
+
+// postOTP checks the code. Every guess is counted: a guess that loses the
+// optimistic-lock race re-reads the flow and is judged again against it.
+func (h *Handler) postOTP(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	if !h.parseForm(w, r) {
+		return
+	}
+	f := h.flowAt(w, r, stepOTP)
+	if f == nil {
+		return
+	}
+	user, err := h.store.UserByID(ctx, f.UserID)
+	if err != nil {
+		h.internalError(w, r, "loading user for OTP", err)
+		return
+	}
+	code := strings.TrimSpace(r.PostFormValue("code"))
+	if !isSixDigits(code) {
+		h.log.InfoContext(ctx, "malformed OTP", "user", user.ID)
+		h.renderOTP(w, r, http.StatusBadRequest, f, user, "err.otp_format")
+		return
+	}
+	for range maxOTPRaces {
+		if state := h.otpState(f); state != "" {
+			h.log.InfoContext(ctx, "OTP no longer usable", "user", user.ID, "state", state)
+			h.renderOTP(w, r, http.StatusBadRequest, f, user, state)
+			return
+		}
+		now := h.now()
+		right := subtle.ConstantTimeCompare([]byte(otpHash(f.ID, code)), []byte(f.OTPHash)) == 1
+		if right {
+			f.OTPHash, f.OTPExpiresAt = "", nil // single use
+			f.OTPVerifiedAt = timePtr(now)
+			f.Step = stepCreate
+		} else {
+			f.OTPAttempts++
+			if f.OTPAttempts >= h.cfg.OTP.MaxAttempts {
+				f.OTPHash = ""
+			}
+		}
+		err := h.updateFlow(r, f)
+		if errors.Is(err, storage.ErrConflict) {
+			f, err = h.currentFlow(r)
+			if err != nil || f.Step != stepOTP {
+				h.log.InfoContext(ctx, "flow moved on during OTP check", "user", user.ID, "err", err)
+				h.renderError(w, r, http.StatusConflict, "err.conflict", "")
+				return
+			}
+			continue
+		}
+		if err != nil {
+			h.conflictOrInternal(w, r, err)
+			return
+		}
+		if right {
+			h.audit(r, "otp.verified", user.ID, nil)
+			http.Redirect(w, r, pathCreate, http.StatusSeeOther)
+			return
+		}
+		h.audit(r, "otp.failure", user.ID, map[string]string{"attempts": fmt.Sprint(f.OTPAttempts)})
+		h.log.InfoContext(ctx, "wrong OTP", "user", user.ID, "attempts", f.OTPAttempts)
+		key := "err.otp_wrong"
+		if f.OTPHash == "" {
+			key = "err.otp_dead"
+		}
+		h.renderOTP(w, r, http.StatusUnauthorized, f, user, key)
+		return
+	}
+	h.log.WarnContext(ctx, "OTP check kept losing races", "user", user.ID)
+	h.renderError(w, r, http.StatusConflict, "err.conflict", "")
+}
+
+func isSixDigits(s string) bool {
+	if len(s) != 6 {
+		return false
+	}
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// postOTPResend is 「再送信」, throttled per flow and per user.
+func (h *Handler) postOTPResend(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	f := h.flowAt(w, r, stepOTP)
+	if f == nil {
+		return
+	}
+	user, err := h.store.UserByID(ctx, f.UserID)
+	if err != nil {
+		h.internalError(w, r, "loading user for resend", err)
+		return
+	}
+	if f.OTPSentAt != nil && h.now().Sub(*f.OTPSentAt) < h.cfg.OTP.ResendInterval {
+		h.log.InfoContext(ctx, "OTP resend too soon", "user", user.ID)
+		h.renderOTP(w, r, http.StatusTooManyRequests, f, user, "err.resend_too_soon")
+		return
+	}
+	if status, key := h.issueOTP(r, f, user); key != "" {
+		h.renderOTP(w, r, status, f, user, key)
+		return
+	}
+	http.Redirect(w, r, pathOTP+"?sent=1", http.StatusSeeOther)
+}
+
+// maskEmail shows enough of the address to recognise it: t***@e***.com.
+func maskEmail(addr string) string {
+	local, domain, ok := strings.Cut(addr, "@")
+	if !ok || local == "" || domain == "" {
+		return "***"
+	}
+	first := func(s string) string {
+		r := []rune(s)
+		return string(r[0]) + "***"
+	}
+	host, tld := domain, ""
+	if i := strings.LastIndex(domain, "."); i > 0 {
+		host, tld = domain[:i], domain[i:]
+	}
+	return first(local) + "@" + first(host) + tld
+}

@@ -1,0 +1,301 @@
+package login
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+
+	"github.com/comstockloan/idp/login/passkey"
+	"github.com/comstockloan/idp/storage"
+	"github.com/comstockloan/idp/templates"
+)
+
+const maxCeremonyBytes = 64 << 10
+
+type jsonError struct {
+	Error        string `json:"error"`
+	Code         string `json:"code"`
+	CredentialID string `json:"credentialId,omitempty"`
+	RPID         string `json:"rpId,omitempty"`
+}
+
+func (h *Handler) writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	if err := json.NewEncoder(w).Encode(v); err != nil {
+		h.log.Error("writing JSON answer", "err", err)
+	}
+}
+
+func (h *Handler) jsonFail(w http.ResponseWriter, r *http.Request, status int, code, key string) {
+	h.log.InfoContext(r.Context(), "passkey endpoint refused", "path", r.URL.Path, "code", code, "status", status)
+	h.writeJSON(w, status, jsonError{Error: templates.Text(languageFrom(r.Context()), key), Code: code})
+}
+
+// ceremonyFlow loads the flow for a JSON endpoint; nil means answered.
+func (h *Handler) ceremonyFlow(w http.ResponseWriter, r *http.Request) *storage.LoginFlow {
+	if h.passkeys == nil {
+		h.jsonFail(w, r, http.StatusServiceUnavailable, "unavailable", "err.passkey_unavailable")
+		return nil
+	}
+	f, err := h.currentFlow(r)
+	if errors.Is(err, errNoFlow) {
+		h.jsonFail(w, r, http.StatusBadRequest, "flow_expired", "err.flow_expired")
+		return nil
+	}
+	if err != nil {
+		h.log.ErrorContext(r.Context(), "loading flow for passkey ceremony", "err", err)
+		h.jsonFail(w, r, http.StatusInternalServerError, "internal", "err.internal")
+		return nil
+	}
+	return f
+}
+
+func readCeremonyBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	return io.ReadAll(http.MaxBytesReader(w, r.Body, maxCeremonyBytes))
+}
+
+// passkeyError answers a failed ceremony with the passkey package's own
+// customer text and a machine code for passkey.js.
+func (h *Handler) passkeyError(w http.ResponseWriter, r *http.Request, op string, err error) {
+	ctx := r.Context()
+	lang := languageFrom(ctx)
+	body := jsonError{Error: passkey.Message(err, lang)}
+	status := http.StatusBadRequest
+	var unknown *passkey.UnknownCredentialError
+	switch {
+	case errors.As(err, &unknown):
+		body.Code, body.CredentialID, body.RPID = "unknown_credential", unknown.CredentialID, unknown.RPID
+		status = http.StatusUnauthorized
+	case errors.Is(err, passkey.ErrUnknownCredential):
+		body.Code, status = "unknown_credential", http.StatusUnauthorized
+	case errors.Is(err, passkey.ErrCeremonyExpired):
+		body.Code = "expired"
+	case errors.Is(err, passkey.ErrWrongFlow):
+		body.Code = "wrong_flow"
+	case errors.Is(err, passkey.ErrVerification):
+		body.Code, status = "verification_failed", http.StatusUnauthorized
+	case errors.Is(err, passkey.ErrAlreadyRegistered), errors.Is(err, storage.ErrAlreadyExists):
+		body.Code, status = "already_registered", http.StatusConflict
+	case errors.Is(err, passkey.ErrHasPasskey), errors.Is(err, storage.ErrConflict):
+		body.Code, status = "has_passkey", http.StatusConflict
+		body.Error = templates.Text(lang, "err.passkey_registered_enrol")
+	case errors.Is(err, passkey.ErrLocked):
+		body.Code, status = "locked", http.StatusForbidden
+		body.Error = templates.Text(lang, "err.locked")
+	default:
+		h.log.ErrorContext(ctx, "passkey ceremony failed", "op", op, "err", err)
+		h.writeJSON(w, http.StatusInternalServerError, jsonError{Error: templates.Text(lang, "err.internal"), Code: "internal"})
+		return
+	}
+	h.log.InfoContext(ctx, "passkey ceremony refused", "op", op, "code", body.Code, "err", err)
+	h.writeJSON(w, status, body)
+}
+
+// passkeyLoginOptions starts F2/F3 (button or conditional autofill).
+func (h *Handler) passkeyLoginOptions(w http.ResponseWriter, r *http.Request) {
+	f := h.ceremonyFlow(w, r)
+	if f == nil {
+		return
+	}
+	opts, err := h.passkeys.BeginLogin(r.Context(), f.ID, r.URL.Query().Get("mediation") == "conditional")
+	if err != nil {
+		h.passkeyError(w, r, "begin login", err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	_, _ = w.Write(opts)
+}
+
+// passkeyLoginFinish verifies the assertion, then completes the login, or
+// after a cross-device login offers S5 first.
+func (h *Handler) passkeyLoginFinish(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	f := h.ceremonyFlow(w, r)
+	if f == nil {
+		return
+	}
+	body, err := readCeremonyBody(w, r)
+	if err != nil || len(body) == 0 {
+		h.jsonFail(w, r, http.StatusBadRequest, "bad_request", "err.bad_request")
+		return
+	}
+	res, err := h.passkeys.FinishLogin(ctx, f.ID, body)
+	if err != nil {
+		h.passkeyError(w, r, "finish login", err)
+		return
+	}
+	if res.User.Locked {
+		h.jsonFail(w, r, http.StatusForbidden, "locked", "err.locked")
+		return
+	}
+	if res.CrossDevice {
+		f.UserID, f.LoginID, f.Purpose, f.Step = res.User.ID, res.User.LoginID, purposeLogin, stepCreate
+		f.PasskeyVerifiedAt = timePtr(h.now())
+		f.PasswordVerifiedAt, f.OTPVerifiedAt, f.OTPHash = nil, nil, ""
+		encodeFlowData(f, flowData{CrossDevice: true, PasskeyAMR: res.AMR})
+		if err := h.updateFlow(r, f); err != nil {
+			h.log.InfoContext(ctx, "storing cross-device login", "err", err)
+			h.jsonFail(w, r, http.StatusConflict, "conflict", "err.conflict")
+			return
+		}
+		h.writeJSON(w, http.StatusOK, map[string]string{"redirect": pathCreate})
+		return
+	}
+	h.jsonComplete(w, r, f, res.User, res.AMR, h.cfg.ACR.Passkey)
+}
+
+func (h *Handler) jsonComplete(w http.ResponseWriter, r *http.Request, f *storage.LoginFlow, user *storage.User, amr []string, acr string) {
+	redirect, err := h.completeLogin(w, r, f, user, amr, acr)
+	if errors.Is(err, storage.ErrNotFound) {
+		h.jsonFail(w, r, http.StatusBadRequest, "auth_request_gone", "err.auth_request")
+		return
+	}
+	if err != nil {
+		h.log.ErrorContext(r.Context(), "completing passkey login", "err", err)
+		h.jsonFail(w, r, http.StatusInternalServerError, "internal", "err.internal")
+		return
+	}
+	h.writeJSON(w, http.StatusOK, map[string]string{"redirect": redirect})
+}
+
+// enrolment is what the S5 endpoints need once rule 4 is checked: the
+// flow's user, the methods the completed login will carry, and whether the
+// new passkey must be the user's first (rule 1).
+type enrolment struct {
+	flow        *storage.LoginFlow
+	user        *storage.User
+	amr         []string
+	acr         string
+	onlyIfFirst bool
+}
+
+// authenticated says how the flow's user proved who they are and whether
+// that was recent enough to create a passkey (rule 4).
+func (h *Handler) authenticated(f *storage.LoginFlow) (amr []string, acr string, recent, ok bool) {
+	now := h.now()
+	switch {
+	case f.PasskeyVerifiedAt != nil:
+		d := decodeFlowData(f)
+		return d.PasskeyAMR, h.cfg.ACR.Passkey, within(f.PasskeyVerifiedAt, now, h.cfg.RecentAuth), true
+	case f.PasswordVerifiedAt != nil && f.OTPVerifiedAt != nil:
+		recent = within(f.PasswordVerifiedAt, now, h.cfg.RecentAuth) && within(f.OTPVerifiedAt, now, h.cfg.RecentAuth)
+		return []string{"pwd", "otp", "mfa"}, h.cfg.ACR.PasswordOTP, recent, true
+	}
+	return nil, "", false, false
+}
+
+func (h *Handler) enrolmentFlow(w http.ResponseWriter, r *http.Request) *enrolment {
+	f := h.ceremonyFlow(w, r)
+	if f == nil {
+		return nil
+	}
+	if f.Step != stepCreate || f.UserID == "" {
+		h.jsonFail(w, r, http.StatusBadRequest, "wrong_step", "err.flow_expired")
+		return nil
+	}
+	amr, acr, recent, ok := h.authenticated(f)
+	if !ok || !recent {
+		h.jsonFail(w, r, http.StatusForbidden, "reauthenticate", "err.recent_auth")
+		return nil
+	}
+	user, err := h.store.UserByID(r.Context(), f.UserID)
+	if err != nil {
+		h.log.ErrorContext(r.Context(), "loading user for enrolment", "err", err)
+		h.jsonFail(w, r, http.StatusInternalServerError, "internal", "err.internal")
+		return nil
+	}
+	if user.Locked {
+		h.jsonFail(w, r, http.StatusForbidden, "locked", "err.locked")
+		return nil
+	}
+	if user.PasswordTemporary && f.PasskeyVerifiedAt == nil {
+		h.jsonFail(w, r, http.StatusForbidden, "temporary_password", "err.temporary_password")
+		return nil
+	}
+	// Password + OTP may only create the first passkey: a phished password
+	// and code must never add one to an account that has one.
+	return &enrolment{flow: f, user: user, amr: amr, acr: acr, onlyIfFirst: f.PasskeyVerifiedAt == nil}
+}
+
+func (h *Handler) passkeyRegisterOptions(w http.ResponseWriter, r *http.Request) {
+	e := h.enrolmentFlow(w, r)
+	if e == nil {
+		return
+	}
+	if e.onlyIfFirst {
+		n, err := h.store.CountCredentials(r.Context(), e.user.ID)
+		if err != nil {
+			h.log.ErrorContext(r.Context(), "counting passkeys", "err", err)
+			h.jsonFail(w, r, http.StatusInternalServerError, "internal", "err.internal")
+			return
+		}
+		if n > 0 {
+			h.jsonFail(w, r, http.StatusConflict, "has_passkey", "err.passkey_registered_enrol")
+			return
+		}
+	}
+	opts, err := h.passkeys.BeginRegistration(r.Context(), e.user, e.flow.ID)
+	if err != nil {
+		h.passkeyError(w, r, "begin registration", err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	_, _ = w.Write(opts)
+}
+
+func (h *Handler) passkeyRegisterFinish(w http.ResponseWriter, r *http.Request) {
+	e := h.enrolmentFlow(w, r)
+	if e == nil {
+		return
+	}
+	body, err := readCeremonyBody(w, r)
+	if err != nil || len(body) == 0 {
+		h.jsonFail(w, r, http.StatusBadRequest, "bad_request", "err.bad_request")
+		return
+	}
+	cred, err := h.passkeys.FinishRegistration(r.Context(), e.user, e.flow.ID, body, e.onlyIfFirst)
+	if err != nil {
+		h.passkeyError(w, r, "finish registration", err)
+		return
+	}
+	h.audit(r, "passkey.registered", e.user.ID, map[string]string{"name": cred.Name, "attachment": cred.Attachment})
+	h.jsonComplete(w, r, e.flow, e.user, e.amr, e.acr)
+}
+
+// getCreate is S5.
+func (h *Handler) getCreate(w http.ResponseWriter, r *http.Request) {
+	f := h.flowAt(w, r, stepCreate)
+	if f == nil {
+		return
+	}
+	h.render(w, r, http.StatusOK, "create", &templates.Page{
+		Title: "s5.title", CrossDevice: decodeFlowData(f).CrossDevice,
+		PasskeysAvailable: h.passkeys != nil, PasskeyScript: h.passkeys != nil,
+	})
+}
+
+// postCreateSkip is 「パスキー作成なしでログイン」.
+func (h *Handler) postCreateSkip(w http.ResponseWriter, r *http.Request) {
+	f := h.flowAt(w, r, stepCreate)
+	if f == nil {
+		return
+	}
+	amr, acr, _, ok := h.authenticated(f)
+	if !ok {
+		h.log.WarnContext(r.Context(), "S5 skip on a flow without proven factors")
+		h.renderError(w, r, http.StatusBadRequest, "err.flow_expired", loginURL(f.AuthRequestID))
+		return
+	}
+	user, err := h.store.UserByID(r.Context(), f.UserID)
+	if err != nil {
+		h.internalError(w, r, "loading user for S5 skip", err)
+		return
+	}
+	if user.Locked {
+		h.renderError(w, r, http.StatusForbidden, "err.locked", "")
+		return
+	}
+	h.finish(w, r, f, user, amr, acr)
+}

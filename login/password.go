@@ -1,0 +1,357 @@
+package login
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/comstockloan/idp/login/password"
+	"github.com/comstockloan/idp/storage"
+	"github.com/comstockloan/idp/templates"
+)
+
+const maxFormBytes = 16 << 10
+
+// parseForm bounds and parses a form post; false means a 400 was written.
+func (h *Handler) parseForm(w http.ResponseWriter, r *http.Request) bool {
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	if err := r.ParseForm(); err != nil {
+		h.log.InfoContext(r.Context(), "unparsable form", "path", r.URL.Path, "err", err)
+		h.renderError(w, r, http.StatusBadRequest, "err.bad_request", "")
+		return false
+	}
+	return true
+}
+
+// checkPassword looks the login ID up and verifies the password, spending
+// one hash verification whether or not the ID exists (SPEC rule 7). It
+// returns the user only when the password is right.
+func (h *Handler) checkPassword(r *http.Request, loginID, pw string) (*storage.User, error) {
+	var user *storage.User
+	if loginID != "" {
+		u, err := h.store.UserByLoginID(r.Context(), loginID)
+		switch {
+		case err == nil:
+			user = u
+		case !errors.Is(err, storage.ErrNotFound):
+			return nil, err
+		}
+	}
+	phc := ""
+	if user != nil {
+		phc = user.PasswordHash
+	}
+	ok, err := h.verifier.Verify(phc, pw)
+	if err != nil {
+		// A broken stored hash must not lock the page up: log, deny.
+		h.log.ErrorContext(r.Context(), "verifying password", "user", userIDOf(user), "err", err)
+		ok = false
+	}
+	if !ok || user == nil {
+		h.audit(r, "login.failure", userIDOf(user), map[string]string{"reason": "credentials"})
+		h.log.InfoContext(r.Context(), "wrong login ID or password", "path", r.URL.Path)
+		return nil, nil
+	}
+	return user, nil
+}
+
+func userIDOf(u *storage.User) string {
+	if u == nil {
+		return ""
+	}
+	return u.ID
+}
+
+// postLogin is F4: 「ログイン >」 with ID and password, for customers without
+// a passkey.
+func (h *Handler) postLogin(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	if !h.parseForm(w, r) {
+		return
+	}
+	f, err := h.currentFlow(r)
+	if err != nil {
+		h.log.InfoContext(ctx, "password login without a live flow", "err", err)
+		h.renderError(w, r, http.StatusBadRequest, "err.flow_expired", "")
+		return
+	}
+	ar, ok := h.authRequest(w, r, f.AuthRequestID)
+	if !ok {
+		return
+	}
+	loginID := strings.TrimSpace(r.PostFormValue("loginID"))
+	pw := r.PostFormValue("password")
+	fail := func(status int, key string) { h.renderLogin(w, r, status, ar, loginID, key) }
+	if h.passkeyOnly(ar) {
+		h.log.InfoContext(ctx, "password login refused: client demands a passkey", "client", ar.ClientID)
+		fail(http.StatusForbidden, "err.passkey_only")
+		return
+	}
+	if loginID == "" || pw == "" {
+		h.log.InfoContext(ctx, "password login with empty fields")
+		fail(http.StatusBadRequest, "err.credentials")
+		return
+	}
+	user, err := h.checkPassword(r, loginID, pw)
+	if err != nil {
+		h.internalError(w, r, "password login", err)
+		return
+	}
+	if user == nil {
+		fail(http.StatusUnauthorized, "err.credentials")
+		return
+	}
+	if user.Locked {
+		h.log.InfoContext(ctx, "locked user refused", "user", user.ID)
+		h.audit(r, "login.failure", user.ID, map[string]string{"reason": "locked"})
+		fail(http.StatusForbidden, "err.locked")
+		return
+	}
+	n, err := h.store.CountCredentials(ctx, user.ID)
+	if err != nil {
+		h.internalError(w, r, "counting passkeys", err)
+		return
+	}
+	if n > 0 {
+		h.log.InfoContext(ctx, "password login refused: user has a passkey", "user", user.ID)
+		h.audit(r, "login.failure", user.ID, map[string]string{"reason": "has_passkey"})
+		fail(http.StatusForbidden, "err.passkey_registered_login")
+		return
+	}
+	now := h.now()
+	f.UserID, f.LoginID, f.Purpose = user.ID, loginID, purposeLogin
+	f.PasswordVerifiedAt, f.OTPVerifiedAt, f.PasskeyVerifiedAt = timePtr(now), nil, nil
+	if user.PasswordTemporary {
+		f.Step = stepChangePassword
+		if err := h.updateFlow(r, f); err != nil {
+			h.conflictOrInternal(w, r, err)
+			return
+		}
+		http.Redirect(w, r, pathChangePassword, http.StatusSeeOther)
+		return
+	}
+	h.finish(w, r, f, user, []string{"pwd"}, h.cfg.ACR.Password)
+}
+
+// conflictOrInternal answers a failed flow write.
+func (h *Handler) conflictOrInternal(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, storage.ErrConflict) {
+		h.log.InfoContext(r.Context(), "concurrent flow update", "path", r.URL.Path)
+		h.renderError(w, r, http.StatusConflict, "err.conflict", "")
+		return
+	}
+	if errors.Is(err, storage.ErrNotFound) {
+		h.renderError(w, r, http.StatusBadRequest, "err.flow_expired", "")
+		return
+	}
+	h.internalError(w, r, "writing login flow", err)
+}
+
+// getPasskey is S2.
+func (h *Handler) getPasskey(w http.ResponseWriter, r *http.Request) {
+	f, err := h.currentFlow(r)
+	if err != nil {
+		h.log.InfoContext(r.Context(), "S2 without a live flow", "err", err)
+		h.renderError(w, r, http.StatusBadRequest, "err.flow_expired", "")
+		return
+	}
+	h.renderPasskey(w, r, http.StatusOK, f, f.LoginID, "")
+}
+
+func (h *Handler) renderPasskey(w http.ResponseWriter, r *http.Request, status int, f *storage.LoginFlow, loginID, errKey string) {
+	h.render(w, r, status, "passkey", &templates.Page{
+		Title: "s2.title", Error: errKey, LoginID: loginID, LoginURL: loginURL(f.AuthRequestID),
+		PasskeysAvailable: h.passkeys != nil, PasskeyScript: h.passkeys != nil,
+	})
+}
+
+// postPasskey starts F1 (「パスキー初回登録」). It never reveals whether the
+// login ID exists: every ID goes on to S3.
+func (h *Handler) postPasskey(w http.ResponseWriter, r *http.Request) {
+	if !h.parseForm(w, r) {
+		return
+	}
+	f, err := h.currentFlow(r)
+	if err != nil {
+		h.log.InfoContext(r.Context(), "F1 start without a live flow", "err", err)
+		h.renderError(w, r, http.StatusBadRequest, "err.flow_expired", "")
+		return
+	}
+	loginID := strings.TrimSpace(r.PostFormValue("loginID"))
+	if loginID == "" || utf8.RuneCountInString(loginID) > 256 {
+		h.log.InfoContext(r.Context(), "F1 start with an empty or oversized login ID")
+		h.renderPasskey(w, r, http.StatusBadRequest, f, "", "err.login_id_required")
+		return
+	}
+	f.UserID = ""
+	if u, err := h.store.UserByLoginID(r.Context(), loginID); err == nil {
+		f.UserID = u.ID
+	} else if !errors.Is(err, storage.ErrNotFound) {
+		h.internalError(w, r, "looking up login ID", err)
+		return
+	}
+	f.LoginID, f.Purpose, f.Step = loginID, purposeEnrol, stepPassword
+	f.PasswordVerifiedAt, f.OTPVerifiedAt, f.PasskeyVerifiedAt = nil, nil, nil
+	f.OTPHash, f.OTPExpiresAt, f.OTPAttempts = "", nil, 0
+	f.Data = nil
+	if err := h.updateFlow(r, f); err != nil {
+		h.conflictOrInternal(w, r, err)
+		return
+	}
+	http.Redirect(w, r, pathPassword, http.StatusSeeOther)
+}
+
+// getPassword is S3.
+func (h *Handler) getPassword(w http.ResponseWriter, r *http.Request) {
+	f := h.flowAt(w, r, stepPassword)
+	if f == nil {
+		return
+	}
+	h.renderPassword(w, r, http.StatusOK, f, "")
+}
+
+func (h *Handler) renderPassword(w http.ResponseWriter, r *http.Request, status int, f *storage.LoginFlow, errKey string) {
+	h.render(w, r, status, "password", &templates.Page{Title: "s3.title", Error: errKey, LoginID: f.LoginID, LoginURL: loginURL(f.AuthRequestID)})
+}
+
+// postPassword is S3's 「ID・パスワード認証」: rules 1, 2 and 7, then the OTP.
+func (h *Handler) postPassword(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	if !h.parseForm(w, r) {
+		return
+	}
+	f := h.flowAt(w, r, stepPassword)
+	if f == nil {
+		return
+	}
+	pw := r.PostFormValue("password")
+	if pw == "" {
+		h.log.InfoContext(ctx, "S3 with an empty password")
+		h.renderPassword(w, r, http.StatusBadRequest, f, "err.password_required")
+		return
+	}
+	user, err := h.checkPassword(r, f.LoginID, pw)
+	if err != nil {
+		h.internalError(w, r, "F1 password check", err)
+		return
+	}
+	if user == nil {
+		h.renderPassword(w, r, http.StatusUnauthorized, f, "err.credentials")
+		return
+	}
+	if user.Locked {
+		h.log.InfoContext(ctx, "locked user refused at S3", "user", user.ID)
+		h.audit(r, "login.failure", user.ID, map[string]string{"reason": "locked"})
+		h.renderPassword(w, r, http.StatusForbidden, f, "err.locked")
+		return
+	}
+	if user.PasswordTemporary {
+		h.log.InfoContext(ctx, "F1 refused: temporary password (rule 2)", "user", user.ID)
+		h.audit(r, "enrol.refused", user.ID, map[string]string{"reason": "temporary_password"})
+		h.renderPassword(w, r, http.StatusForbidden, f, "err.temporary_password")
+		return
+	}
+	n, err := h.store.CountCredentials(ctx, user.ID)
+	if err != nil {
+		h.internalError(w, r, "counting passkeys", err)
+		return
+	}
+	if n > 0 {
+		h.log.InfoContext(ctx, "F1 refused: user has a passkey (rule 1)", "user", user.ID)
+		h.audit(r, "enrol.refused", user.ID, map[string]string{"reason": "has_passkey"})
+		h.renderPassword(w, r, http.StatusForbidden, f, "err.passkey_registered_enrol")
+		return
+	}
+	f.UserID = user.ID
+	f.PasswordVerifiedAt = timePtr(h.now())
+	f.Step = stepOTP
+	f.OTPHash, f.OTPExpiresAt, f.OTPAttempts = "", nil, 0
+	if err := h.updateFlow(r, f); err != nil {
+		h.conflictOrInternal(w, r, err)
+		return
+	}
+	if status, key := h.issueOTP(r, f, user); key != "" {
+		h.renderOTP(w, r, status, f, user, key)
+		return
+	}
+	http.Redirect(w, r, pathOTP+"?sent=1", http.StatusSeeOther)
+}
+
+// getChangePassword is S7.
+func (h *Handler) getChangePassword(w http.ResponseWriter, r *http.Request) {
+	f := h.flowAt(w, r, stepChangePassword)
+	if f == nil {
+		return
+	}
+	h.renderChange(w, r, http.StatusOK, f, "")
+}
+
+func (h *Handler) renderChange(w http.ResponseWriter, r *http.Request, status int, f *storage.LoginFlow, errKey string) {
+	h.render(w, r, status, "change", &templates.Page{Title: "s7.title", Error: errKey, LoginID: f.LoginID})
+}
+
+const minPasswordLen = 8
+
+// postChangePassword replaces the temporary password, then completes the
+// login the temporary password began.
+func (h *Handler) postChangePassword(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	if !h.parseForm(w, r) {
+		return
+	}
+	f := h.flowAt(w, r, stepChangePassword)
+	if f == nil {
+		return
+	}
+	if !within(f.PasswordVerifiedAt, h.now(), h.cfg.FlowLifetime) {
+		h.renderError(w, r, http.StatusBadRequest, "err.flow_expired", loginURL(f.AuthRequestID))
+		return
+	}
+	user, err := h.store.UserByID(ctx, f.UserID)
+	if err != nil {
+		h.internalError(w, r, "loading user for password change", err)
+		return
+	}
+	current, next, confirm := r.PostFormValue("current"), r.PostFormValue("new"), r.PostFormValue("confirm")
+	fail := func(status int, key string) {
+		h.log.InfoContext(ctx, "password change refused", "user", user.ID, "reason", key)
+		h.renderChange(w, r, status, f, key)
+	}
+	ok, err := password.Verify(user.PasswordHash, current)
+	if err != nil {
+		h.log.ErrorContext(ctx, "verifying current password", "user", user.ID, "err", err)
+	}
+	switch {
+	case !ok:
+		fail(http.StatusUnauthorized, "err.pw_current_wrong")
+		return
+	case next != confirm:
+		fail(http.StatusBadRequest, "err.pw_mismatch")
+		return
+	case utf8.RuneCountInString(next) < minPasswordLen:
+		fail(http.StatusBadRequest, "err.pw_too_short")
+		return
+	case next == user.LoginID:
+		fail(http.StatusBadRequest, "err.pw_same_as_id")
+		return
+	case next == current:
+		fail(http.StatusBadRequest, "err.pw_same_as_old")
+		return
+	}
+	if user.Locked {
+		fail(http.StatusForbidden, "err.locked")
+		return
+	}
+	hash, err := password.Hash(h.cfg.Password, next)
+	if err != nil {
+		h.internalError(w, r, "hashing new password", err)
+		return
+	}
+	if err := h.store.UpdatePassword(ctx, user.ID, hash, false); err != nil {
+		h.internalError(w, r, "storing new password", err)
+		return
+	}
+	h.audit(r, "password.changed", user.ID, map[string]string{"from": "temporary"})
+	h.finish(w, r, f, user, []string{"pwd"}, h.cfg.ACR.Password)
+}
