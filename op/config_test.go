@@ -26,12 +26,14 @@ func TestConfigValidate(t *testing.T) {
 		mutate func(*op.Config)
 		want   string
 	}{
-		"http issuer":        {func(c *op.Config) { c.Issuer = "http://id.example.jp"; c.AllowInsecure = false }, "issuer: must use https"},
-		"relative issuer":    {func(c *op.Config) { c.Issuer = "/idp" }, "issuer: must be an absolute URL"},
-		"no crypto key":      {func(c *op.Config) { c.CryptoKey = [32]byte{} }, "crypto_key: must be set"},
-		"bad algorithm":      {func(c *op.Config) { c.SigningAlgorithm = "HS256" }, "signing_algorithm: must be RS256 or ES256"},
-		"publish too late":   {func(c *op.Config) { c.KeyPublishDelay = 40 * 24 * time.Hour }, "key_publish_delay: must be shorter"},
-		"http redirect":      {func(c *op.Config) { c.Clients[1].RedirectURIs = []string{"https://ok.example/cb", "http://rp.example/cb"} }, "clients[1].redirect_uris[1]: must be an absolute https URL (http only for localhost)"},
+		"http issuer":      {func(c *op.Config) { c.Issuer = "http://id.example.jp"; c.AllowInsecure = false }, "issuer: must use https"},
+		"relative issuer":  {func(c *op.Config) { c.Issuer = "/idp" }, "issuer: must be an absolute URL"},
+		"no crypto key":    {func(c *op.Config) { c.CryptoKey = [32]byte{} }, "crypto_key: must be set"},
+		"bad algorithm":    {func(c *op.Config) { c.SigningAlgorithm = "HS256" }, "signing_algorithm: must be RS256 or ES256"},
+		"publish too late": {func(c *op.Config) { c.KeyPublishDelay = 40 * 24 * time.Hour }, "key_publish_delay: must be shorter"},
+		"http redirect": {func(c *op.Config) {
+			c.Clients[1].RedirectURIs = []string{"https://ok.example/cb", "http://rp.example/cb"}
+		}, "clients[1].redirect_uris[1]: must be an absolute https URL (http only for localhost)"},
 		"glob redirect":      {func(c *op.Config) { c.Clients[0].RedirectURIs = []string{"https://*.example/cb#x"} }, "clients[0].redirect_uris[0]:"},
 		"bad logout uri":     {func(c *op.Config) { c.Clients[0].PostLogoutRedirectURIs = []string{"javascript:alert(1)"} }, "clients[0].post_logout_redirect_uris[0]:"},
 		"no secret":          {func(c *op.Config) { c.Clients[0].SecretHash = "" }, "clients[0].secret_hash: required"},
