@@ -147,12 +147,20 @@ func (r refreshTokenRow) refreshToken() *storage.RefreshToken {
 	}
 }
 
-// RotateRefreshToken marks oldID rotated with a conditional UPDATE (the row
-// lock makes a concurrent second rotation see it rotated) and inserts the
-// successor in the same transaction. The successor joins oldID's family.
+// RotateRefreshToken marks oldID rotated with a conditional UPDATE under the
+// family lock, so of concurrent rotations exactly one matches and the rest
+// see a reuse; the successor is inserted in the same transaction and joins
+// oldID's family.
 func (s *Store) RotateRefreshToken(ctx context.Context, oldID string, next *storage.RefreshToken, at *storage.AccessToken, now time.Time) error {
 	reused := false
 	err := s.inTx(ctx, "rotate refresh token", func(tx *sqlx.Tx) error {
+		presented, err := s.refreshTokenRow(ctx, tx, oldID)
+		if err != nil {
+			return fmt.Errorf("rotate refresh token: %w", err)
+		}
+		if err := s.lockFamily(ctx, tx, presented.FamilyID); err != nil {
+			return fmt.Errorf("rotate refresh token: %w", err)
+		}
 		res, err := tx.ExecContext(ctx, s.q(`UPDATE refresh_tokens SET rotated_at = ?
 			WHERE id = ? AND rotated_at IS NULL AND revoked_at IS NULL AND expires_at > ?`),
 			s.flavor.timeArg(now), oldID, s.flavor.timeArg(now))
@@ -199,9 +207,28 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldID string, next *stor
 	return nil
 }
 
+// lockFamily serialises writers of one refresh-token family on PostgreSQL
+// (SQLite's immediate transactions already do). Without it, replicas that
+// detect the same reuse deadlock: a READ COMMITTED UPDATE that waited for a
+// row and then found it no longer matching still keeps that row locked, so
+// the revokers end up holding rows in differing orders. The lock is taken
+// before any row is touched and is re-entrant within the transaction.
+func (s *Store) lockFamily(ctx context.Context, tx *sqlx.Tx, familyID string) error {
+	if s.flavor != flavorPostgres {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtext('refresh-family:' || current_schema()), hashtext($1))`, familyID); err != nil {
+		return wrap("lock refresh token family", err)
+	}
+	return nil
+}
+
 // revokeFamily revokes every refresh token of the family and deletes the
 // access tokens issued with any of them.
 func (s *Store) revokeFamily(ctx context.Context, tx *sqlx.Tx, familyID string, now time.Time) error {
+	if err := s.lockFamily(ctx, tx, familyID); err != nil {
+		return err
+	}
 	if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM access_tokens WHERE refresh_token_id IN
 		(SELECT id FROM refresh_tokens WHERE family_id = ?)`), familyID); err != nil {
 		return wrap("revoke family: delete access tokens", err)

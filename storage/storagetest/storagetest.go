@@ -31,15 +31,7 @@ func Flavors() []string { return []string{"sqlite", "postgres"} }
 // postgres. Without that variable the test is skipped, or fails under CI.
 func DSN(t testing.TB, flavor string) string {
 	t.Helper()
-	var dsn string
-	switch flavor {
-	case "sqlite":
-		dsn = "sqlite:" + filepath.Join(t.TempDir(), "idp.db")
-	case "postgres":
-		dsn = postgresSchema(t)
-	default:
-		t.Fatalf("storagetest: unknown flavor %q (want one of %v)", flavor, Flavors())
-	}
+	dsn := EmptyDSN(t, flavor)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	s, err := sqlstore.Open(ctx, dsn, slog.New(slog.DiscardHandler))
@@ -51,6 +43,19 @@ func DSN(t testing.TB, flavor string) string {
 		t.Fatalf("storagetest: migrate %s: %v", flavor, err)
 	}
 	return dsn
+}
+
+// EmptyDSN is DSN without the migration, for tests of Migrate itself.
+func EmptyDSN(t testing.TB, flavor string) string {
+	t.Helper()
+	switch flavor {
+	case "sqlite":
+		return "sqlite:" + filepath.Join(t.TempDir(), "idp.db")
+	case "postgres":
+		return postgresSchema(t)
+	}
+	t.Fatalf("storagetest: unknown flavor %q (want one of %v)", flavor, Flavors())
+	return ""
 }
 
 // New opens a store on DSN(t, flavor) and closes it when t ends.
