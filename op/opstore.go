@@ -157,8 +157,10 @@ func (s *opStorage) SaveAuthCode(ctx context.Context, id, code string) error {
 // expires so that a replayed code is recognised (the sweeper deletes it).
 func (s *opStorage) DeleteAuthRequest(context.Context, string) error { return nil }
 
-// consumeCode marks the code of ar exchanged; losing that race means a
-// concurrent exchange of the same code, which is treated as a replay.
+// consumeCode marks the code of ar exchanged. It runs after the tokens are
+// stored: a concurrent exchange that finds the code consumed then always
+// revokes tokens that already exist, and losing the race here revokes both
+// exchanges' tokens (this one's are never handed out).
 func (s *opStorage) consumeCode(ctx context.Context, ar *storage.AuthRequest) error {
 	err := s.store.ConsumeAuthRequest(ctx, ar.ID, s.now())
 	if errors.Is(err, storage.ErrConflict) {
@@ -166,6 +168,7 @@ func (s *opStorage) consumeCode(ctx context.Context, ar *storage.AuthRequest) er
 		return oidc.ErrInvalidGrant().WithDescription("authorization code already used")
 	}
 	if err != nil {
+		s.revokeReplayedGrant(ctx, ar.ID)
 		return fmt.Errorf("consume auth request %s: %w", ar.ID, err)
 	}
 	return nil
@@ -223,12 +226,12 @@ func (s *opStorage) CreateAccessToken(ctx context.Context, req zop.TokenRequest)
 	if _, err := s.activeUser(ctx, a.r.UserID); err != nil {
 		return "", time.Time{}, err
 	}
-	if err := s.consumeCode(ctx, a.r); err != nil {
-		return "", time.Time{}, err
-	}
 	at := s.newAccessToken(a.r.ClientID, a.r.UserID, a.GetAudience(), a.r.Scopes, a.r.ID)
 	if err := s.store.CreateAccessToken(ctx, at); err != nil {
 		return "", time.Time{}, fmt.Errorf("store access token: %w", err)
+	}
+	if err := s.consumeCode(ctx, a.r); err != nil {
+		return "", time.Time{}, err
 	}
 	return at.ID, at.ExpiresAt, nil
 }
@@ -252,9 +255,6 @@ func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req zop.To
 		if _, err := s.activeUser(ctx, r.r.UserID); err != nil {
 			return "", "", time.Time{}, err
 		}
-		if err := s.consumeCode(ctx, r.r); err != nil {
-			return "", "", time.Time{}, err
-		}
 		at := s.newAccessToken(r.r.ClientID, r.r.UserID, r.GetAudience(), r.r.Scopes, r.r.ID)
 		_, refreshLife := s.lifetimes(r.r.ClientID)
 		rt := &storage.RefreshToken{
@@ -266,6 +266,9 @@ func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req zop.To
 		at.RefreshTokenID = rt.ID
 		if err := s.store.CreateRefreshToken(ctx, rt, at); err != nil {
 			return "", "", time.Time{}, fmt.Errorf("store refresh token: %w", err)
+		}
+		if err := s.consumeCode(ctx, r.r); err != nil {
+			return "", "", time.Time{}, err
 		}
 		return at.ID, value, at.ExpiresAt, nil
 	case *refreshRequest:

@@ -169,3 +169,37 @@ func TestLockedAndDeletedUsersAreRefused(t *testing.T) {
 		}
 	})
 }
+
+func TestConcurrentCodeExchangesLeaveNoLiveToken(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, flavor string) {
+		e := newEnv(t, flavor, nil)
+		pk := newPKCE()
+		loc := e.authorize(authParams(webClientID, webRedirect, "openid offline_access", pk))
+		code := loc.Query().Get("code")
+		results := make(chan tokenResponse, 4)
+		for range 4 {
+			go func() { results <- e.exchange(code, webRedirect, pk) }()
+		}
+		var issued []tokenResponse
+		for range 4 {
+			switch tr := <-results; tr.status {
+			case http.StatusOK:
+				issued = append(issued, tr)
+			case http.StatusBadRequest:
+			default:
+				t.Errorf("exchange: status %d %q", tr.status, tr.Error)
+			}
+		}
+		// At most one exchange may win, and if several raced, none of
+		// their tokens may survive.
+		if len(issued) > 1 {
+			t.Errorf("%d exchanges of one code succeeded", len(issued))
+		}
+		for _, tr := range issued {
+			status, _ := e.userinfo(tr.AccessToken, false)
+			if status == http.StatusOK {
+				t.Error("a token from a raced code is still live")
+			}
+		}
+	})
+}
