@@ -1,0 +1,263 @@
+package login
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/descope/virtualwebauthn"
+
+	"github.com/comstockloan/idp/login/passkey"
+	"github.com/comstockloan/idp/storage"
+	"github.com/comstockloan/idp/storage/storagetest"
+)
+
+// passkeyAdapter fits the real *passkey.Service to the Passkeys interface,
+// as cmd/idp does.
+type passkeyAdapter struct{ *passkey.Service }
+
+func (a passkeyAdapter) FinishLogin(ctx context.Context, flowID string, assertion []byte) (*PasskeyLogin, error) {
+	res, err := a.Service.FinishLogin(ctx, flowID, assertion)
+	if err != nil {
+		return nil, err
+	}
+	return &PasskeyLogin{User: res.User, Credential: res.Credential, CrossDevice: res.CrossDevice, AMR: res.AMR}, nil
+}
+
+var testRP = virtualwebauthn.RelyingParty{ID: "localhost", Name: "コムストックローン", Origin: "http://localhost:8080"}
+
+// newPasskeyEnv is newEnv with the real passkey service.
+func newPasskeyEnv(t *testing.T, flavor string) *env {
+	t.Helper()
+	e := newEnv(t, flavor, nil)
+	svc, err := passkey.New(passkey.Config{RPID: testRP.ID, RPDisplayName: testRP.Name, Origins: []string{testRP.Origin}}, e.store, e.h.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.h.passkeys = passkeyAdapter{svc}
+	return e
+}
+
+type device struct {
+	auth virtualwebauthn.Authenticator
+	cred virtualwebauthn.Credential
+}
+
+func newDevice(u *storage.User) *device {
+	d := &device{
+		auth: virtualwebauthn.NewAuthenticatorWithOptions(virtualwebauthn.AuthenticatorOptions{UserHandle: []byte(u.ID)}),
+		cred: virtualwebauthn.NewCredential(virtualwebauthn.KeyTypeEC2),
+	}
+	d.auth.AddCredential(d.cred)
+	return d
+}
+
+func (e *env) postJSON(path string, body []byte) resp {
+	e.t.Helper()
+	req, err := http.NewRequest(http.MethodPost, e.srv.URL+path, bytes.NewReader(body))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	return e.do(req)
+}
+
+func (e *env) jsonField(r resp, key string) string {
+	e.t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal([]byte(r.body), &m); err != nil {
+		e.t.Fatalf("not JSON (%d): %s", r.status, r.body)
+	}
+	s, _ := m[key].(string)
+	return s
+}
+
+// register runs the S5 ceremony of the current flow with d.
+func (e *env) register(d *device) resp {
+	e.t.Helper()
+	opts := e.post("/login/passkey/register/options", nil)
+	if opts.status != http.StatusOK {
+		return opts
+	}
+	ao, err := virtualwebauthn.ParseAttestationOptions(opts.body)
+	if err != nil {
+		e.t.Fatalf("attestation options %s: %v", opts.body, err)
+	}
+	return e.postJSON("/login/passkey/register/finish", []byte(virtualwebauthn.CreateAttestationResponse(testRP, d.auth, d.cred, *ao)))
+}
+
+// passkeyLogin runs the S2 ceremony with d; attachment is what the browser
+// reports ("" to leave it out).
+func (e *env) passkeyLogin(d *device, attachment string) resp {
+	e.t.Helper()
+	opts := e.post("/login/passkey/login/options", nil)
+	e.expect(opts, http.StatusOK, `"publicKey"`)
+	ao, err := virtualwebauthn.ParseAssertionOptions(opts.body)
+	if err != nil {
+		e.t.Fatalf("assertion options %s: %v", opts.body, err)
+	}
+	answer := []byte(virtualwebauthn.CreateAssertionResponse(testRP, d.auth, d.cred, *ao))
+	if attachment != "" {
+		var m map[string]any
+		_ = json.Unmarshal(answer, &m)
+		m["authenticatorAttachment"] = attachment
+		answer, _ = json.Marshal(m)
+	}
+	return e.postJSON("/login/passkey/login/finish", answer)
+}
+
+// enrol runs F1 with a passkey for u and returns the device holding it.
+func (e *env) enrol(u *storage.User, pw string) *device {
+	e.t.Helper()
+	code := e.startF1(u, pw)
+	e.expectRedirect(e.post("/login/otp", map[string][]string{"code": {code}}), "/login/passkey/create")
+	d := newDevice(u)
+	r := e.register(d)
+	e.expect(r, http.StatusOK)
+	if !strings.HasPrefix(e.jsonField(r, "redirect"), "/cb?id=") {
+		e.t.Fatalf("register finish = %s", r.body)
+	}
+	return d
+}
+
+func TestF1CreatesAPasskeyThenF2SignsIn(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, flavor string) {
+		e := newPasskeyEnv(t, flavor)
+		u := e.createUser("mika", "s3cret-pass")
+		d := e.enrol(u, "s3cret-pass")
+		if n, _ := e.store.CountCredentials(context.Background(), u.ID); n != 1 {
+			t.Fatalf("%d passkeys after F1", n)
+		}
+
+		e.expectRedirect(e.get("/end_session"), "/logged-out")
+		ar := e.authRequest(func(a *storage.AuthRequest) { a.ACRValues = []string{e.cfg.ACR.Passkey} })
+		e.expect(e.get("/login?authRequestID="+ar), http.StatusOK)
+		e.expect(e.get("/login/passkey"), http.StatusOK, "data-passkey-login", "/static/passkey.js")
+		r := e.passkeyLogin(d, "platform")
+		e.expect(r, http.StatusOK)
+		if got := e.jsonField(r, "redirect"); got != "/cb?id="+ar {
+			t.Fatalf("redirect = %q", got)
+		}
+		a := e.storedAuthRequest(ar)
+		if !a.Done || a.UserID != u.ID || a.ACR != e.cfg.ACR.Passkey || len(a.AMR) == 0 || slices.Contains(a.AMR, "pwd") {
+			t.Fatalf("passkey completion: done %v user %q amr %v acr %q", a.Done, a.UserID, a.AMR, a.ACR)
+		}
+		// The passkey session satisfies a later passkey-only request silently.
+		again := e.authRequest(func(a *storage.AuthRequest) { a.ACRValues = []string{e.cfg.ACR.Passkey} })
+		e.expectRedirect(e.get("/login?authRequestID="+again), "/cb?id="+again)
+	})
+}
+
+func TestCrossDeviceLoginOffersS5Variant(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, flavor string) {
+		e := newPasskeyEnv(t, flavor)
+		u := e.createUser("sora", "s3cret-pass")
+		phone := e.enrol(u, "s3cret-pass")
+		e.get("/end_session")
+
+		ar := e.authRequest(nil)
+		e.get("/login?authRequestID=" + ar)
+		r := e.passkeyLogin(phone, "cross-platform")
+		e.expect(r, http.StatusOK)
+		if got := e.jsonField(r, "redirect"); got != "/login/passkey/create" {
+			t.Fatalf("redirect = %q", got)
+		}
+		if e.storedAuthRequest(ar).Done {
+			t.Fatal("completed before S5")
+		}
+		e.expect(e.get("/login/passkey/create"), http.StatusOK, "このデバイスでクイックにサインイン", "パスキー作成なしでログイン", "【重要】パスキーの追加登録について")
+		// After a passkey login, a second passkey may be added on this PC.
+		pc := newDevice(u)
+		reg := e.register(pc)
+		e.expect(reg, http.StatusOK)
+		if n, _ := e.store.CountCredentials(context.Background(), u.ID); n != 2 {
+			t.Fatalf("%d passkeys, want 2", n)
+		}
+		a := e.storedAuthRequest(ar)
+		if !a.Done || a.ACR != e.cfg.ACR.Passkey {
+			t.Fatalf("completion after cross-device + register: %+v", a)
+		}
+	})
+}
+
+func TestCrossDeviceSkipCompletesWithPasskeyACR(t *testing.T) {
+	e := newPasskeyEnv(t, "sqlite")
+	u := e.createUser("sora", "s3cret-pass")
+	phone := e.enrol(u, "s3cret-pass")
+	e.get("/end_session")
+	ar := e.authRequest(nil)
+	e.get("/login?authRequestID=" + ar)
+	e.passkeyLogin(phone, "cross-platform")
+	e.expectRedirect(e.post("/login/passkey/create/skip", nil), "/cb?id="+ar)
+	if a := e.storedAuthRequest(ar); a.ACR != e.cfg.ACR.Passkey || slices.Contains(a.AMR, "pwd") {
+		t.Fatalf("skip after cross-device: amr %v acr %q", a.AMR, a.ACR)
+	}
+}
+
+func TestRegistrationNeedsRecentAuth(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, flavor string) {
+		e := newPasskeyEnv(t, flavor)
+		u := e.createUser("riku", "s3cret-pass")
+		code := e.startF1(u, "s3cret-pass")
+		e.expectRedirect(e.post("/login/otp", map[string][]string{"code": {code}}), "/login/passkey/create")
+		e.clock.Advance(e.cfg.RecentAuth + time.Second)
+		r := e.register(newDevice(u))
+		e.expect(r, http.StatusForbidden, `"code":"reauthenticate"`)
+		if n, _ := e.store.CountCredentials(context.Background(), u.ID); n != 0 {
+			t.Fatal("passkey created on a stale authentication")
+		}
+	})
+}
+
+func TestRegistrationBeforeOTPRefused(t *testing.T) {
+	e := newPasskeyEnv(t, "sqlite")
+	u := e.createUser("riku", "s3cret-pass")
+	e.startF1(u, "s3cret-pass") // password verified, OTP not yet
+	e.expect(e.post("/login/passkey/register/options", nil), http.StatusBadRequest, `"code":"wrong_step"`)
+}
+
+func TestF1EnrolmentCannotAddASecondPasskey(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, flavor string) {
+		e := newPasskeyEnv(t, flavor)
+		u := e.createUser("kai", "s3cret-pass")
+		code := e.startF1(u, "s3cret-pass")
+		e.expectRedirect(e.post("/login/otp", map[string][]string{"code": {code}}), "/login/passkey/create")
+		d := newDevice(u)
+		opts := e.post("/login/passkey/register/options", nil)
+		e.expect(opts, http.StatusOK)
+		// Meanwhile a passkey appears (another tab, another device).
+		e.addPasskey(u)
+		ao, err := virtualwebauthn.ParseAttestationOptions(opts.body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := e.postJSON("/login/passkey/register/finish", []byte(virtualwebauthn.CreateAttestationResponse(testRP, d.auth, d.cred, *ao)))
+		e.expect(r, http.StatusConflict, `"code":"has_passkey"`)
+		if n, _ := e.store.CountCredentials(context.Background(), u.ID); n != 1 {
+			t.Fatalf("%d passkeys, want only the other one", n)
+		}
+		e.expect(e.post("/login/passkey/register/options", nil), http.StatusConflict, `"code":"has_passkey"`)
+	})
+}
+
+func TestUnknownPasskeyAnswersUnknownCredential(t *testing.T) {
+	e := newPasskeyEnv(t, "sqlite")
+	u := e.createUser("mei", "s3cret-pass")
+	d := e.enrol(u, "s3cret-pass")
+	if _, err := e.store.DeleteUserCredentials(context.Background(), u.ID); err != nil {
+		t.Fatal(err)
+	}
+	e.get("/end_session")
+	ar := e.authRequest(nil)
+	e.get("/login?authRequestID=" + ar)
+	r := e.passkeyLogin(d, "")
+	e.expect(r, http.StatusUnauthorized, `"code":"unknown_credential"`, `"credentialId"`, `"rpId":"localhost"`)
+	if e.storedAuthRequest(ar).Done {
+		t.Fatal("deleted passkey signed in")
+	}
+}
