@@ -30,6 +30,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"RefreshRotation", testRefreshRotation},
 		{"RefreshConcurrentRotation", testRefreshConcurrentRotation},
 		{"RevokeGrant", testRevokeGrant},
+		{"RevocationRacesRotation", testRevocationRacesRotation},
 		{"RevokeUserTokens", testRevokeUserTokens},
 		{"SigningKeys", testSigningKeys},
 		{"SigningKeysConcurrent", func(t *testing.T, s storage.Store) { testSigningKeysConcurrent(t, s, s) }},
@@ -561,6 +562,43 @@ func testRevokeGrant(t *testing.T, s storage.Store) {
 	wantAccessToken(t, s, "atA", false)
 	wantRevoked(t, s, "b1", false)
 	wantAccessToken(t, s, "at-b1", true)
+}
+
+// testRevocationRacesRotation: revocations racing rotations of the same
+// family must neither fail nor leave a live token behind.
+func testRevocationRacesRotation(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	n := now()
+	issue(t, s, "rt", "fam", "web", "u1", "ar", n)
+	errs := parallel(9, func(i int) error {
+		switch i % 3 {
+		case 0:
+			return s.RevokeGrant(ctx, "ar", n)
+		case 1:
+			return s.RevokeUserTokens(ctx, "u1", "", n)
+		}
+		next, at := successor(fmt.Sprintf("next-%d", i), "ar", n)
+		err := s.RotateRefreshToken(ctx, "rt", next, at, n)
+		if errors.Is(err, storage.ErrRefreshTokenReused) {
+			return nil
+		}
+		return err
+	})
+	for i, err := range errs {
+		must(t, fmt.Sprintf("racer %d", i), err)
+	}
+	// A rotation may have won after every revocation: revoke once more,
+	// then nothing of the family may be usable.
+	must(t, "final revoke", s.RevokeGrant(ctx, "ar", n))
+	wantRevoked(t, s, "rt", true)
+	wantAccessToken(t, s, "at-rt", false)
+	for i := 2; i < 9; i += 3 {
+		id := fmt.Sprintf("next-%d", i)
+		if _, err := s.RefreshTokenByID(ctx, id); err == nil {
+			wantRevoked(t, s, id, true)
+		}
+		wantAccessToken(t, s, "at-"+id, false)
+	}
 }
 
 func testRevokeUserTokens(t *testing.T, s storage.Store) {

@@ -168,13 +168,14 @@ func (s *Store) inTx(ctx context.Context, op string, fn func(tx *sqlx.Tx) error)
 
 // lockTx takes a store-wide lock named by key until tx ends. On PostgreSQL
 // it is an advisory lock scoped to the current schema (so that test schemas
-// in one cluster do not contend); on SQLite the immediate transaction
+// in one cluster do not contend; coalesce because the strict lock function
+// would silently take no lock on NULL); on SQLite the immediate transaction
 // already excludes every other writer.
 func (s *Store) lockTx(ctx context.Context, tx *sqlx.Tx, key lockKey) error {
 	if s.flavor != flavorPostgres {
 		return nil
 	}
-	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtext(current_schema()), $1)`, int32(key)); err != nil {
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtext(coalesce(current_schema(), '')), $1)`, int32(key)); err != nil {
 		return fmt.Errorf("take %s lock: %w", key, err)
 	}
 	return nil

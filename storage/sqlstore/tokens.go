@@ -217,8 +217,27 @@ func (s *Store) lockFamily(ctx context.Context, tx *sqlx.Tx, familyID string) er
 	if s.flavor != flavorPostgres {
 		return nil
 	}
-	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtext('refresh-family:' || current_schema()), hashtext($1))`, familyID); err != nil {
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtext('refresh-family:' || coalesce(current_schema(), '')), hashtext($1))`, familyID); err != nil {
 		return wrap("lock refresh token family", err)
+	}
+	return nil
+}
+
+// lockFamilies takes the family lock of every family with a refresh token
+// matching where, in one order, so bulk revocations neither deadlock with
+// rotations nor with each other.
+func (s *Store) lockFamilies(ctx context.Context, tx *sqlx.Tx, where string, args ...any) error {
+	if s.flavor != flavorPostgres {
+		return nil
+	}
+	var families []string
+	if err := tx.SelectContext(ctx, &families, s.q(`SELECT DISTINCT family_id FROM refresh_tokens WHERE `+where+` ORDER BY family_id`), args...); err != nil {
+		return wrap("find refresh token families", err)
+	}
+	for _, f := range families {
+		if err := s.lockFamily(ctx, tx, f); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -255,6 +274,9 @@ func (s *Store) RevokeRefreshToken(ctx context.Context, id string, now time.Time
 // tokens, every family started from it and those families' access tokens.
 func (s *Store) RevokeGrant(ctx context.Context, authRequestID string, now time.Time) error {
 	return s.inTx(ctx, "revoke grant", func(tx *sqlx.Tx) error {
+		if err := s.lockFamilies(ctx, tx, `auth_request_id = ?`, authRequestID); err != nil {
+			return fmt.Errorf("revoke grant: %w", err)
+		}
 		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM access_tokens WHERE auth_request_id = ? OR refresh_token_id IN
 			(SELECT id FROM refresh_tokens WHERE family_id IN
 				(SELECT family_id FROM refresh_tokens WHERE auth_request_id = ?))`), authRequestID, authRequestID); err != nil {
@@ -276,6 +298,9 @@ func (s *Store) RevokeUserTokens(ctx context.Context, userID, clientID string, n
 		where, args = `subject = ? AND client_id = ?`, []any{userID, clientID}
 	}
 	return s.inTx(ctx, "revoke user tokens", func(tx *sqlx.Tx) error {
+		if err := s.lockFamilies(ctx, tx, where, args...); err != nil {
+			return fmt.Errorf("revoke user tokens: %w", err)
+		}
 		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM access_tokens WHERE `+where), args...); err != nil {
 			return wrap("revoke user tokens: delete access tokens", err)
 		}
