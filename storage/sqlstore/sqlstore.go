@@ -32,6 +32,9 @@ func init() {
 	sqlx.BindDriver("sqlite", sqlx.QUESTION)
 }
 
+// postgresMaxOpenConns caps each Store's PostgreSQL pool.
+const postgresMaxOpenConns = 24
+
 // Store is a storage.Store backed by an SQL database.
 type Store struct {
 	db     *sqlx.DB
@@ -64,6 +67,11 @@ func Open(ctx context.Context, dsn string, logger *slog.Logger) (*Store, error) 
 		if err != nil {
 			return nil, fmt.Errorf("open postgres: %w", err)
 		}
+		// Bounded so that several replicas cannot exhaust the server's
+		// max_connections between them; requests queue for a connection
+		// instead.
+		db.SetMaxOpenConns(postgresMaxOpenConns)
+		db.SetMaxIdleConns(postgresMaxOpenConns / 4)
 	case strings.HasPrefix(dsn, "sqlite:"):
 		fl = flavorSQLite
 		db, err = openSQLite(strings.TrimPrefix(dsn, "sqlite:"))
