@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -149,7 +150,14 @@ func (h *Handler) Register(r *mux.Router) {
 	page(pathPasskeyRegOpt, nil, h.passkeyRegisterOptions)
 	page(pathPasskeyRegFin, nil, h.passkeyRegisterFinish)
 	page(pathHelp, h.getHelp, nil)
-	static := http.StripPrefix("/static/", http.FileServerFS(templates.Static()))
+	files := http.FileServerFS(templates.Static())
+	static := http.StripPrefix("/static/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "" || strings.HasSuffix(r.URL.Path, "/") {
+			http.NotFound(w, r) // no directory listings
+			return
+		}
+		files.ServeHTTP(w, r)
+	}))
 	r.PathPrefix("/static/").Handler(securityHeaders(false, static)).Methods(http.MethodGet, http.MethodHead)
 }
 

@@ -502,6 +502,10 @@ func TestSecurityHeaders(t *testing.T) {
 	}
 	r := e.get("/static/style.css")
 	e.expect(r, http.StatusOK, ".brand")
+	if r.header.Get("X-Content-Type-Options") != "nosniff" {
+		t.Error("static file without nosniff")
+	}
+	e.expect(e.get("/static/"), http.StatusNotFound)
 }
 
 func TestUnknownAuthRequestIsAFriendly400(t *testing.T) {
