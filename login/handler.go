@@ -20,6 +20,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/comstockloan/idp/login/mail"
+	"github.com/comstockloan/idp/login/passkey"
 	"github.com/comstockloan/idp/login/password"
 	"github.com/comstockloan/idp/storage"
 	"github.com/comstockloan/idp/templates"
@@ -40,15 +41,14 @@ type Mailer interface {
 	Send(ctx context.Context, m mail.Message) error
 }
 
-// PasskeyLogin is the outcome of a successful passkey assertion.
-type PasskeyLogin struct {
-	User        *storage.User
-	Credential  *storage.Credential
-	CrossDevice bool     // authenticator was cross-platform (phone via QR)
-	AMR         []string // RFC 8176 methods
-}
+// PasskeyLogin is the outcome of a successful passkey assertion: User,
+// Credential, CrossDevice (the authenticator was cross-platform, e.g. a
+// phone via QR code) and AMR. It is the passkey package's own type, so
+// *passkey.Service satisfies Passkeys without an adapter; for the same
+// reason login/passkey must never import login.
+type PasskeyLogin = passkey.LoginResult
 
-// Passkeys runs the WebAuthn ceremonies (login/passkey, via an adapter).
+// Passkeys runs the WebAuthn ceremonies (*passkey.Service).
 type Passkeys interface {
 	BeginLogin(ctx context.Context, flowID string, conditional bool) (json.RawMessage, error)
 	FinishLogin(ctx context.Context, flowID string, assertionJSON []byte) (*PasskeyLogin, error)
@@ -65,6 +65,8 @@ type Deps struct {
 	Passkeys Passkeys
 	Logger   *slog.Logger
 }
+
+var _ Passkeys = (*passkey.Service)(nil)
 
 // Handler serves the login pages.
 type Handler struct {

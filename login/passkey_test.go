@@ -17,18 +17,6 @@ import (
 	"github.com/comstockloan/idp/storage/storagetest"
 )
 
-// passkeyAdapter fits the real *passkey.Service to the Passkeys interface,
-// as cmd/idp does.
-type passkeyAdapter struct{ *passkey.Service }
-
-func (a passkeyAdapter) FinishLogin(ctx context.Context, flowID string, assertion []byte) (*PasskeyLogin, error) {
-	res, err := a.Service.FinishLogin(ctx, flowID, assertion)
-	if err != nil {
-		return nil, err
-	}
-	return &PasskeyLogin{User: res.User, Credential: res.Credential, CrossDevice: res.CrossDevice, AMR: res.AMR}, nil
-}
-
 var testRP = virtualwebauthn.RelyingParty{ID: "localhost", Name: "コムストックローン", Origin: "http://localhost:8080"}
 
 // newPasskeyEnv is newEnv with the real passkey service.
@@ -39,7 +27,7 @@ func newPasskeyEnv(t *testing.T, flavor string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.h.passkeys = passkeyAdapter{svc}
+	e.h.passkeys = svc
 	return e
 }
 
