@@ -3,7 +3,7 @@
 //
 // Statements are written once with `?` placeholders and rebound per driver;
 // the few real differences between the flavours (column types, how a
-// store-wide lock is taken, how times travel) live in flavor.go.
+// store-wide lock is taken, how times travel) live in flavor.go and lockTx.
 package sqlstore
 
 import (
