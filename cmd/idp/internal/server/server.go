@@ -1,0 +1,277 @@
+// Package server assembles the identity provider from its parts: the store,
+// the OpenID provider, the WebAuthn service, the mailer and the login pages,
+// behind one router. `idp serve` and `idp dev` both build it here.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"runtime/debug"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/comstockloan/idp/cmd/idp/internal/config"
+	"github.com/comstockloan/idp/login"
+	"github.com/comstockloan/idp/login/mail"
+	"github.com/comstockloan/idp/login/passkey"
+	"github.com/comstockloan/idp/op"
+	"github.com/comstockloan/idp/storage/sqlstore"
+)
+
+// maxRequestBody bounds every request body: the largest legitimate one is a
+// WebAuthn attestation of a few kilobytes.
+const maxRequestBody = 64 << 10
+
+// Server is one assembled IdP process.
+type Server struct {
+	Store    *sqlstore.Store
+	Provider *op.Provider
+	handler  http.Handler
+	logger   *slog.Logger
+}
+
+// Options are the parts that only development mode adds.
+type Options struct {
+	// Extra mounts additional handlers (e.g. the dev mailbox) before the
+	// OpenID provider's catch-all route.
+	Extra func(r *mux.Router)
+	// DevMailURL is shown on the one-time-password page in development.
+	DevMailURL string
+}
+
+// Open connects to the database, applies migrations, makes sure a signing
+// key exists and builds the handler.
+func Open(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Options) (*Server, error) {
+	store, err := sqlstore.Open(ctx, cfg.Database, logger)
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	s, err := build(ctx, cfg, store, logger, opts)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func build(ctx context.Context, cfg *config.Config, store *sqlstore.Store, logger *slog.Logger, opts Options) (*Server, error) {
+	if err := store.Migrate(ctx); err != nil {
+		return nil, fmt.Errorf("migrate database: %w", err)
+	}
+	opCfg, err := OPConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	provider, err := op.New(opCfg, store, logger)
+	if err != nil {
+		return nil, fmt.Errorf("openid provider: %w", err)
+	}
+	if err := provider.EnsureKeys(ctx); err != nil {
+		return nil, fmt.Errorf("signing keys: %w", err)
+	}
+	passkeys, err := passkey.New(passkey.Config{
+		RPID:          cfg.WebAuthn.RPID,
+		RPDisplayName: cfg.WebAuthn.RPName,
+		Origins:       cfg.WebAuthn.Origins,
+	}, store, logger)
+	if err != nil {
+		return nil, fmt.Errorf("webauthn: %w", err)
+	}
+	mailer := &mail.SMTPSender{
+		Host:     cfg.SMTP.Host,
+		Port:     cfg.SMTP.Port,
+		TLS:      cfg.SMTP.TLS,
+		Username: cfg.SMTP.Username,
+		Password: cfg.SMTP.Password,
+		From:     cfg.SMTP.From,
+	}
+	pages, err := login.New(LoginConfig(cfg, opts.DevMailURL), login.Deps{
+		Store:    store,
+		OP:       provider,
+		Mailer:   mailer,
+		Passkeys: passkeys,
+		Logger:   logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("login pages: %w", err)
+	}
+
+	r := mux.NewRouter()
+	r.Use(provider.IssuerInterceptor)
+	pages.Register(r)
+	if opts.Extra != nil {
+		opts.Extra(r)
+	}
+	// RP-initiated logout must also end our own SSO session.
+	r.Path("/end_session").Handler(pages.EndSession(provider.Handler()))
+	r.PathPrefix("/").Handler(provider.Handler())
+
+	return &Server{
+		Store:    store,
+		Provider: provider,
+		handler:  recoverPanics(logger, limitBodies(r)),
+		logger:   logger,
+	}, nil
+}
+
+// Handler is the whole IdP as one http.Handler.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Serve serves on l until ctx ends, then shuts down gracefully. It also runs
+// the housekeeping loops (expired rows, key rotation) every replica may run:
+// both are safe to run concurrently against one database.
+func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    32 << 10,
+		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
+	}
+	go s.sweep(ctx, time.Minute)
+	go s.Provider.RunKeyRotation(ctx, time.Hour)
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(l) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// Close releases the database.
+func (s *Server) Close() error { return s.Store.Close() }
+
+func (s *Server) sweep(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		n, err := s.Store.DeleteExpired(ctx, time.Now())
+		switch {
+		case err != nil && ctx.Err() == nil:
+			s.logger.Warn("sweep expired rows", "error", err)
+		case n > 0:
+			s.logger.Debug("swept expired rows", "rows", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// OPConfig maps the file's settings onto package op's.
+func OPConfig(cfg *config.Config) (op.Config, error) {
+	key, err := cfg.CryptoKeyBytes()
+	if err != nil {
+		return op.Config{}, fmt.Errorf("crypto_key: %w", err)
+	}
+	iss, _ := url.Parse(cfg.Issuer)
+	c := op.Config{
+		Issuer:               cfg.Issuer,
+		CryptoKey:            key,
+		SigningAlgorithm:     cfg.Keys.Algorithm,
+		KeyRotationPeriod:    cfg.Keys.RotationPeriod,
+		KeyPublishDelay:      cfg.Keys.PublishDelay,
+		AccessTokenLifetime:  cfg.Lifetimes.AccessToken,
+		IDTokenLifetime:      cfg.Lifetimes.IDToken,
+		RefreshTokenLifetime: cfg.Lifetimes.RefreshToken,
+		AuthRequestLifetime:  cfg.Lifetimes.AuthRequest,
+		AllowInsecure:        iss != nil && iss.Scheme == "http",
+	}
+	for _, cl := range cfg.Clients {
+		c.Clients = append(c.Clients, op.ClientConfig{
+			ID:                     cl.ID,
+			Name:                   cl.Name,
+			SecretHash:             cl.SecretHash,
+			Public:                 cl.Public,
+			RedirectURIs:           cl.RedirectURIs,
+			PostLogoutRedirectURIs: cl.PostLogoutRedirectURIs,
+			Scopes:                 cl.Scopes,
+			AccessTokenLifetime:    cl.AccessTokenLifetime,
+			IDTokenLifetime:        cl.IDTokenLifetime,
+			RefreshTokenLifetime:   cl.RefreshTokenLifetime,
+		})
+	}
+	return c, nil
+}
+
+// LoginConfig maps the file's settings onto package login's.
+func LoginConfig(cfg *config.Config, devMailURL string) login.Config {
+	iss, _ := url.Parse(cfg.Issuer)
+	return login.Config{
+		SiteName: cfg.SiteName,
+		Support: login.SupportContact{
+			Name:  cfg.Support.Name,
+			Email: cfg.Support.Email,
+			Phone: cfg.Support.Phone,
+			Hours: cfg.Support.Hours,
+		},
+		SecureCookies:   iss != nil && iss.Scheme == "https",
+		SessionLifetime: cfg.Lifetimes.Session,
+		FlowLifetime:    cfg.Lifetimes.LoginFlow,
+		RecentAuth:      cfg.Lifetimes.RecentAuth,
+		Password: login.PasswordParams{
+			MemoryKiB:   cfg.Password.MemoryKiB,
+			Iterations:  cfg.Password.Iterations,
+			Parallelism: cfg.Password.Parallelism,
+		},
+		OTP: login.OTPConfig{
+			Lifetime:        cfg.OTP.Lifetime,
+			MaxAttempts:     cfg.OTP.MaxAttempts,
+			ResendInterval:  cfg.OTP.ResendInterval,
+			MaxSendsPerHour: cfg.OTP.MaxSendsPerHour,
+			From:            cfg.SMTP.From,
+			Subject:         cfg.SMTP.Subject,
+		},
+		ACR: login.ACRConfig{
+			Passkey:     cfg.ACR.Passkey,
+			PasswordOTP: cfg.ACR.PasswordOTP,
+			Password:    cfg.ACR.Password,
+		},
+		DevMailURL: devMailURL,
+	}
+}
+
+func limitBodies(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, maxRequestBody)
+		next.ServeHTTP(w, r)
+	})
+}
+
+// recoverPanics turns a panic in any handler into a logged 500 instead of a
+// dropped connection; a panic is a bug, and its stack belongs in the log.
+func recoverPanics(logger *slog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				logger.Error("panic in handler", "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
+				http.Error(w, "internal error", http.StatusInternalServerError)
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}

@@ -1,0 +1,81 @@
+// Command idp is the COM-STOCK LOAN identity provider: one binary for the
+// server, development mode and the operators' and support centre's tools.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `usage: idp <command> [flags]
+
+commands:
+  dev                     run IdP + mail sink + demo relying party locally (no config needed)
+  serve   --config FILE   run the IdP in production
+  migrate --config FILE   apply database migrations and exit
+  clients check --config FILE | clients hash-secret
+  keys    list|rotate --config FILE
+  users   …               support-centre account tools (run "idp users" for help)
+  audit   verify --config FILE
+
+Run "idp <command> -h" for the flags of a command.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "idp:", err)
+		os.Exit(1)
+	}
+}
+
+// run dispatches a command line; it is main without the process, for tests.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return flag.ErrHelp
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "dev":
+		return cmdDev(ctx, rest, stdout, stderr)
+	case "serve":
+		return cmdServe(ctx, rest, stderr)
+	case "migrate":
+		return cmdMigrate(ctx, rest, stdout, stderr)
+	case "clients":
+		return cmdClients(ctx, rest, stdin, stdout, stderr)
+	case "keys":
+		return cmdKeys(ctx, rest, stdout, stderr)
+	case "users":
+		return cmdUsers(ctx, rest, stdin, stdout, stderr)
+	case "audit":
+		return cmdAudit(ctx, rest, stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("unknown command %q", cmd)
+	}
+}
+
+func newLogger(w io.Writer, format string, level slog.Level) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
