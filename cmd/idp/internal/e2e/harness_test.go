@@ -76,7 +76,15 @@ func newBrowser(t *testing.T) *browser {
 			chromedp.Flag("no-first-run", true),
 			chromedp.Flag("lang", "ja"),
 		)
-		sharedBrowser.ctx, sharedBrowser.cancel = chromedp.NewExecAllocator(context.Background(), opts...)
+		allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+		root, cancelRoot := chromedp.NewContext(allocCtx)
+		if err := chromedp.Do(root); err != nil {
+			cancelRoot()
+			cancelAlloc()
+			t.Fatalf("start Chromium: %v", err)
+		}
+		sharedBrowser.ctx = root
+		sharedBrowser.cancel = func() { cancelRoot(); cancelAlloc() }
 	}
 	ctx, cancel := chromedp.NewContext(sharedBrowser.ctx, chromedp.WithNewBrowserContext())
 	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
