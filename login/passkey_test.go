@@ -13,6 +13,7 @@ import (
 	"github.com/descope/virtualwebauthn"
 
 	"github.com/comstockloan/idp/login/passkey"
+	"github.com/comstockloan/idp/login/passkey/passkeytest"
 	"github.com/comstockloan/idp/storage"
 	"github.com/comstockloan/idp/storage/storagetest"
 )
@@ -39,7 +40,7 @@ type device struct {
 func newDevice(u *storage.User) *device {
 	d := &device{
 		auth: virtualwebauthn.NewAuthenticatorWithOptions(virtualwebauthn.AuthenticatorOptions{UserHandle: []byte(u.ID)}),
-		cred: virtualwebauthn.NewCredential(virtualwebauthn.KeyTypeEC2),
+		cred: passkeytest.NewCredential(),
 	}
 	d.auth.AddCredential(d.cred)
 	return d

@@ -11,6 +11,7 @@ import (
 	"github.com/descope/virtualwebauthn"
 
 	"github.com/comstockloan/idp/login/passkey"
+	"github.com/comstockloan/idp/login/passkey/passkeytest"
 	"github.com/comstockloan/idp/storage"
 	"github.com/comstockloan/idp/storage/storagetest"
 )
@@ -66,7 +67,7 @@ type device struct {
 
 func newDevice(u *storage.User, opts virtualwebauthn.AuthenticatorOptions) *device {
 	opts.UserHandle = []byte(u.ID)
-	d := &device{auth: virtualwebauthn.NewAuthenticatorWithOptions(opts), cred: virtualwebauthn.NewCredential(virtualwebauthn.KeyTypeEC2)}
+	d := &device{auth: virtualwebauthn.NewAuthenticatorWithOptions(opts), cred: passkeytest.NewCredential()}
 	d.auth.AddCredential(d.cred)
 	return d
 }
