@@ -75,6 +75,7 @@ func newBrowser(t *testing.T) *browser {
 			chromedp.Flag("disable-quic", true),
 			chromedp.Flag("no-first-run", true),
 			chromedp.Flag("lang", "ja"),
+			chromedp.Flag("accept-lang", "ja"),
 		)
 		allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 		root, cancelRoot := chromedp.NewContext(allocCtx)
@@ -145,6 +146,16 @@ func (b *browser) fill(sel, value string) {
 	b.do(chromedp.WaitVisible(chromedp.CSS(sel)), chromedp.SetValue(chromedp.CSS(sel), value))
 }
 
+// submit clicks a button that submits a form and waits until the next page
+// has loaded (a marker on the old document is gone).
+func (b *browser) submit(sel string) {
+	b.t.Helper()
+	b.do(chromedp.WaitVisible(chromedp.CSS(sel)))
+	b.eval(`(window.__e2eOldPage = true, "")`)
+	b.do(chromedp.Click(chromedp.CSS(sel)))
+	b.waitFor(`!window.__e2eOldPage && document.readyState === "complete" ? "y" : ""`)
+}
+
 func (b *browser) path() string { b.t.Helper(); return b.eval("location.pathname") }
 
 // waitFor polls a JavaScript expression until it yields a non-empty string;
@@ -211,6 +222,10 @@ func (b *browser) addAuthenticator(transport webauthn.AuthenticatorTransport, ba
 			AutomaticPresenceSimulation: true,
 			DefaultBackupEligibility:    backupEligible,
 			DefaultBackupState:          backupEligible,
+			// cdproto always sends generateCmtgKeyOnNextOperation with
+			// AddCredential, which Chromium refuses unless the authenticator
+			// supports CMTG keys.
+			HasCmtgKey: true,
 		},
 	})
 	if err != nil {
@@ -235,9 +250,16 @@ func (b *browser) credentials(a authenticator) []*webauthn.Credential {
 	return res.Credentials
 }
 
+// addCredential copies a passkey (as read from another authenticator) into a.
 func (b *browser) addCredential(a authenticator, c *webauthn.Credential) {
 	b.t.Helper()
-	if _, err := chromedp.Call(b.ctx, webauthn.AddCredential, webauthn.AddCredentialParams{AuthenticatorID: a.id, Credential: c}); err != nil {
+	cp := &webauthn.Credential{
+		CredentialID: c.CredentialID, IsResidentCredential: c.IsResidentCredential, RpID: c.RpID,
+		PrivateKey: c.PrivateKey, UserHandle: c.UserHandle, SignCount: c.SignCount,
+		BackupEligibility: c.BackupEligibility, BackupState: c.BackupState,
+		UserName: c.UserName, UserDisplayName: c.UserDisplayName,
+	}
+	if _, err := chromedp.Call(b.ctx, webauthn.AddCredential, webauthn.AddCredentialParams{AuthenticatorID: a.id, Credential: cp}); err != nil {
 		b.fail(err)
 	}
 }

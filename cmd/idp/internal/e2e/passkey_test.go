@@ -1,0 +1,331 @@
+package e2e
+
+import (
+	"strings"
+	"testing"
+
+	cdpwebauthn "github.com/chromedp/cdproto/webauthn"
+
+	"github.com/comstockloan/idp/cmd/idp/internal/devstack"
+	"github.com/comstockloan/idp/storage/storagetest"
+)
+
+const signedIn = `document.querySelector("#signed-in") ? "y" : ""`
+
+// enrolUntilS5 walks F1 from the RP to S5: S1 → S2 (login ID, 「パスキー初回登録」)
+// → S3 (password) → S4 (one-time password read from the mail sink).
+func enrolUntilS5(b *browser, st *devstack.Stack, loginID, password, email string) {
+	b.t.Helper()
+	b.navigate(st.RPURL + "/login")
+	b.waitPath("/login")
+	b.click(`a[href="/login/passkey"]`)
+	b.waitPath("/login/passkey")
+	b.fill("#loginID", loginID)
+	b.submit(`form[action="/login/passkey"] button[type=submit]`)
+	b.waitPath("/login/password")
+	seen := len(st.Sink.Messages())
+	b.fill("#password", password)
+	b.submit(`form[action="/login/password"] button[type=submit]`)
+	b.waitPath("/login/otp")
+	code := latestOTP(b.t, st, email, seen)
+	b.fill("#code", code)
+	b.submit(`form[action="/login/otp"] button[type=submit]`)
+	b.waitPath("/login/passkey/create")
+}
+
+// passkeyButtonLogin signs in from the RP with S2's 「パスキー認証」 button.
+func passkeyButtonLogin(b *browser, st *devstack.Stack) {
+	b.t.Helper()
+	b.navigate(st.RPURL + "/login")
+	b.waitPath("/login")
+	b.click(`a[href="/login/passkey"]`)
+	b.waitPath("/login/passkey")
+	b.click("button[data-passkey-login]")
+}
+
+func TestFirstPasskeyEnrolmentThenPasskeyLogin(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, flavor string) {
+		st := startStack(t, flavor)
+		b := newBrowser(t)
+		b.withoutConditionalUI()
+		auth := b.addAuthenticator(cdpwebauthn.AuthenticatorTransportInternal, false)
+
+		// F1: enrol with password + OTP, then create the passkey on S5.
+		enrolUntilS5(b, st, "demo", "demo-pass-2026", "demo@example.com")
+		if got := b.text("h1, h2"); !strings.Contains(got, "パスキーを作成") && !strings.Contains(got, "このデバイス上でコムストックローン用にパスキーを作成") {
+			t.Errorf("S5 heading = %q", got)
+		}
+		b.click("button[data-passkey-register]")
+		b.waitFor(signedIn)
+		// The enrolment itself was proven by password + OTP.
+		if got := claim(b, "amr"); got != "pwd otp mfa" {
+			t.Errorf("amr after enrolment = %q, want pwd otp mfa", got)
+		}
+		if got := claim(b, "acr"); got != st.Config.ACR.PasswordOTP {
+			t.Errorf("acr after enrolment = %q, want %q", got, st.Config.ACR.PasswordOTP)
+		}
+		if n := len(b.credentials(auth)); n != 1 {
+			t.Fatalf("authenticator holds %d passkeys, want 1", n)
+		}
+		u, _ := st.Server.Store.UserByLoginID(t.Context(), "demo")
+		creds, err := st.Server.Store.CredentialsByUser(t.Context(), u.ID)
+		if err != nil || len(creds) != 1 || !creds[0].UserVerified {
+			t.Fatalf("stored passkeys = %+v (%v), want one, user-verified", creds, err)
+		}
+
+		// F2: log out, then sign in usernameless with the button.
+		b.click("#logout")
+		b.waitFor(`document.querySelector("#login") ? "y" : ""`)
+		passkeyButtonLogin(b, st)
+		b.waitFor(signedIn)
+		if got := claim(b, "amr"); got != "hwk user mfa" {
+			t.Errorf("amr after passkey login = %q, want hwk user mfa (device-bound)", got)
+		}
+		if got := claim(b, "acr"); got != st.Config.ACR.Passkey {
+			t.Errorf("acr after passkey login = %q, want %q", got, st.Config.ACR.Passkey)
+		}
+
+		// Rule 1: with a passkey, ID + password (「ログイン >」) is refused...
+		b.click("#logout")
+		b.waitFor(`document.querySelector("#login") ? "y" : ""`)
+		passwordLogin(b, st, "/login", "demo", "demo-pass-2026")
+		if b.path() != "/login" || !strings.Contains(b.text("#error"), "パスキー") {
+			t.Errorf("password login of a passkey owner: at %s saying %q", b.path(), b.eval("document.body.innerText"))
+		}
+		// ...and so is enrolling another passkey through ID + password + OTP.
+		b.navigate(st.RPURL + "/login")
+		b.waitPath("/login")
+		b.click(`a[href="/login/passkey"]`)
+		b.waitPath("/login/passkey")
+		b.fill("#loginID", "demo")
+		b.submit(`form[action="/login/passkey"] button[type=submit]`)
+		b.waitPath("/login/password")
+		seen := len(st.Sink.Messages())
+		b.fill("#password", "demo-pass-2026")
+		b.submit(`form[action="/login/password"] button[type=submit]`)
+		b.text("#error")
+		if b.path() == "/login/otp" || mailsTo(st, "demo@example.com") > seen {
+			t.Errorf("a passkey owner reached the OTP step (at %s)", b.path())
+		}
+	})
+}
+
+func TestSkipPasskeyCreation(t *testing.T) {
+	st := startStack(t, "postgres")
+	b := newBrowser(t)
+	enrolUntilS5(b, st, "demo", "demo-pass-2026", "demo@example.com")
+	b.submit(`form[action="/login/passkey/create/skip"] button[type=submit]`)
+	b.waitFor(signedIn)
+	if got := claim(b, "amr"); got != "pwd otp mfa" {
+		t.Errorf("amr = %q, want pwd otp mfa", got)
+	}
+	u, _ := st.Server.Store.UserByLoginID(t.Context(), "demo")
+	if n, _ := st.Server.Store.CountCredentials(t.Context(), u.ID); n != 0 {
+		t.Errorf("skipping created %d passkeys", n)
+	}
+}
+
+func TestConditionalUIAutofillLogin(t *testing.T) {
+	st := startStack(t, "sqlite")
+	b := newBrowser(t)
+	b.addAuthenticator(cdpwebauthn.AuthenticatorTransportInternal, true)
+	enrolUntilS5(b, st, "demo", "demo-pass-2026", "demo@example.com")
+	b.click("button[data-passkey-register]")
+	b.waitFor(signedIn)
+	b.click("#logout")
+	b.waitFor(`document.querySelector("#login") ? "y" : ""`)
+
+	// On S2 the login ID field offers the passkey (autocomplete="username
+	// webauthn"); the virtual authenticator picks it without a click.
+	b.navigate(st.RPURL + "/login")
+	b.waitPath("/login")
+	b.click(`a[href="/login/passkey"]`)
+	b.waitFor(signedIn)
+	if got := claim(b, "amr"); got != "swk user mfa" {
+		t.Errorf("amr = %q, want swk user mfa (a synced passkey)", got)
+	}
+}
+
+func TestCrossDeviceLoginOffersLocalPasskey(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, flavor string) {
+		st := startStack(t, flavor)
+
+		// The customer's phone enrolled a passkey earlier.
+		phone := newBrowser(t)
+		phone.withoutConditionalUI()
+		phoneAuth := phone.addAuthenticator(cdpwebauthn.AuthenticatorTransportInternal, true)
+		enrolUntilS5(phone, st, "demo", "demo-pass-2026", "demo@example.com")
+		phone.click("button[data-passkey-register]")
+		phone.waitFor(signedIn)
+		passkeys := phone.credentials(phoneAuth)
+
+		// F3: on a PC without a passkey, the phone signs by QR code (a
+		// hybrid authenticator holding the phone's passkey).
+		pc := newBrowser(t)
+		pc.withoutConditionalUI()
+		viaQR := pc.addAuthenticator(cdpwebauthn.AuthenticatorTransportHybrid, true)
+		for _, c := range passkeys {
+			pc.addCredential(viaQR, c)
+		}
+		passkeyButtonLogin(pc, st)
+		pc.waitPath("/login/passkey/create")
+		if body := pc.eval("document.body.innerText"); !strings.Contains(body, "このデバイスでクイックにサインイン") {
+			t.Errorf("S5 after a cross-device login lacks 「このデバイスでクイックにサインイン」:\n%s", body)
+		}
+
+		// The phone goes away; the PC creates its own passkey.
+		pc.removeAuthenticator(viaQR)
+		local := pc.addAuthenticator(cdpwebauthn.AuthenticatorTransportInternal, false)
+		pc.click("button[data-passkey-register]")
+		pc.waitFor(signedIn)
+		if got := claim(pc, "acr"); got != st.Config.ACR.Passkey {
+			t.Errorf("acr after cross-device login = %q, want %q", got, st.Config.ACR.Passkey)
+		}
+		if n := len(pc.credentials(local)); n != 1 {
+			t.Errorf("PC authenticator holds %d passkeys, want 1", n)
+		}
+		u, _ := st.Server.Store.UserByLoginID(t.Context(), "demo")
+		if n, _ := st.Server.Store.CountCredentials(t.Context(), u.ID); n != 2 {
+			t.Errorf("user has %d passkeys, want 2 (phone + PC)", n)
+		}
+
+		// Next time the PC signs in with its own passkey, device-bound.
+		pc.click("#logout")
+		pc.waitFor(`document.querySelector("#login") ? "y" : ""`)
+		passkeyButtonLogin(pc, st)
+		pc.waitFor(signedIn)
+		if got := claim(pc, "amr"); got != "hwk user mfa" {
+			t.Errorf("amr with the PC's passkey = %q, want hwk user mfa", got)
+		}
+	})
+}
+
+func TestCrossDeviceLoginWithoutCreatingPasskey(t *testing.T) {
+	st := startStack(t, "sqlite")
+	phone := newBrowser(t)
+	phone.withoutConditionalUI()
+	phoneAuth := phone.addAuthenticator(cdpwebauthn.AuthenticatorTransportInternal, true)
+	enrolUntilS5(phone, st, "demo", "demo-pass-2026", "demo@example.com")
+	phone.click("button[data-passkey-register]")
+	phone.waitFor(signedIn)
+
+	pc := newBrowser(t)
+	pc.withoutConditionalUI()
+	viaQR := pc.addAuthenticator(cdpwebauthn.AuthenticatorTransportHybrid, true)
+	for _, c := range phone.credentials(phoneAuth) {
+		pc.addCredential(viaQR, c)
+	}
+	passkeyButtonLogin(pc, st)
+	pc.waitPath("/login/passkey/create")
+	pc.submit(`form[action="/login/passkey/create/skip"] button[type=submit]`)
+	pc.waitFor(signedIn)
+	if got := claim(pc, "amr"); got != "swk user mfa" {
+		t.Errorf("amr = %q, want swk user mfa", got)
+	}
+}
+
+func TestTemporaryPasswordCannotEnrolPasskey(t *testing.T) {
+	st := startStack(t, "sqlite")
+	b := newBrowser(t)
+	b.navigate(st.RPURL + "/login")
+	b.waitPath("/login")
+	b.click(`a[href="/login/passkey"]`)
+	b.waitPath("/login/passkey")
+	b.fill("#loginID", "temp")
+	b.submit(`form[action="/login/passkey"] button[type=submit]`)
+	b.waitPath("/login/password")
+	seen := len(st.Sink.Messages())
+	b.fill("#password", "temp-pass-2026")
+	b.submit(`form[action="/login/password"] button[type=submit]`)
+	msg := b.text("#error")
+	if !strings.Contains(msg, "仮パスワード") {
+		t.Errorf("temporary-password enrolment message = %q, want the manual's 仮パスワード guidance", msg)
+	}
+	if b.path() == "/login/otp" || mailsTo(st, "temp@example.com") > seen {
+		t.Errorf("temporary-password user reached the OTP step")
+	}
+}
+
+func TestDeletedPasskeyIsRefusedWithGuidance(t *testing.T) {
+	st := startStack(t, "postgres")
+	b := newBrowser(t)
+	b.withoutConditionalUI()
+	auth := b.addAuthenticator(cdpwebauthn.AuthenticatorTransportInternal, false)
+	enrolUntilS5(b, st, "demo", "demo-pass-2026", "demo@example.com")
+	b.click("button[data-passkey-register]")
+	b.waitFor(signedIn)
+	b.click("#logout")
+	b.waitFor(`document.querySelector("#login") ? "y" : ""`)
+
+	// Support deletes the passkey on the server (lost phone); the copy on
+	// the device stays.
+	u, _ := st.Server.Store.UserByLoginID(t.Context(), "demo")
+	if n, err := st.Server.Store.DeleteUserCredentials(t.Context(), u.ID); err != nil || n != 1 {
+		t.Fatalf("delete passkeys: %d, %v", n, err)
+	}
+	passkeyButtonLogin(b, st)
+	msg := b.waitFor(`(() => { const e = document.querySelector("[data-passkey-error]"); return e && !e.hidden ? e.textContent : ""; })()`)
+	if !strings.Contains(msg, "パスキー初回登録") {
+		t.Errorf("deleted passkey message = %q, want guidance to register again with 「パスキー初回登録」", msg)
+	}
+	// signalUnknownCredential lets the browser drop the stale passkey.
+	b.waitFor(`"y"`)
+	for i := 0; i < 50 && len(b.credentials(auth)) > 0; i++ {
+		b.waitFor(`new Promise(r => setTimeout(() => r("y"), 100))`)
+	}
+	if n := len(b.credentials(auth)); n != 0 {
+		t.Errorf("device still holds %d passkeys after signalUnknownCredential", n)
+	}
+
+	// With no passkey left, the password path and F1 work again (rule 6).
+	passwordLogin(b, st, "/login", "demo", "demo-pass-2026")
+	b.waitFor(signedIn)
+}
+
+func TestOTPWrongFiveTimesKillsTheCode(t *testing.T) {
+	st := startStack(t, "sqlite")
+	b := newBrowser(t)
+	b.navigate(st.RPURL + "/login")
+	b.waitPath("/login")
+	b.click(`a[href="/login/passkey"]`)
+	b.waitPath("/login/passkey")
+	b.fill("#loginID", "demo")
+	b.submit(`form[action="/login/passkey"] button[type=submit]`)
+	b.waitPath("/login/password")
+	seen := len(st.Sink.Messages())
+	b.fill("#password", "demo-pass-2026")
+	b.submit(`form[action="/login/password"] button[type=submit]`)
+	b.waitPath("/login/otp")
+	code := latestOTP(t, st, "demo@example.com", seen)
+	wrong := "000000"
+	if code == wrong {
+		wrong = "111111"
+	}
+	for i := 0; i < 5; i++ {
+		b.fill("#code", wrong)
+		b.submit(`form[action="/login/otp"] button[type=submit]`)
+		if b.path() != "/login/otp" || b.text("#error") == "" {
+			t.Fatalf("wrong code %d: at %s without an error message", i+1, b.path())
+		}
+	}
+	// The code is dead: the page no longer offers the code field...
+	if got := b.eval(`document.querySelector("#code") ? "present" : ""`); got != "" {
+		t.Errorf("code field still offered after 5 wrong tries")
+	}
+	// ...and the correct code posted anyway is refused.
+	b.eval(`(() => { const f = document.createElement("form"); f.method = "post"; f.action = "/login/otp";
+		const i = document.createElement("input"); i.name = "code"; i.value = "` + code + `"; f.append(i);
+		document.body.append(f); window.__e2eOldPage = true; f.submit(); return ""; })()`)
+	b.waitFor(`!window.__e2eOldPage && document.readyState === "complete" ? "y" : ""`)
+	if b.path() != "/login/otp" {
+		t.Fatalf("the correct code worked after 5 wrong tries (at %s)", b.path())
+	}
+	// Resending right away is throttled.
+	b.submit(`form[action="/login/otp/resend"] button[type=submit]`)
+	if b.text("#error") == "" {
+		t.Errorf("immediate resend shows no message")
+	}
+	if n := mailsTo(st, "demo@example.com"); n != seen+1 {
+		t.Errorf("%d mails after an immediate resend, want %d (throttled)", n, seen+1)
+	}
+}
