@@ -2,43 +2,84 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
+	"strings"
+	"time"
 
 	"github.com/comstockloan/idp/storage"
 	"github.com/comstockloan/idp/storage/sqlstore"
 )
 
+const auditUsage = `usage: idp audit <command> --config FILE
+
+  verify                             check the hash chain; prints "intact: N events" or the first broken seq
+  list [--user LOGIN_ID] [--limit N] the latest events (time in JST, type, actor, user, ip)
+`
+
+// auditPage is how many events one ListAudit call reads while scanning.
+const auditPage = 1000
+
 func cmdAudit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "verify" {
-		return fmt.Errorf("usage: idp audit verify --config FILE")
+	if len(args) == 0 || (args[0] != "verify" && args[0] != "list") {
+		fmt.Fprint(stderr, auditUsage)
+		if len(args) == 0 {
+			return usagef("audit: missing command")
+		}
+		return usagef("unknown audit command %q", args[0])
 	}
+	sub := args[0]
 	var cf configFlags
-	fs := newFlagSet("idp audit verify", stderr)
+	fs := newFlagSet("idp audit "+sub, stderr)
 	cf.register(fs)
-	if err := fs.Parse(args[1:]); err != nil {
-		return err
+	var loginID *string
+	var limit *int
+	if sub == "list" {
+		loginID = fs.String("user", "", "only events of the user with this login ID")
+		limit = fs.Int("limit", 50, "print at most this many of the latest events")
 	}
-	cfg, err := cf.load()
+	positional, err := parseFlags(fs, args[1:])
 	if err != nil {
 		return err
 	}
-	store, err := sqlstore.Open(ctx, cfg.Database, newLogger(stderr, cf.logFormat, slog.LevelWarn))
+	if len(positional) > 0 {
+		return usagef("audit %s takes no arguments, got %q", sub, positional)
+	}
+	if limit != nil && *limit <= 0 {
+		return fmt.Errorf("--limit must be a positive number, got %d", *limit)
+	}
+	_, store, err := openStore(ctx, &cf, newLogger(stderr, cf.logFormat, slog.LevelWarn))
 	if err != nil {
 		return err
 	}
 	defer store.Close()
+	if sub == "verify" {
+		return verifyAudit(ctx, store, stdout)
+	}
+	return listAudit(ctx, store, *loginID, *limit, stdout)
+}
+
+func verifyAudit(ctx context.Context, store storage.Store, stdout io.Writer) error {
 	var after int64
 	prev := ""
 	total := 0
 	for {
-		events, err := store.ListAudit(ctx, after, 1000)
+		events, err := store.ListAudit(ctx, after, auditPage)
 		if err != nil {
-			return err
+			return fmt.Errorf("read audit trail: %w", err)
 		}
 		if len(events) == 0 {
 			break
+		}
+		// A row deleted at the very start shows as a first seq other than 1.
+		if after == 0 && events[0].Seq != 1 {
+			return fmt.Errorf("audit chain broken at event seq %d: earlier events were removed", events[0].Seq)
+		}
+		if len(events) > 0 && after != 0 && events[0].Seq != after+1 {
+			return fmt.Errorf("audit chain broken at event seq %d: events were removed before it", events[0].Seq)
 		}
 		if seq, ok := storage.VerifyAuditChain(events, prev); !ok {
 			return fmt.Errorf("audit chain broken at event seq %d: it or an earlier row was altered or removed", seq)
@@ -49,4 +90,91 @@ func cmdAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	fmt.Fprintf(stdout, "audit chain intact: %d events\n", total)
 	return nil
+}
+
+func listAudit(ctx context.Context, store *sqlstore.Store, loginID string, limit int, stdout io.Writer) error {
+	match := func(*storage.AuditEvent) bool { return true }
+	if loginID != "" {
+		usr, err := store.UserByLoginID(ctx, loginID)
+		if errors.Is(err, storage.ErrNotFound) {
+			return fmt.Errorf("no user with login ID %q", loginID)
+		}
+		if err != nil {
+			return fmt.Errorf("look up %q: %w", loginID, err)
+		}
+		match = func(e *storage.AuditEvent) bool { return e.UserID == usr.ID }
+	}
+	events, err := lastAuditEvents(ctx, store, limit, match)
+	if err != nil {
+		return err
+	}
+	// One query for the login IDs would need a new Store method; a support
+	// tool printing at most --limit rows can afford one lookup per user.
+	loginIDs := map[string]string{}
+	for _, e := range events {
+		if e.UserID == "" {
+			continue
+		}
+		if _, seen := loginIDs[e.UserID]; seen {
+			continue
+		}
+		loginIDs[e.UserID] = e.Detail["login_id"]
+		if usr, err := store.UserByID(ctx, e.UserID); err == nil {
+			loginIDs[e.UserID] = usr.LoginID
+		} else if !errors.Is(err, storage.ErrNotFound) {
+			return fmt.Errorf("look up user %s: %w", e.UserID, err)
+		}
+	}
+	for _, e := range events {
+		who := "-"
+		if e.UserID != "" {
+			who = orDash(loginIDs[e.UserID]) + " (" + e.UserID + ")"
+		}
+		fmt.Fprintf(stdout, "%6d  %s  %-26s %-20s user %s  ip %s%s\n", e.Seq, e.Time.In(jst).Format(time.DateTime+" MST"),
+			e.Type, e.Actor, who, orDash(e.IP), formatDetail(e.Detail))
+	}
+	fmt.Fprintf(stdout, "%d event(s)\n", len(events))
+	return nil
+}
+
+// lastAuditEvents scans the whole trail and keeps the latest n events that
+// match, oldest first. The Store has no filtered query; a full scan is fine
+// for a support tool.
+func lastAuditEvents(ctx context.Context, store storage.Store, n int, match func(*storage.AuditEvent) bool) ([]storage.AuditEvent, error) {
+	var kept []storage.AuditEvent
+	var after int64
+	for {
+		events, err := store.ListAudit(ctx, after, auditPage)
+		if err != nil {
+			return nil, fmt.Errorf("read audit trail: %w", err)
+		}
+		if len(events) == 0 {
+			return kept, nil
+		}
+		for i := range events {
+			if match(&events[i]) {
+				kept = append(kept, events[i])
+				if len(kept) > n {
+					kept = kept[1:]
+				}
+			}
+		}
+		after = events[len(events)-1].Seq
+	}
+}
+
+func formatDetail(d map[string]string) string {
+	if len(d) == 0 {
+		return ""
+	}
+	keys := make([]string, 0, len(d))
+	for k := range d {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&b, "  %s=%q", k, d[k])
+	}
+	return b.String()
 }

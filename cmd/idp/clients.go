@@ -13,14 +13,14 @@ import (
 
 func cmdClients(_ context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: idp clients check --config FILE | idp clients hash-secret (reads the secret from stdin)")
+		return usagef("usage: idp clients check --config FILE | idp clients hash-secret (reads the secret from stdin)")
 	}
 	switch args[0] {
 	case "check":
 		var cf configFlags
 		fs := newFlagSet("idp clients check", stderr)
 		cf.register(fs)
-		if err := fs.Parse(args[1:]); err != nil {
+		if _, err := parseFlags(fs, args[1:]); err != nil {
 			return err
 		}
 		cfg, err := cf.load()

@@ -14,12 +14,12 @@ import (
 
 func cmdKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || (args[0] != "list" && args[0] != "rotate") {
-		return fmt.Errorf("usage: idp keys list|rotate --config FILE")
+		return usagef("usage: idp keys list|rotate --config FILE")
 	}
 	var cf configFlags
 	fs := newFlagSet("idp keys "+args[0], stderr)
 	cf.register(fs)
-	if err := fs.Parse(args[1:]); err != nil {
+	if _, err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
 	cfg, err := cf.load()

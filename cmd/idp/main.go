@@ -23,7 +23,7 @@ commands:
   clients check --config FILE | clients hash-secret
   keys    list|rotate --config FILE
   users   …               support-centre account tools (run "idp users" for help)
-  audit   verify --config FILE
+  audit   verify|list --config FILE
 
 Run "idp <command> -h" for the flags of a command.
 `
@@ -32,12 +32,34 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		os.Exit(2)
-	}
-	if err != nil {
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintln(os.Stderr, "idp:", err)
-		os.Exit(1)
+	}
+	os.Exit(exitStatus(err))
+}
+
+// usageError is a command line that does not fit the command's grammar
+// (unknown command or flag, missing argument); it exits with status 2 so a
+// script can tell it from a refused operation (status 1).
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, args...)}
+}
+
+// exitStatus maps run's result to the process exit status: 0 on success,
+// 2 for usage errors (help included), 1 for everything else.
+func exitStatus(err error) int {
+	var ue *usageError
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp), errors.As(err, &ue):
+		return 2
+	default:
+		return 1
 	}
 }
 
@@ -68,7 +90,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return nil
 	default:
 		fmt.Fprint(stderr, usage)
-		return fmt.Errorf("unknown command %q", cmd)
+		return usagef("unknown command %q", cmd)
 	}
 }
 

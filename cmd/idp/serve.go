@@ -2,16 +2,22 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
+	"time"
 
 	"github.com/comstockloan/idp/cmd/idp/internal/config"
 	"github.com/comstockloan/idp/cmd/idp/internal/devstack"
 	"github.com/comstockloan/idp/cmd/idp/internal/server"
+	"github.com/comstockloan/idp/storage"
 	"github.com/comstockloan/idp/storage/sqlstore"
 )
 
@@ -39,11 +45,49 @@ func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
+// parseFlags parses args allowing flags after positional arguments
+// ("users create ID --email X" reads naturally to support staff), and
+// returns the positional ones. The flag package has already printed what
+// was wrong; the error becomes a usage error (exit status 2).
+func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, usagef("%s: %v", fs.Name(), err)
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return positional, nil
+		}
+		positional = append(positional, args[0])
+		args = args[1:]
+	}
+}
+
+// openStore loads the config and connects to its database, bounded in time
+// so that an unreachable server gives a clear error instead of a hang.
+func openStore(ctx context.Context, cf *configFlags, logger *slog.Logger) (*config.Config, *sqlstore.Store, error) {
+	cfg, err := cf.load()
+	if err != nil {
+		return nil, nil, err
+	}
+	openCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	store, err := sqlstore.Open(openCtx, cfg.Database, logger)
+	if err != nil {
+		return nil, nil, fmt.Errorf("database unreachable: %w", err)
+	}
+	return cfg, store, nil
+}
+
 func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 	var cf configFlags
 	fs := newFlagSet("idp serve", stderr)
 	cf.register(fs)
-	if err := fs.Parse(args); err != nil {
+	if _, err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	cfg, err := cf.load()
@@ -56,6 +100,9 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer srv.Close()
+	if err := auditConfigLoaded(ctx, srv.Store, cf.path, cfg, logger); err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -68,7 +115,7 @@ func cmdMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	var cf configFlags
 	fs := newFlagSet("idp migrate", stderr)
 	cf.register(fs)
-	if err := fs.Parse(args); err != nil {
+	if _, err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	cfg, err := cf.load()
@@ -93,7 +140,7 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	idpAddr := fs.String("addr", "127.0.0.1:8080", "listen address of the IdP (browse it as http://localhost:PORT)")
 	rpAddr := fs.String("rp-addr", "127.0.0.1:8081", "listen address of the demo relying party")
 	database := fs.String("database", "", "use this database instead of the SQLite file (postgres://… or sqlite:…)")
-	if err := fs.Parse(args); err != nil {
+	if _, err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	logger := newLogger(stderr, "text", slog.LevelInfo)
@@ -123,5 +170,34 @@ Press Ctrl+C to stop.
 		st.Close()
 	case <-st.Done():
 	}
+	return nil
+}
+
+// auditConfigLoaded records which relying parties this process serves and
+// which exact config file it read, so that a later question "since when was
+// this client registered?" has an answer in the tamper-evident trail.
+func auditConfigLoaded(ctx context.Context, store storage.Store, path string, cfg *config.Config, logger *slog.Logger) error {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("hash config file: %w", err)
+	}
+	sum := sha256.Sum256(raw)
+	ids := make([]string, len(cfg.Clients))
+	for i, c := range cfg.Clients {
+		ids[i] = c.ID
+	}
+	e := &storage.AuditEvent{
+		Type:  "config.loaded",
+		Actor: "system",
+		Detail: map[string]string{
+			"clients":       strings.Join(ids, ","),
+			"config_sha256": hex.EncodeToString(sum[:]),
+			"issuer":        cfg.Issuer,
+		},
+	}
+	if err := store.AppendAudit(ctx, e); err != nil {
+		return fmt.Errorf("audit config.loaded: %w", err)
+	}
+	logger.Info("audit", "type", e.Type, "actor", e.Actor, "seq", e.Seq, "clients", e.Detail["clients"], "config_sha256", e.Detail["config_sha256"])
 	return nil
 }

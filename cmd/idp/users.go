@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,16 +19,26 @@ import (
 	"github.com/comstockloan/idp/storage/sqlstore"
 )
 
-const usersUsage = `usage: idp users <command> --config FILE [flags] LOGIN_ID
+const usersUsage = `usage: idp users <command> --config FILE [flags] ARG
 
 commands (for the support centre):
   create LOGIN_ID --email ADDR [--name NAME]   new user with a temporary password (printed once)
-  show LOGIN_ID                                status, passkeys, last use
+  show LOGIN_ID                                status, passkeys, last logins
   reset-password LOGIN_ID                      issue a new temporary password (仮パスワード), printed once
   delete-passkeys LOGIN_ID [--id CREDENTIAL]   lost device: delete one or all passkeys (server side only)
   lock LOGIN_ID | unlock LOGIN_ID
   delete LOGIN_ID --yes                        delete the user and everything they own
+  import FILE.csv | -                          import users from CSV (header: login_id,email,
+                                               display_name,temporary_password,password_hash)
+
+Every command is recorded in the audit trail as staff:$IDP_OPERATOR (or the OS user).
 `
+
+// jst is the support centre's time zone; a fixed offset needs no tzdata.
+var jst = time.FixedZone("JST", 9*60*60)
+
+// maxLoginIDLen bounds login IDs; the login pages accept no longer ones.
+const maxLoginIDLen = 64
 
 // usersCmd carries what every users subcommand needs.
 type usersCmd struct {
@@ -37,14 +46,24 @@ type usersCmd struct {
 	params password.Params
 	actor  string
 	out    io.Writer
+	logger *slog.Logger
 }
 
-func cmdUsers(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+func cmdUsers(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usersUsage)
-		return flag.ErrHelp
+		return usagef("users: missing command")
 	}
 	sub := args[0]
+	switch sub {
+	case "create", "show", "reset-password", "delete-passkeys", "lock", "unlock", "delete", "import":
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usersUsage)
+		return nil
+	default:
+		fmt.Fprint(stderr, usersUsage)
+		return usagef("unknown users command %q", sub)
+	}
 	var cf configFlags
 	fs := newFlagSet("idp users "+sub, stderr)
 	cf.register(fs)
@@ -52,51 +71,52 @@ func cmdUsers(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	name := fs.String("name", "", "display name (create)")
 	credID := fs.String("id", "", "credential ID (base64url) of the one passkey to delete")
 	yes := fs.Bool("yes", false, "confirm an irreversible delete")
-	if err := fs.Parse(args[1:]); err != nil {
-		return err
-	}
-	if fs.NArg() != 1 {
-		fmt.Fprint(stderr, usersUsage)
-		return fmt.Errorf("users %s needs exactly one LOGIN_ID", sub)
-	}
-	loginID := fs.Arg(0)
-	cfg, err := cf.load()
+	positional, err := parseFlags(fs, args[1:])
 	if err != nil {
 		return err
 	}
-	store, err := sqlstore.Open(ctx, cfg.Database, newLogger(stderr, cf.logFormat, slog.LevelWarn))
+	if len(positional) != 1 {
+		what := "LOGIN_ID"
+		if sub == "import" {
+			what = "FILE (or - for standard input)"
+		}
+		return usagef("users %s needs exactly one %s, got %d arguments", sub, what, len(positional))
+	}
+	arg := positional[0]
+	if sub == "delete" && !*yes {
+		return fmt.Errorf("deleting %s cannot be undone: repeat with --yes", arg)
+	}
+	logger := newLogger(stderr, cf.logFormat, slog.LevelInfo)
+	cfg, store, err := openStore(ctx, &cf, logger)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
 	if err := store.Migrate(ctx); err != nil {
-		return err
+		return fmt.Errorf("migrate database: %w", err)
 	}
 	u := &usersCmd{
 		store:  store,
 		params: password.Params{MemoryKiB: cfg.Password.MemoryKiB, Iterations: cfg.Password.Iterations, Parallelism: cfg.Password.Parallelism},
 		actor:  "staff:" + operatorName(),
 		out:    stdout,
+		logger: logger,
 	}
 	switch sub {
 	case "create":
-		return u.create(ctx, loginID, *email, *name)
+		return u.create(ctx, arg, *email, *name)
 	case "show":
-		return u.show(ctx, loginID)
+		return u.show(ctx, arg)
 	case "reset-password":
-		return u.resetPassword(ctx, loginID)
+		return u.resetPassword(ctx, arg)
 	case "delete-passkeys":
-		return u.deletePasskeys(ctx, loginID, *credID)
+		return u.deletePasskeys(ctx, arg, *credID)
 	case "lock", "unlock":
-		return u.setLocked(ctx, loginID, sub == "lock")
+		return u.setLocked(ctx, arg, sub == "lock")
 	case "delete":
-		if !*yes {
-			return fmt.Errorf("deleting %s cannot be undone: repeat with --yes", loginID)
-		}
-		return u.delete(ctx, loginID)
-	default:
-		fmt.Fprint(stderr, usersUsage)
-		return fmt.Errorf("unknown users command %q", sub)
+		return u.delete(ctx, arg)
+	default: // "import"
+		return u.importFile(ctx, arg, stdin)
 	}
 }
 
@@ -105,24 +125,61 @@ func (u *usersCmd) user(ctx context.Context, loginID string) (*storage.User, err
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, fmt.Errorf("no user with login ID %q", loginID)
 	}
-	return usr, err
+	if err != nil {
+		return nil, fmt.Errorf("look up %q: %w", loginID, err)
+	}
+	return usr, nil
 }
 
-func (u *usersCmd) audit(ctx context.Context, typ, userID string, detail map[string]string) error {
-	return u.store.AppendAudit(ctx, &storage.AuditEvent{Time: time.Now().UTC(), Type: typ, Actor: u.actor, UserID: userID, Detail: detail})
+// audit records a staff action in the hash-chained trail and in the
+// structured log, so that both tell the same story.
+func (u *usersCmd) audit(ctx context.Context, typ string, usr *storage.User, detail map[string]string) error {
+	e := &storage.AuditEvent{Type: typ, Actor: u.actor, UserID: usr.ID, UserAgent: "idp-cli", Detail: detail}
+	if err := u.store.AppendAudit(ctx, e); err != nil {
+		return fmt.Errorf("audit %s: %w", typ, err)
+	}
+	attrs := []any{"type", typ, "actor", u.actor, "user_id", usr.ID, "login_id", usr.LoginID, "seq", e.Seq}
+	for k, v := range detail {
+		attrs = append(attrs, "detail."+k, v)
+	}
+	u.logger.Info("audit", attrs...)
+	return nil
+}
+
+// validateLoginID is shared by create and import so both accept the same IDs.
+func validateLoginID(loginID string) error {
+	if loginID == "" || strings.TrimSpace(loginID) != loginID || len(loginID) > maxLoginIDLen {
+		return fmt.Errorf("login ID must be 1..%d characters without surrounding spaces", maxLoginIDLen)
+	}
+	for _, r := range loginID {
+		if r < 0x20 || r == 0x7f {
+			return fmt.Errorf("login ID must not contain control characters")
+		}
+	}
+	return nil
+}
+
+func validateEmail(email string) error {
+	if a, err := mail.ParseAddress(email); err != nil || a.Address != email {
+		return fmt.Errorf("e-mail address %q is not a plain address like name@example.com", email)
+	}
+	return nil
 }
 
 func (u *usersCmd) create(ctx context.Context, loginID, email, name string) error {
-	if strings.TrimSpace(loginID) != loginID || loginID == "" || len(loginID) > 64 {
-		return fmt.Errorf("login ID must be 1..64 characters without surrounding spaces")
+	if err := validateLoginID(loginID); err != nil {
+		return err
 	}
-	if a, err := mail.ParseAddress(email); err != nil || a.Address != email {
-		return fmt.Errorf("--email must be a plain e-mail address, got %q", email)
+	if email == "" {
+		return fmt.Errorf("--email is required: the one-time passwords go there")
+	}
+	if err := validateEmail(email); err != nil {
+		return fmt.Errorf("--email: %w", err)
 	}
 	temp := temporaryPassword()
 	hash, err := password.Hash(u.params, temp)
 	if err != nil {
-		return err
+		return fmt.Errorf("hash temporary password: %w", err)
 	}
 	now := time.Now().UTC()
 	usr := &storage.User{ID: rand.Text(), LoginID: loginID, Email: email, DisplayName: name, PasswordHash: hash,
@@ -130,14 +187,17 @@ func (u *usersCmd) create(ctx context.Context, loginID, email, name string) erro
 	if err := u.store.CreateUser(ctx, usr); errors.Is(err, storage.ErrAlreadyExists) {
 		return fmt.Errorf("login ID %q is already taken", loginID)
 	} else if err != nil {
-		return err
+		return fmt.Errorf("create user: %w", err)
 	}
-	if err := u.audit(ctx, "user.created", usr.ID, map[string]string{"login_id": loginID}); err != nil {
+	if err := u.audit(ctx, "user.created", usr, map[string]string{"login_id": loginID}); err != nil {
 		return err
 	}
 	fmt.Fprintf(u.out, "created %s (%s)\ntemporary password (仮パスワード), tell the customer by a separate channel: %s\n", loginID, email, temp)
 	return nil
 }
+
+// lastLoginsShown is how many recent login attempts show prints.
+const lastLoginsShown = 5
 
 func (u *usersCmd) show(ctx context.Context, loginID string) error {
 	usr, err := u.user(ctx, loginID)
@@ -145,6 +205,12 @@ func (u *usersCmd) show(ctx context.Context, loginID string) error {
 		return err
 	}
 	creds, err := u.store.CredentialsByUser(ctx, usr.ID)
+	if err != nil {
+		return fmt.Errorf("list passkeys: %w", err)
+	}
+	logins, err := lastAuditEvents(ctx, u.store, lastLoginsShown, func(e *storage.AuditEvent) bool {
+		return e.UserID == usr.ID && (e.Type == "login.success" || e.Type == "login.failure")
+	})
 	if err != nil {
 		return err
 	}
@@ -157,11 +223,11 @@ func (u *usersCmd) show(ctx context.Context, loginID string) error {
 		pw = "temporary (仮パスワード): must be changed at next login"
 	}
 	fmt.Fprintf(u.out, "login ID:  %s\nuser ID:   %s\ne-mail 1:  %s\nname:      %s\nstatus:    %s\npassword:  %s\ncreated:   %s\npasskeys:  %d\n",
-		usr.LoginID, usr.ID, usr.Email, usr.DisplayName, status, pw, usr.CreatedAt.Format(time.RFC3339), len(creds))
+		usr.LoginID, usr.ID, usr.Email, usr.DisplayName, status, pw, usr.CreatedAt.In(jst).Format(time.DateTime+" MST"), len(creds))
 	for _, c := range creds {
 		last := "never"
 		if c.LastUsedAt != nil {
-			last = c.LastUsedAt.Format(time.RFC3339)
+			last = c.LastUsedAt.In(jst).Format(time.DateTime + " MST")
 		}
 		kind := "this device only"
 		if c.BackupEligible {
@@ -172,7 +238,18 @@ func (u *usersCmd) show(ctx context.Context, loginID string) error {
 			warn = "  CLONE WARNING (sign counter went back)"
 		}
 		fmt.Fprintf(u.out, "  - %s  %q  %s, created %s, last used %s%s\n",
-			base64.RawURLEncoding.EncodeToString(c.ID), c.Name, kind, c.CreatedAt.Format(time.RFC3339), last, warn)
+			base64.RawURLEncoding.EncodeToString(c.ID), c.Name, kind, c.CreatedAt.In(jst).Format(time.DateTime+" MST"), last, warn)
+	}
+	fmt.Fprintf(u.out, "last logins: %d\n", len(logins))
+	for _, e := range logins {
+		result := "success"
+		if e.Type == "login.failure" {
+			result = "FAILED (" + e.Detail["reason"] + ")"
+		}
+		if amr := e.Detail["amr"]; amr != "" && e.Type == "login.success" {
+			result += " " + amr
+		}
+		fmt.Fprintf(u.out, "  - %s  %s  ip %s  %s\n", e.Time.In(jst).Format(time.DateTime+" MST"), result, orDash(e.IP), orDash(e.UserAgent))
 	}
 	return nil
 }
@@ -185,15 +262,16 @@ func (u *usersCmd) resetPassword(ctx context.Context, loginID string) error {
 	temp := temporaryPassword()
 	hash, err := password.Hash(u.params, temp)
 	if err != nil {
-		return err
+		return fmt.Errorf("hash temporary password: %w", err)
 	}
 	if err := u.store.UpdatePassword(ctx, usr.ID, hash, true); err != nil {
-		return err
+		return fmt.Errorf("store temporary password: %w", err)
 	}
+	// Whoever holds a session may be the one the customer lost control to.
 	if err := u.store.DeleteUserSessions(ctx, usr.ID); err != nil {
-		return err
+		return fmt.Errorf("end sessions: %w", err)
 	}
-	if err := u.audit(ctx, "password.temporary_issued", usr.ID, nil); err != nil {
+	if err := u.audit(ctx, "password.temporary_issued", usr, nil); err != nil {
 		return err
 	}
 	fmt.Fprintf(u.out, "issued a temporary password for %s; their sessions are ended\ntemporary password (仮パスワード): %s\n", loginID, temp)
@@ -207,34 +285,36 @@ func (u *usersCmd) deletePasskeys(ctx context.Context, loginID, credID string) e
 	}
 	if credID != "" {
 		id, err := base64.RawURLEncoding.DecodeString(credID)
-		if err != nil {
+		if err != nil || len(id) == 0 {
 			return fmt.Errorf("--id must be a base64url credential ID as printed by `idp users show`")
 		}
 		if err := u.store.DeleteCredential(ctx, usr.ID, id); errors.Is(err, storage.ErrNotFound) {
 			return fmt.Errorf("%s has no passkey %s", loginID, credID)
 		} else if err != nil {
-			return err
+			return fmt.Errorf("delete passkey: %w", err)
 		}
-		if err := u.audit(ctx, "passkey.deleted", usr.ID, map[string]string{"credential_id": credID}); err != nil {
+		if err := u.audit(ctx, "passkey.deleted", usr, map[string]string{"credential_id": credID}); err != nil {
 			return err
 		}
 		fmt.Fprintf(u.out, "deleted passkey %s of %s (the copy on the customer's device stays; it no longer works here)\n", credID, loginID)
 	} else {
 		n, err := u.store.DeleteUserCredentials(ctx, usr.ID)
 		if err != nil {
-			return err
+			return fmt.Errorf("delete passkeys: %w", err)
 		}
-		if err := u.audit(ctx, "passkey.deleted_all", usr.ID, map[string]string{"count": fmt.Sprint(n)}); err != nil {
+		if err := u.audit(ctx, "passkey.deleted_all", usr, map[string]string{"count": fmt.Sprint(n)}); err != nil {
 			return err
 		}
 		fmt.Fprintf(u.out, "deleted %d passkey(s) of %s (copies on devices stay; they no longer work here)\n", n, loginID)
 	}
 	left, err := u.store.CountCredentials(ctx, usr.ID)
 	if err != nil {
-		return err
+		return fmt.Errorf("count passkeys: %w", err)
 	}
 	if left == 0 {
 		fmt.Fprintln(u.out, "no passkey left: the customer signs in with ID + password and can register a passkey again with 「パスキー初回登録」")
+	} else {
+		fmt.Fprintf(u.out, "%d passkey(s) left\n", left)
 	}
 	return nil
 }
@@ -245,22 +325,26 @@ func (u *usersCmd) setLocked(ctx context.Context, loginID string, locked bool) e
 		return err
 	}
 	if err := u.store.SetUserLocked(ctx, usr.ID, locked); err != nil {
-		return err
+		return fmt.Errorf("set locked: %w", err)
 	}
 	typ, verb := "user.unlocked", "unlocked"
 	if locked {
 		typ, verb = "user.locked", "locked"
 		if err := u.store.DeleteUserSessions(ctx, usr.ID); err != nil {
-			return err
+			return fmt.Errorf("end sessions: %w", err)
 		}
 		if err := u.store.RevokeUserTokens(ctx, usr.ID, "", time.Now()); err != nil {
-			return err
+			return fmt.Errorf("revoke tokens: %w", err)
 		}
 	}
-	if err := u.audit(ctx, typ, usr.ID, nil); err != nil {
+	if err := u.audit(ctx, typ, usr, nil); err != nil {
 		return err
 	}
-	fmt.Fprintf(u.out, "%s %s\n", verb, loginID)
+	if locked {
+		fmt.Fprintf(u.out, "locked %s: sessions ended, tokens revoked, no login until unlocked\n", loginID)
+	} else {
+		fmt.Fprintf(u.out, "%s %s\n", verb, loginID)
+	}
 	return nil
 }
 
@@ -270,9 +354,9 @@ func (u *usersCmd) delete(ctx context.Context, loginID string) error {
 		return err
 	}
 	if err := u.store.DeleteUser(ctx, usr.ID); err != nil {
-		return err
+		return fmt.Errorf("delete user: %w", err)
 	}
-	if err := u.audit(ctx, "user.deleted", usr.ID, map[string]string{"login_id": loginID}); err != nil {
+	if err := u.audit(ctx, "user.deleted", usr, map[string]string{"login_id": loginID}); err != nil {
 		return err
 	}
 	fmt.Fprintf(u.out, "deleted %s with their passkeys, sessions and tokens\n", loginID)
@@ -283,12 +367,18 @@ func (u *usersCmd) delete(ctx context.Context, loginID string) error {
 // easy to read out over the phone.
 func temporaryPassword() string {
 	const alphabet = "abcdefghjkmnpqrstuvwxyzACDEFGHJKLMNPQRSTUVWXYZ23456789"
-	b := make([]byte, 12)
-	rand.Read(b)
-	for i := range b {
-		b[i] = alphabet[int(b[i])%len(alphabet)]
+	// Bytes at or above the largest multiple of len(alphabet) are drawn
+	// again, so every character is equally likely.
+	const limit = 256 - 256%len(alphabet)
+	out := make([]byte, 0, 12)
+	var b [1]byte
+	for len(out) < cap(out) {
+		rand.Read(b[:]) // crypto/rand.Read never fails
+		if int(b[0]) < limit {
+			out = append(out, alphabet[int(b[0])%len(alphabet)])
+		}
 	}
-	return string(b)
+	return string(out)
 }
 
 func operatorName() string {
@@ -299,4 +389,11 @@ func operatorName() string {
 		return cur.Username
 	}
 	return "unknown"
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
