@@ -26,8 +26,8 @@ const auditPage = 1000
 func cmdAudit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || (args[0] != "verify" && args[0] != "list") {
 		fmt.Fprint(stderr, auditUsage)
-		if len(args) == 0 {
-			return usagef("audit: missing command")
+		if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+			return usagef("audit: missing command (verify, list)")
 		}
 		return usagef("unknown audit command %q", args[0])
 	}

@@ -50,9 +50,9 @@ type usersCmd struct {
 }
 
 func cmdUsers(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") && args[0] != "-h" && args[0] != "--help" {
 		fmt.Fprint(stderr, usersUsage)
-		return usagef("users: missing command")
+		return usagef("users: missing command (create, show, reset-password, delete-passkeys, lock, unlock, delete, import)")
 	}
 	sub := args[0]
 	switch sub {
