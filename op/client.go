@@ -49,9 +49,16 @@ func (c *client) GrantTypes() []oidc.GrantType {
 	return grants
 }
 
+// Where /authorize sends the browser: the hosted login pages of package
+// login, with the request ID as this query parameter.
+const (
+	loginPath         = "/login"
+	loginRequestParam = "authRequestID"
+)
+
 // LoginURL points at the hosted login pages of package login.
 func (c *client) LoginURL(authRequestID string) string {
-	return "/login?authRequestID=" + url.QueryEscape(authRequestID)
+	return loginPath + "?" + loginRequestParam + "=" + url.QueryEscape(authRequestID)
 }
 
 // AccessTokenType is opaque bearer: every use is checked against the

@@ -87,15 +87,17 @@ func (p *Provider) guard(next http.Handler) http.Handler {
 				http.Error(w, "malformed end_session parameters", http.StatusBadRequest)
 				return
 			}
-		case pathAuthorize, pathCallback:
-			if r.URL.Path == pathAuthorize {
-				// Only the query response mode is offered: it is the one
-				// that carries the iss parameter added below.
-				if mode := r.Form.Get("response_mode"); mode != "" && mode != string(oidc.ResponseModeQuery) {
-					p.log.InfoContext(r.Context(), "authorize: unsupported response_mode", "response_mode", mode)
-					http.Error(w, "unsupported response_mode", http.StatusBadRequest)
-					return
-				}
+		case pathAuthorize:
+			w = &bindingWriter{ResponseWriter: &issWriter{ResponseWriter: w, issuer: p.cfg.Issuer}, p: p}
+		case pathCallback:
+			id := r.Form.Get("id")
+			if id != "" && !p.BrowserBound(r, id) {
+				p.log.WarnContext(r.Context(), "authorize callback: request not started in this browser", "auth_request_id", id)
+				http.Error(w, "this sign-in was started in another browser; start again from the website", http.StatusBadRequest)
+				return
+			}
+			if id != "" {
+				http.SetCookie(w, p.bindingCookie(id, -1))
 			}
 			w = &issWriter{ResponseWriter: w, issuer: p.cfg.Issuer}
 		}

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"strings"
@@ -49,7 +50,7 @@ type env struct {
 	srv    *httptest.Server
 	issuer string
 	user   *storage.User
-	client *http.Client // never follows redirects
+	client *http.Client // a browser that never follows redirects
 }
 
 func testConfig(issuer string) op.Config {
@@ -120,7 +121,14 @@ func newEnvOn(t *testing.T, store storage.Store, mutate func(*op.Config)) *env {
 	e.srv.Listener = ln
 	e.srv.Start()
 	t.Cleanup(e.srv.Close)
+	// The jar carries the cookie that binds an authorization request to the
+	// browser that started it.
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	e.client = &http.Client{
+		Jar:           jar,
 		Timeout:       10 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}

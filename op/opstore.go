@@ -58,6 +58,15 @@ func (s *opStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest
 	if err != nil {
 		return nil, err
 	}
+	// Only the query response mode is offered: it is the one that carries
+	// the iss parameter (RFC 9207). Refusing here, after zitadel has checked
+	// client and redirect_uri, sends the error to the client; zitadel falls
+	// back to the query mode for a form_post or unknown mode.
+	if req.ResponseMode != "" && req.ResponseMode != oidc.ResponseModeQuery {
+		s.log.InfoContext(ctx, "authorize: unsupported response_mode",
+			"client_id", req.ClientID, "response_mode", string(req.ResponseMode))
+		return nil, oidc.ErrInvalidRequest().WithDescription("only response_mode=query is supported")
+	}
 	// Every client, confidential or not, must use S256 PKCE: zitadel only
 	// enforces PKCE for public clients and accepts plain.
 	if req.CodeChallenge == "" || req.CodeChallengeMethod != oidc.CodeChallengeMethodS256 {

@@ -2,12 +2,15 @@ package op
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/rs/cors"
@@ -27,6 +30,13 @@ type Provider struct {
 	keys    *keyManager
 	zop     *zop.Provider
 	handler http.Handler
+	// bindingKey signs the cookies that tie an authorization request to
+	// its browser (see binding.go); derived from CryptoKey so every replica
+	// agrees.
+	bindingKey []byte
+	// returnOrigins are the origins of every registered redirect and
+	// post-logout URI, for AllowedReturnURL.
+	returnOrigins []string
 }
 
 // supportedClaims are the claims our ID tokens and userinfo can carry.
@@ -74,27 +84,81 @@ func New(cfg Config, store storage.Store, logger *slog.Logger) (*Provider, error
 	if err != nil {
 		return nil, fmt.Errorf("create zitadel provider: %w", err)
 	}
-	p := &Provider{cfg: cfg, store: store, log: log, storage: st, keys: keys, zop: zp}
+	bind := hmac.New(sha256.New, cfg.CryptoKey[:])
+	bind.Write([]byte("idp/op browser binding v1"))
+	p := &Provider{cfg: cfg, store: store, log: log, storage: st, keys: keys, zop: zp,
+		bindingKey: bind.Sum(nil), returnOrigins: clientOrigins(cfg.Clients, true)}
 	p.handler = p.guard(zp)
 	return p, nil
+}
+
+// clientOrigins lists the distinct origins of the clients' redirect URIs
+// and, with postLogout, of their post-logout redirect URIs.
+func clientOrigins(clients []ClientConfig, postLogout bool) []string {
+	var origins []string
+	add := func(raws []string) {
+		for _, raw := range raws {
+			if o, ok := urlOrigin(raw); ok && !slices.Contains(origins, o) {
+				origins = append(origins, o)
+			}
+		}
+	}
+	for _, c := range clients {
+		add(c.RedirectURIs)
+		if postLogout {
+			add(c.PostLogoutRedirectURIs)
+		}
+	}
+	return origins
+}
+
+// urlOrigin returns scheme://host[:port] of an absolute http(s) URL, with
+// the scheme and host lower-cased and a default port dropped, so that
+// equal origins compare equal as strings.
+func urlOrigin(raw string) (string, bool) {
+	// Browsers read a backslash as a slash and drop tabs and newlines, so
+	// such a URL may not go where Go's parser says it does.
+	if strings.ContainsFunc(raw, func(r rune) bool { return r == '\\' || r <= ' ' || r == 0x7f }) {
+		return "", false
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Opaque != "" || u.User != nil {
+		return "", false
+	}
+	scheme := strings.ToLower(u.Scheme)
+	if scheme != "http" && scheme != "https" {
+		return "", false
+	}
+	host, port := strings.ToLower(u.Hostname()), u.Port()
+	if host == "" {
+		return "", false
+	}
+	if (scheme == "http" && port == "80") || (scheme == "https" && port == "443") {
+		port = ""
+	}
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	if port != "" {
+		host += ":" + port
+	}
+	return scheme + "://" + host, true
+}
+
+// AllowedReturnURL reports whether raw may be offered as a link back to a
+// relying party (the passkey settings page's return link): an absolute
+// http(s) URL whose origin is that of a registered redirect or post-logout
+// URI. Anything else would make our pages an open redirector.
+func (p *Provider) AllowedReturnURL(raw string) bool {
+	o, ok := urlOrigin(raw)
+	return ok && slices.Contains(p.returnOrigins, o)
 }
 
 // corsOptions lets the registered relying parties' origins read discovery,
 // keys, token and userinfo responses from a browser, without cookies.
 func corsOptions(clients []ClientConfig) *cors.Options {
-	var origins []string
-	for _, c := range clients {
-		for _, raw := range c.RedirectURIs {
-			if u, err := url.Parse(raw); err == nil && u.Host != "" {
-				o := u.Scheme + "://" + u.Host
-				if !slices.Contains(origins, o) {
-					origins = append(origins, o)
-				}
-			}
-		}
-	}
 	return &cors.Options{
-		AllowedOrigins:   origins,
+		AllowedOrigins:   clientOrigins(clients, false),
 		AllowedMethods:   []string{http.MethodGet, http.MethodPost},
 		AllowedHeaders:   []string{"Authorization", "Content-Type", "Accept"},
 		AllowCredentials: false,
@@ -118,8 +182,13 @@ func (p *Provider) Complete(ctx context.Context, authRequestID, userID string, a
 	if err != nil {
 		return "", fmt.Errorf("complete auth request %s: %w", authRequestID, err)
 	}
-	if ar.CodeHash != "" || ar.ConsumedAt != nil {
-		return "", fmt.Errorf("complete auth request %s: code already issued: %w", authRequestID, storage.ErrConflict)
+	// A request is completed once: completing it again could swap the user
+	// of a request whose callback is already under way.
+	if ar.Done || ar.CodeHash != "" || ar.ConsumedAt != nil {
+		return "", fmt.Errorf("complete auth request %s: already completed: %w", authRequestID, storage.ErrConflict)
+	}
+	if !p.storage.now().Before(ar.ExpiresAt) {
+		return "", fmt.Errorf("complete auth request %s: expired: %w", authRequestID, storage.ErrNotFound)
 	}
 	if userID == "" || authTime.IsZero() || len(amr) == 0 {
 		return "", fmt.Errorf("complete auth request %s: user, auth time and amr are required", authRequestID)

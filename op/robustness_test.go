@@ -28,7 +28,7 @@ func TestBadInputIsAClientError(t *testing.T) {
 			{"authorize max_age not a number", "GET", with("max_age", "abc"), "", ""},
 			{"authorize bad percent escape", "GET", e.issuer + "/authorize?client_id=%zz", "", ""},
 			{"authorize without anything", "GET", e.issuer + "/authorize", "", ""},
-			{"authorize form_post mode", "GET", with("response_mode", "form_post"), "", ""},
+			{"authorize form_post mode, foreign redirect", "GET", with("redirect_uri", "https://evil.example/cb") + "&response_mode=form_post", "", ""},
 			{"authorize DELETE", "DELETE", e.issuer + "/authorize", "", ""},
 			{"callback unknown id", "GET", e.issuer + "/authorize/callback?id=nope", "", ""},
 			{"callback without id", "GET", e.issuer + "/authorize/callback", "", ""},
