@@ -104,7 +104,11 @@ func parseImport(r io.Reader) ([]importRow, []rowProblem, error) {
 			continue // a blank line
 		}
 		if len(rec) != len(header) {
-			problems = append(problems, rowProblem{line, fmt.Sprintf("%d columns, the header has %d", len(rec), len(header))})
+			msg := fmt.Sprintf("%d columns, the header has %d", len(rec), len(header))
+			if len(rec) > len(header) && slices.ContainsFunc(rec, func(f string) bool { return strings.HasPrefix(f, "$argon2id$") }) {
+				msg += ` (an argon2id hash contains commas: put it in double quotes)`
+			}
+			problems = append(problems, rowProblem{line, msg})
 			continue
 		}
 		row := importRow{line: line}
