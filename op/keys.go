@@ -38,8 +38,8 @@ type keyManager struct {
 	alg            string
 	rotationPeriod time.Duration
 	publishDelay   time.Duration
-	// tokenLifetime is the longest a signed token can stay valid, so a
-	// retired key is kept that long for verification.
+	// tokenLifetime is the longest a signed token can stay in use (as a
+	// token or as an id_token_hint), so a retired key is kept that long.
 	tokenLifetime time.Duration
 	now           func() time.Time
 
@@ -54,9 +54,13 @@ func newKeyManager(cfg Config, store storage.Store, log *slog.Logger, now func()
 	// the codes' and tokens' encryption key is never used for two purposes.
 	mac := hmac.New(sha256.New, cfg.CryptoKey[:])
 	mac.Write([]byte("idp/op signing-key sealing v1"))
-	longest := max(cfg.IDTokenLifetime, cfg.AccessTokenLifetime)
+	// A relying party that logs a user out sends the ID token it got at the
+	// last login or refresh as id_token_hint, long after that token expired;
+	// zitadel still verifies its signature, so the public key stays
+	// published as long as a refresh token may keep such a session alive.
+	longest := max(cfg.IDTokenLifetime, cfg.AccessTokenLifetime, cfg.RefreshTokenLifetime)
 	for _, c := range cfg.Clients {
-		longest = max(longest, c.IDTokenLifetime, c.AccessTokenLifetime)
+		longest = max(longest, c.IDTokenLifetime, c.AccessTokenLifetime, c.RefreshTokenLifetime)
 	}
 	return &keyManager{
 		store: store, log: log, sealKey: mac.Sum(nil), alg: cfg.SigningAlgorithm,

@@ -47,6 +47,11 @@ var supportedClaims = []string{
 
 // New validates cfg (filling defaults) and builds the provider. Call
 // EnsureKeys before serving.
+//
+// zitadel v3.51.17 logs through slog's default logger only (its
+// op.WithLogger is a no-op), so its few lines about refused requests reach
+// logger only if the program makes logger the default at start-up; every
+// refusal is also logged here through logger.
 func New(cfg Config, store storage.Store, logger *slog.Logger) (*Provider, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("op config: %w", err)
