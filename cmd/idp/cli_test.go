@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -342,4 +343,23 @@ func TestConfigAndDatabaseErrors(t *testing.T) {
 	if exitStatus(err) != 1 || !strings.Contains(err.Error(), "config "+bad) {
 		t.Errorf("broken config: status %d, %v", exitStatus(err), err)
 	}
+}
+
+// lockedBuffer is a bytes.Buffer that a running server may write its log to
+// while the test reads it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
