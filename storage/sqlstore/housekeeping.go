@@ -2,10 +2,9 @@ package sqlstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
-
-	"github.com/jmoiron/sqlx"
 )
 
 // OTPSendRetention is how long OTP-send records are kept for the resend
@@ -31,24 +30,24 @@ func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int64, error)
 		{"signing_keys", "expires_at <= ?", cutoff},
 		{"otp_sends", "sent_at <= ?", s.flavor.timeArg(now.Add(-OTPSendRetention))},
 	}
+	// One statement per table, each its own transaction: the sweeps need
+	// no common snapshot, and one long transaction would hold row locks
+	// (on SQLite the whole database) that logins and token requests of
+	// every replica queue behind. A failed table does not stop the others.
 	var total int64
-	err := s.inTx(ctx, "delete expired", func(tx *sqlx.Tx) error {
-		total = 0
-		for _, sw := range sweeps {
-			res, err := tx.ExecContext(ctx, s.q(`DELETE FROM `+sw.table+` WHERE `+sw.where), sw.arg)
-			if err != nil {
-				return wrap("delete expired "+sw.table, err)
-			}
-			n, err := res.RowsAffected()
-			if err != nil {
-				return fmt.Errorf("delete expired %s: rows affected: %w", sw.table, err)
-			}
-			total += n
+	var errs []error
+	for _, sw := range sweeps {
+		res, err := s.db.ExecContext(ctx, s.q(`DELETE FROM `+sw.table+` WHERE `+sw.where), sw.arg)
+		if err != nil {
+			errs = append(errs, wrap("delete expired "+sw.table, err))
+			continue
 		}
-		return nil
-	})
-	if err != nil {
-		return 0, err
+		n, err := res.RowsAffected()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("delete expired %s: rows affected: %w", sw.table, err))
+			continue
+		}
+		total += n
 	}
-	return total, nil
+	return total, errors.Join(errs...)
 }

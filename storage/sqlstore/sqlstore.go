@@ -32,8 +32,12 @@ func init() {
 	sqlx.BindDriver("sqlite", sqlx.QUESTION)
 }
 
-// postgresMaxOpenConns caps each Store's PostgreSQL pool.
-const postgresMaxOpenConns = 24
+// PostgreSQL pool limits of each Store (each replica has one).
+const (
+	postgresMaxOpenConns    = 24
+	postgresConnMaxLifetime = 30 * time.Minute
+	postgresConnMaxIdleTime = 5 * time.Minute
+)
 
 // Store is a storage.Store backed by an SQL database.
 type Store struct {
@@ -72,6 +76,12 @@ func Open(ctx context.Context, dsn string, logger *slog.Logger) (*Store, error) 
 		// instead.
 		db.SetMaxOpenConns(postgresMaxOpenConns)
 		db.SetMaxIdleConns(postgresMaxOpenConns / 4)
+		// Recycled connections follow a database failover or a change
+		// behind a pooler or load balancer instead of pinning a replica to
+		// the old server for ever, and idle ones give their server slots
+		// back to the other replicas.
+		db.SetConnMaxLifetime(postgresConnMaxLifetime)
+		db.SetConnMaxIdleTime(postgresConnMaxIdleTime)
 	case strings.HasPrefix(dsn, "sqlite:"):
 		fl = flavorSQLite
 		db, err = openSQLite(strings.TrimPrefix(dsn, "sqlite:"))
