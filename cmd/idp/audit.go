@@ -78,7 +78,7 @@ func verifyAudit(ctx context.Context, store storage.Store, stdout io.Writer) err
 		if after == 0 && events[0].Seq != 1 {
 			return fmt.Errorf("audit chain broken at event seq %d: earlier events were removed", events[0].Seq)
 		}
-		if len(events) > 0 && after != 0 && events[0].Seq != after+1 {
+		if after != 0 && events[0].Seq != after+1 {
 			return fmt.Errorf("audit chain broken at event seq %d: events were removed before it", events[0].Seq)
 		}
 		if seq, ok := storage.VerifyAuditChain(events, prev); !ok {
@@ -95,30 +95,49 @@ func verifyAudit(ctx context.Context, store storage.Store, stdout io.Writer) err
 func listAudit(ctx context.Context, store *sqlstore.Store, loginID string, limit int, stdout io.Writer) error {
 	match := func(*storage.AuditEvent) bool { return true }
 	if loginID != "" {
+		userIDs := map[string]bool{}
 		usr, err := store.UserByLoginID(ctx, loginID)
-		if errors.Is(err, storage.ErrNotFound) {
-			return fmt.Errorf("no user with login ID %q", loginID)
-		}
-		if err != nil {
+		switch {
+		case err == nil:
+			userIDs[usr.ID] = true
+		case !errors.Is(err, storage.ErrNotFound):
 			return fmt.Errorf("look up %q: %w", loginID, err)
 		}
-		match = func(e *storage.AuditEvent) bool { return e.UserID == usr.ID }
+		// A deleted user is still found through the events that named
+		// their login ID (user.created, user.imported, user.deleted): one
+		// more pass over the trail, cheap for a support tool.
+		err = scanAudit(ctx, store, func(e *storage.AuditEvent) {
+			if e.UserID != "" && e.Detail["login_id"] == loginID {
+				userIDs[e.UserID] = true
+			}
+		})
+		if err != nil {
+			return err
+		}
+		match = func(e *storage.AuditEvent) bool { return userIDs[e.UserID] }
 	}
 	events, err := lastAuditEvents(ctx, store, limit, match)
 	if err != nil {
 		return err
 	}
+	if loginID != "" && len(events) == 0 {
+		return fmt.Errorf("no user with login ID %q, and no audit event names it", loginID)
+	}
 	// One query for the login IDs would need a new Store method; a support
 	// tool printing at most --limit rows can afford one lookup per user.
+	// Deleted users are named by whatever event recorded their login ID.
 	loginIDs := map[string]string{}
 	for _, e := range events {
-		if e.UserID == "" {
+		if id := e.Detail["login_id"]; id != "" && e.UserID != "" {
+			loginIDs[e.UserID] = id
+		}
+	}
+	looked := map[string]bool{}
+	for _, e := range events {
+		if e.UserID == "" || looked[e.UserID] {
 			continue
 		}
-		if _, seen := loginIDs[e.UserID]; seen {
-			continue
-		}
-		loginIDs[e.UserID] = e.Detail["login_id"]
+		looked[e.UserID] = true
 		if usr, err := store.UserByID(ctx, e.UserID); err == nil {
 			loginIDs[e.UserID] = usr.LoginID
 		} else if !errors.Is(err, storage.ErrNotFound) {
@@ -137,27 +156,34 @@ func listAudit(ctx context.Context, store *sqlstore.Store, loginID string, limit
 	return nil
 }
 
-// lastAuditEvents scans the whole trail and keeps the latest n events that
-// match, oldest first. The Store has no filtered query; a full scan is fine
-// for a support tool.
+// lastAuditEvents keeps the latest n events that match, oldest first.
 func lastAuditEvents(ctx context.Context, store storage.Store, n int, match func(*storage.AuditEvent) bool) ([]storage.AuditEvent, error) {
 	var kept []storage.AuditEvent
+	err := scanAudit(ctx, store, func(e *storage.AuditEvent) {
+		if match(e) {
+			kept = append(kept, *e)
+			if len(kept) > n {
+				kept = kept[1:]
+			}
+		}
+	})
+	return kept, err
+}
+
+// scanAudit calls fn for every event in Seq order. The Store has no
+// filtered query; a full scan page by page is fine for a support tool.
+func scanAudit(ctx context.Context, store storage.Store, fn func(*storage.AuditEvent)) error {
 	var after int64
 	for {
 		events, err := store.ListAudit(ctx, after, auditPage)
 		if err != nil {
-			return nil, fmt.Errorf("read audit trail: %w", err)
+			return fmt.Errorf("read audit trail: %w", err)
 		}
 		if len(events) == 0 {
-			return kept, nil
+			return nil
 		}
 		for i := range events {
-			if match(&events[i]) {
-				kept = append(kept, events[i])
-				if len(kept) > n {
-					kept = kept[1:]
-				}
-			}
+			fn(&events[i])
 		}
 		after = events[len(events)-1].Seq
 	}

@@ -52,6 +52,14 @@ func TestAuditVerifyAndList(t *testing.T) {
 			t.Errorf("list:\n%s", out)
 		}
 
+		// A deleted user's history stays findable by login ID.
+		c.ok("users", "delete", "alice", "--yes")
+		out = c.ok("audit", "list", "--user", "alice")
+		if !strings.Contains(out, "5 event(s)") || !strings.Contains(out, "login.success              user:alice-id        user alice (alice-id)") ||
+			strings.Contains(out, "bob-id") {
+			t.Errorf("list --user of a deleted user:\n%s", out)
+		}
+
 		// Tampering with one row breaks the chain there...
 		if _, err := c.store.DB().ExecContext(ctx, c.store.DB().Rebind(`UPDATE audit_events SET ip = ? WHERE seq = ?`), "10.9.9.9", 3); err != nil {
 			t.Fatal(err)

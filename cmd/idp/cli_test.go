@@ -291,6 +291,8 @@ func TestBadInputExitStatus(t *testing.T) {
 			{[]string{"users", "show", "alice", "bob"}, 2, "needs exactly one LOGIN_ID"},
 			{[]string{"users", "show", "alice", "--colour"}, 2, "flag provided but not defined: -colour"},
 			{[]string{"users", "import"}, 2, "needs exactly one FILE"},
+			{[]string{"users", "reset-password", "alice", "--email", "x@example.com"}, 2, "flag provided but not defined: -email"},
+			{[]string{"users", "lock", "alice", "--yes"}, 2, "flag provided but not defined: -yes"},
 			{[]string{"users", "show", "nobody"}, 1, `no user with login ID "nobody"`},
 			{[]string{"users", "lock", "nobody"}, 1, `no user with login ID "nobody"`},
 			{[]string{"users", "create", "bob"}, 1, "--email is required"},
@@ -302,7 +304,7 @@ func TestBadInputExitStatus(t *testing.T) {
 			{[]string{"audit", "rewrite"}, 2, `unknown audit command "rewrite"`},
 			{[]string{"audit", "list", "--limit", "many"}, 2, "invalid value"},
 			{[]string{"audit", "list", "--limit", "0"}, 1, "--limit must be a positive number"},
-			{[]string{"audit", "list", "--user", "nobody"}, 1, `no user with login ID "nobody"`},
+			{[]string{"audit", "list", "--user", "nobody"}, 1, `no user with login ID "nobody", and no audit event names it`},
 			{[]string{"frobnicate"}, 2, `unknown command "frobnicate"`},
 		}
 		for _, tc := range cases {

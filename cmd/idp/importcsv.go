@@ -267,6 +267,9 @@ func checkHashFormat(h string) error {
 func (u *usersCmd) importFile(ctx context.Context, path string, stdin io.Reader) error {
 	var r io.Reader = stdin
 	source := "standard input"
+	if path == "-" && stdin == nil {
+		return fmt.Errorf("no standard input to import from")
+	}
 	if path != "-" {
 		f, err := os.Open(path)
 		if err != nil {

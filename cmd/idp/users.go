@@ -67,10 +67,19 @@ func cmdUsers(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	var cf configFlags
 	fs := newFlagSet("idp users "+sub, stderr)
 	cf.register(fs)
-	email := fs.String("email", "", "registered e-mail address 1 (create)")
-	name := fs.String("name", "", "display name (create)")
-	credID := fs.String("id", "", "credential ID (base64url) of the one passkey to delete")
-	yes := fs.Bool("yes", false, "confirm an irreversible delete")
+	// Each command knows only its own flags, so a misplaced one (say
+	// --email on reset-password) is refused instead of silently ignored.
+	var email, name, credID string
+	var yes bool
+	switch sub {
+	case "create":
+		fs.StringVar(&email, "email", "", "registered e-mail address 1 (required)")
+		fs.StringVar(&name, "name", "", "display name")
+	case "delete-passkeys":
+		fs.StringVar(&credID, "id", "", "credential ID (base64url, as `idp users show` prints it) of the one passkey to delete")
+	case "delete":
+		fs.BoolVar(&yes, "yes", false, "confirm the irreversible delete")
+	}
 	positional, err := parseFlags(fs, args[1:])
 	if err != nil {
 		return err
@@ -83,7 +92,7 @@ func cmdUsers(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		return usagef("users %s needs exactly one %s, got %d arguments", sub, what, len(positional))
 	}
 	arg := positional[0]
-	if sub == "delete" && !*yes {
+	if sub == "delete" && !yes {
 		return fmt.Errorf("deleting %s cannot be undone: repeat with --yes", arg)
 	}
 	logger := newLogger(stderr, cf.logFormat, slog.LevelInfo)
@@ -104,13 +113,13 @@ func cmdUsers(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	}
 	switch sub {
 	case "create":
-		return u.create(ctx, arg, *email, *name)
+		return u.create(ctx, arg, email, name)
 	case "show":
 		return u.show(ctx, arg)
 	case "reset-password":
 		return u.resetPassword(ctx, arg)
 	case "delete-passkeys":
-		return u.deletePasskeys(ctx, arg, *credID)
+		return u.deletePasskeys(ctx, arg, credID)
 	case "lock", "unlock":
 		return u.setLocked(ctx, arg, sub == "lock")
 	case "delete":
