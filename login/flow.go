@@ -49,6 +49,9 @@ type flowData struct {
 	// PasskeyAMR are the methods of the passkey login, kept until the flow
 	// completes from S5.
 	PasskeyAMR []string `json:"passkey_amr,omitempty"`
+	// ReturnTo is S8's return_to for a flow started by S8 (no auth
+	// request); it is checked again when S8 shows it.
+	ReturnTo string `json:"return_to,omitempty"`
 }
 
 func decodeFlowData(f *storage.LoginFlow) flowData {
@@ -93,6 +96,12 @@ func (h *Handler) clearCookie(w http.ResponseWriter, name string) {
 // startFlow creates a fresh flow for an auth request and hands its handle
 // to the browser.
 func (h *Handler) startFlow(w http.ResponseWriter, r *http.Request, authRequestID, loginHint string) (*storage.LoginFlow, error) {
+	return h.startFlowWith(w, r, authRequestID, loginHint, flowData{})
+}
+
+// startFlowWith is startFlow with initial step data (S8 keeps its
+// return_to there).
+func (h *Handler) startFlowWith(w http.ResponseWriter, r *http.Request, authRequestID, loginHint string, d flowData) (*storage.LoginFlow, error) {
 	handle, err := randomSecret()
 	if err != nil {
 		return nil, err
@@ -101,6 +110,9 @@ func (h *Handler) startFlow(w http.ResponseWriter, r *http.Request, authRequestI
 	f := &storage.LoginFlow{
 		ID: storage.HashSecret(handle), AuthRequestID: authRequestID, LoginID: loginHint,
 		Purpose: purposeLogin, Step: stepStart, CreatedAt: now, ExpiresAt: now.Add(h.cfg.FlowLifetime),
+	}
+	if d.ReturnTo != "" || d.CrossDevice || d.PasskeyAMR != nil {
+		encodeFlowData(f, d)
 	}
 	if err := h.store.CreateLoginFlow(r.Context(), f); err != nil {
 		return nil, fmt.Errorf("creating login flow: %w", err)
@@ -172,7 +184,12 @@ func (h *Handler) completeLogin(w http.ResponseWriter, r *http.Request, f *stora
 	if err := h.store.CreateSession(ctx, s); err != nil {
 		return "", fmt.Errorf("creating session: %w", err)
 	}
-	redirect, err := h.op.Complete(ctx, f.AuthRequestID, user.ID, now, amr, acr)
+	// A flow without an auth request was started by S8 for the IdP's own
+	// account pages: it ends there, not at the OP.
+	redirect := accountURL(decodeFlowData(f).ReturnTo)
+	if f.AuthRequestID != "" {
+		redirect, err = h.op.Complete(ctx, f.AuthRequestID, user.ID, now, amr, acr)
+	}
 	if err != nil {
 		if derr := h.store.DeleteSession(ctx, s.ID); derr != nil {
 			h.log.ErrorContext(ctx, "deleting session of a failed completion", "err", derr)
@@ -191,8 +208,8 @@ func (h *Handler) completeLogin(w http.ResponseWriter, r *http.Request, f *stora
 	}
 	h.setCookie(w, sessionCookie, handle, h.cfg.SessionLifetime)
 	h.clearCookie(w, flowCookie)
-	h.audit(r, "login.success", user.ID, map[string]string{"amr": fmt.Sprint(amr), "acr": acr, "auth_request": f.AuthRequestID})
-	h.log.InfoContext(ctx, "login completed", "user", user.ID, "amr", amr, "acr", acr)
+	h.audit(r, "login.success", user.ID, map[string]string{"method": loginMethod(amr), "amr": fmt.Sprint(amr), "acr": acr, "auth_request": f.AuthRequestID})
+	h.log.InfoContext(ctx, "login completed", "user", user.ID, "amr", amr, "acr", acr, "auth_request", f.AuthRequestID)
 	return redirect, nil
 }
 
@@ -226,3 +243,27 @@ func within(t *time.Time, now time.Time, d time.Duration) bool {
 }
 
 func timePtr(t time.Time) *time.Time { return &t }
+
+// Login methods as the audit trail names them.
+const (
+	methodPasskey     = "passkey"
+	methodPassword    = "password"
+	methodPasswordOTP = "password+otp"
+)
+
+// loginMethod names the audit method of a session's RFC 8176 methods.
+func loginMethod(amr []string) string {
+	switch {
+	case isPasskeyAMR(amr):
+		return methodPasskey
+	case slices.Contains(amr, "otp"):
+		return methodPasswordOTP
+	}
+	return methodPassword
+}
+
+// isPasskeyAMR: the methods of a passkey login ("hwk" device-bound, "swk"
+// synced).
+func isPasskeyAMR(amr []string) bool {
+	return slices.Contains(amr, "hwk") || slices.Contains(amr, "swk")
+}

@@ -49,7 +49,7 @@ func (h *Handler) checkPassword(r *http.Request, loginID, pw string) (*storage.U
 		ok = false
 	}
 	if !ok || user == nil {
-		h.audit(r, "login.failure", userIDOf(user), map[string]string{"reason": "credentials"})
+		h.audit(r, "login.failure", userIDOf(user), map[string]string{"method": methodPassword, "reason": "credentials"})
 		h.log.InfoContext(r.Context(), "wrong login ID or password", "path", r.URL.Path)
 		return nil, nil
 	}
@@ -76,14 +76,14 @@ func (h *Handler) postLogin(w http.ResponseWriter, r *http.Request) {
 		h.renderError(w, r, http.StatusBadRequest, "err.flow_expired", "")
 		return
 	}
-	ar, ok := h.authRequest(w, r, f.AuthRequestID)
+	ar, ok := h.flowAuthRequest(w, r, f)
 	if !ok {
 		return
 	}
 	loginID := strings.TrimSpace(r.PostFormValue("loginID"))
 	pw := r.PostFormValue("password")
 	fail := func(status int, key string) { h.renderLogin(w, r, status, ar, loginID, key) }
-	if h.passkeyOnly(ar) {
+	if ar != nil && h.passkeyOnly(ar) {
 		h.log.InfoContext(ctx, "password login refused: client demands a passkey", "client", ar.ClientID)
 		fail(http.StatusForbidden, "err.passkey_only")
 		return
@@ -104,7 +104,7 @@ func (h *Handler) postLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	if user.Locked {
 		h.log.InfoContext(ctx, "locked user refused", "user", user.ID)
-		h.audit(r, "login.failure", user.ID, map[string]string{"reason": "locked"})
+		h.audit(r, "login.failure", user.ID, map[string]string{"method": methodPassword, "reason": "locked"})
 		fail(http.StatusForbidden, "err.locked")
 		return
 	}
@@ -115,7 +115,7 @@ func (h *Handler) postLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	if n > 0 {
 		h.log.InfoContext(ctx, "password login refused: user has a passkey", "user", user.ID)
-		h.audit(r, "login.failure", user.ID, map[string]string{"reason": "has_passkey"})
+		h.audit(r, "login.failure", user.ID, map[string]string{"method": methodPassword, "reason": "has_passkey"})
 		fail(http.StatusForbidden, "err.passkey_registered_login")
 		return
 	}
@@ -194,7 +194,7 @@ func (h *Handler) postPasskey(w http.ResponseWriter, r *http.Request) {
 	f.LoginID, f.Purpose, f.Step = loginID, purposeEnrol, stepPassword
 	f.PasswordVerifiedAt, f.OTPVerifiedAt, f.PasskeyVerifiedAt = nil, nil, nil
 	f.OTPHash, f.OTPExpiresAt, f.OTPAttempts = "", nil, 0
-	f.Data = nil
+	encodeFlowData(f, flowData{ReturnTo: decodeFlowData(f).ReturnTo})
 	if err := h.updateFlow(r, f); err != nil {
 		h.conflictOrInternal(w, r, err)
 		return
@@ -242,7 +242,7 @@ func (h *Handler) postPassword(w http.ResponseWriter, r *http.Request) {
 	}
 	if user.Locked {
 		h.log.InfoContext(ctx, "locked user refused at S3", "user", user.ID)
-		h.audit(r, "login.failure", user.ID, map[string]string{"reason": "locked"})
+		h.audit(r, "login.failure", user.ID, map[string]string{"method": methodPassword, "reason": "locked"})
 		h.renderPassword(w, r, http.StatusForbidden, f, "err.locked")
 		return
 	}

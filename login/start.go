@@ -24,7 +24,7 @@ func (h *Handler) getLogin(w http.ResponseWriter, r *http.Request) {
 			h.renderError(w, r, http.StatusBadRequest, "err.auth_request", "")
 			return
 		}
-		ar, ok := h.authRequest(w, r, f.AuthRequestID)
+		ar, ok := h.flowAuthRequest(w, r, f)
 		if !ok {
 			return
 		}
@@ -66,10 +66,25 @@ func (h *Handler) authRequest(w http.ResponseWriter, r *http.Request, id string)
 	return ar, true
 }
 
+// flowAuthRequest is authRequest for the flow's request; a flow started by
+// S8 has none and gets (nil, true).
+func (h *Handler) flowAuthRequest(w http.ResponseWriter, r *http.Request, f *storage.LoginFlow) (*storage.AuthRequest, bool) {
+	if f.AuthRequestID == "" {
+		return nil, true
+	}
+	return h.authRequest(w, r, f.AuthRequestID)
+}
+
+// renderLogin shows S1; ar is nil for a sign-in started by S8.
 func (h *Handler) renderLogin(w http.ResponseWriter, r *http.Request, status int, ar *storage.AuthRequest, loginID, errKey string) {
 	p := &templates.Page{
 		Title: "s1.title", Error: errKey, LoginID: loginID,
-		PasswordAllowed: !h.passkeyOnly(ar),
+		PasswordAllowed: ar == nil || !h.passkeyOnly(ar),
+	}
+	if ar == nil {
+		p.SwitchURL = pathLogin + "?lang=" + otherLang(languageFrom(r.Context()))
+		h.render(w, r, status, "login", p)
+		return
 	}
 	if name, err := h.op.ClientName(ar.ClientID); err == nil {
 		p.ClientName = name
