@@ -48,6 +48,12 @@ type Config struct {
 	OTP             OTPConfig
 	ACR             ACRConfig
 	DevMailURL      string // development only: link to the mail sink on S4
+	// PasskeyMailSubject is the subject of the mail that tells the customer
+	// a passkey was added to their account.
+	PasskeyMailSubject string
+	// HomeURL is the loan website's top page, linked from /logged-out
+	// (no link when empty).
+	HomeURL string
 }
 
 // Defaults fills zero fields with the production values.
@@ -82,6 +88,9 @@ func (c *Config) Defaults() {
 	}
 	if c.OTP.Subject == "" {
 		c.OTP.Subject = "【コムストックローン】ワンタイムパスワードのお知らせ"
+	}
+	if c.PasskeyMailSubject == "" {
+		c.PasskeyMailSubject = "【コムストックローン】パスキー登録のお知らせ"
 	}
 	if c.ACR.Passkey == "" {
 		c.ACR.Passkey = "phr"

@@ -53,6 +53,12 @@ func (o testOP) RedirectError(w http.ResponseWriter, r *http.Request, id string,
 
 func (o testOP) ClientName(string) (string, error) { return "デモサイト", nil }
 
+// AllowedReturnURL knows one client, at https://rp.example.
+func (o testOP) AllowedReturnURL(u string) bool {
+	p, err := url.Parse(u)
+	return err == nil && p.Scheme == "https" && p.Host == "rp.example"
+}
+
 // clock is the handler's time, movable by tests.
 type clock struct {
 	mu  sync.Mutex

@@ -34,6 +34,10 @@ type OP interface {
 	// RedirectError sends the browser back to the client with an OAuth error.
 	RedirectError(w http.ResponseWriter, r *http.Request, authRequestID string, err error)
 	ClientName(clientID string) (string, error)
+	// AllowedReturnURL reports whether S8 may link back to u: its origin
+	// is the origin of some registered client's redirect URI or
+	// post-logout redirect URI.
+	AllowedReturnURL(u string) bool
 }
 
 // Mailer delivers the one-time password mail (*mail.SMTPSender).
@@ -54,6 +58,8 @@ type Passkeys interface {
 	FinishLogin(ctx context.Context, flowID string, assertionJSON []byte) (*PasskeyLogin, error)
 	BeginRegistration(ctx context.Context, user *storage.User, flowID string) (json.RawMessage, error)
 	FinishRegistration(ctx context.Context, user *storage.User, flowID string, attestationJSON []byte, onlyIfFirst bool) (*storage.Credential, error)
+	// RPID is the relying party ID, for signalAllAcceptedCredentials.
+	RPID() string
 }
 
 // Deps are the collaborators of the Handler. Passkeys may be nil: the
@@ -152,6 +158,7 @@ func (h *Handler) Register(r *mux.Router) {
 	page(pathPasskeyRegOpt, nil, h.passkeyRegisterOptions)
 	page(pathPasskeyRegFin, nil, h.passkeyRegisterFinish)
 	page(pathHelp, h.getHelp, nil)
+	h.registerAccount(page)
 	files := http.FileServerFS(templates.Static())
 	static := http.StripPrefix("/static/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "" || strings.HasSuffix(r.URL.Path, "/") {
@@ -250,6 +257,9 @@ func (h *Handler) getHelp(w http.ResponseWriter, r *http.Request) {
 }
 
 func loginURL(authRequestID string) string {
+	if authRequestID == "" {
+		return pathLogin // S1 of the current flow (an S8 sign-in)
+	}
 	return pathLogin + "?authRequestID=" + url.QueryEscape(authRequestID)
 }
 
@@ -264,6 +274,10 @@ func (h *Handler) audit(r *http.Request, typ, userID string, detail map[string]s
 		Time: h.now(), Type: typ, Actor: actor, UserID: userID,
 		IP: clientIP(r), UserAgent: r.UserAgent(), Detail: detail,
 	}
+	// The structured log carries the same facts, so an operator can follow
+	// events without database access and a failed append is not silent.
+	h.log.InfoContext(r.Context(), "audit", "type", typ, "actor", actor, "user", userID,
+		"ip", e.IP, "user_agent", e.UserAgent, "detail", detail)
 	if err := h.store.AppendAudit(r.Context(), e); err != nil {
 		h.log.ErrorContext(r.Context(), "appending audit event", "type", typ, "err", err)
 	}

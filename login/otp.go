@@ -75,6 +75,7 @@ func (h *Handler) issueOTP(r *http.Request, f *storage.LoginFlow, user *storage.
 	if err := h.mailer.Send(ctx, msg); err != nil {
 		// The error text comes from SMTP and the address; never the code.
 		h.log.ErrorContext(ctx, "sending OTP mail failed", "user", user.ID, "err", err)
+		h.audit(r, "otp.failed", user.ID, map[string]string{"reason": "mail_failed"})
 		f.OTPHash, f.OTPExpiresAt, f.OTPSentAt = "", nil, nil
 		if uerr := h.updateFlow(r, f); uerr != nil {
 			h.log.ErrorContext(ctx, "clearing unsent OTP", "err", uerr)
@@ -187,7 +188,11 @@ func (h *Handler) postOTP(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, pathCreate, http.StatusSeeOther)
 			return
 		}
-		h.audit(r, "otp.failure", user.ID, map[string]string{"attempts": fmt.Sprint(f.OTPAttempts)})
+		h.audit(r, "otp.failed", user.ID, map[string]string{"reason": "wrong_code", "attempts": fmt.Sprint(f.OTPAttempts)})
+		if f.OTPHash == "" {
+			h.audit(r, "otp.locked", user.ID, map[string]string{"attempts": fmt.Sprint(f.OTPAttempts)})
+			h.audit(r, "login.failure", user.ID, map[string]string{"method": methodPasswordOTP, "reason": "otp_attempts"})
+		}
 		h.log.InfoContext(ctx, "wrong OTP", "user", user.ID, "attempts", f.OTPAttempts)
 		key := "err.otp_wrong"
 		if f.OTPHash == "" {

@@ -93,6 +93,24 @@ func (h *Handler) passkeyError(w http.ResponseWriter, r *http.Request, op string
 	h.writeJSON(w, status, body)
 }
 
+// auditPasskeyFailure records a refused passkey login. The user is known
+// only when the passkey package says so (a locked account); an unknown or
+// forged assertion names nobody.
+func (h *Handler) auditPasskeyFailure(r *http.Request, err error) {
+	reason := "verification"
+	switch {
+	case errors.Is(err, passkey.ErrUnknownCredential):
+		reason = "unknown_credential"
+	case errors.Is(err, passkey.ErrCeremonyExpired):
+		reason = "expired"
+	case errors.Is(err, passkey.ErrWrongFlow):
+		reason = "wrong_flow"
+	case errors.Is(err, passkey.ErrLocked):
+		reason = "locked"
+	}
+	h.audit(r, "login.failure", "", map[string]string{"method": methodPasskey, "reason": reason})
+}
+
 // passkeyLoginOptions starts F2/F3 (button or conditional autofill).
 func (h *Handler) passkeyLoginOptions(w http.ResponseWriter, r *http.Request) {
 	f := h.ceremonyFlow(w, r)
@@ -123,10 +141,12 @@ func (h *Handler) passkeyLoginFinish(w http.ResponseWriter, r *http.Request) {
 	}
 	res, err := h.passkeys.FinishLogin(ctx, f.ID, body)
 	if err != nil {
+		h.auditPasskeyFailure(r, err)
 		h.passkeyError(w, r, "finish login", err)
 		return
 	}
 	if res.User.Locked {
+		h.audit(r, "login.failure", res.User.ID, map[string]string{"method": methodPasskey, "reason": "locked"})
 		h.jsonFail(w, r, http.StatusForbidden, "locked", "err.locked")
 		return
 	}
@@ -134,7 +154,7 @@ func (h *Handler) passkeyLoginFinish(w http.ResponseWriter, r *http.Request) {
 		f.UserID, f.LoginID, f.Purpose, f.Step = res.User.ID, res.User.LoginID, purposeLogin, stepCreate
 		f.PasskeyVerifiedAt = timePtr(h.now())
 		f.PasswordVerifiedAt, f.OTPVerifiedAt, f.OTPHash = nil, nil, ""
-		encodeFlowData(f, flowData{CrossDevice: true, PasskeyAMR: res.AMR})
+		encodeFlowData(f, flowData{CrossDevice: true, PasskeyAMR: res.AMR, ReturnTo: decodeFlowData(f).ReturnTo})
 		if err := h.updateFlow(r, f); err != nil {
 			h.log.InfoContext(ctx, "storing cross-device login", "err", err)
 			h.jsonFail(w, r, http.StatusConflict, "conflict", "err.conflict")
@@ -260,7 +280,7 @@ func (h *Handler) passkeyRegisterFinish(w http.ResponseWriter, r *http.Request) 
 		h.passkeyError(w, r, "finish registration", err)
 		return
 	}
-	h.audit(r, "passkey.registered", e.user.ID, map[string]string{"name": cred.Name, "attachment": cred.Attachment})
+	h.passkeyAdded(r, e.user, cred)
 	h.jsonComplete(w, r, e.flow, e.user, e.amr, e.acr)
 }
 

@@ -51,6 +51,49 @@ type Page struct {
 	CrossDevice       bool // S5 after a cross-device passkey login
 	DevMailURL        string
 	PasskeyScript     bool // include /static/passkey.js
+
+	Account *Account // S8 and its confirmation page
+	HomeURL string   // the logged-out page's way back
+}
+
+// Account is what S8 (パスキー設定状況確認) shows of the signed-in user.
+type Account struct {
+	LoginID   string
+	Passkeys  []Passkey
+	ReturnURL string // 「戻る」: a vetted link back to the RP, or empty
+	// CanAdd: the session may create a passkey now (rule 4). Otherwise
+	// AddBlocked is the catalogue key saying why and what to do.
+	CanAdd     bool
+	AddBlocked string
+	// NeedStepUp: the session is too old to delete (or add) without a
+	// fresh passkey assertion first.
+	NeedStepUp bool
+	// StepUpURL / SignInURL are the ways to prove it again: a passkey
+	// assertion (finish endpoint) or a whole new sign-in.
+	StepUpOptionsURL string
+	StepUpFinishURL  string
+	SignInURL        string
+	Target           *Passkey // the passkey of the delete confirmation
+	// After a delete: the signalAllAcceptedCredentials data, and whether
+	// the account is back on the password path.
+	Deleted           bool
+	BackToPassword    bool
+	RPID              string
+	UserHandle        string // base64url of the WebAuthn user handle
+	AcceptedIDs       string // comma-separated base64url credential IDs
+	AccountURL        string // S8 itself, keeping return_to
+	RegisterFinishURL string // the add ceremony's finish endpoint, keeping return_to
+}
+
+// Passkey is one row of S8; times are already formatted for the page.
+type Passkey struct {
+	ID           string // base64url credential ID
+	Name         string
+	Created      string
+	LastUsed     string // empty: never used to sign in
+	Synced       bool   // backup eligible: 「同期済み」, else 「このデバイスのみ」
+	CloneWarning bool
+	DeleteURL    string // its confirmation page, keeping return_to
 }
 
 // Set is the parsed pages, one tree per language and page.

@@ -32,6 +32,14 @@
  *                                                 -> PublicKeyCredential.signalUnknownCredential({rpId, credentialId})
  *                                                    when the browser has it, so it can hide the stale passkey.
  *
+ *   [data-passkey-signal-accepted]  element (S8 after a delete) with
+ *       data-rp-id, data-user-id (base64url user handle) and
+ *       data-credential-ids (comma-separated base64url IDs, may be empty):
+ *       on page load calls PublicKeyCredential.signalAllAcceptedCredentials(
+ *       {rpId, userId, allAcceptedCredentialIds}) when the browser has it, so
+ *       the device may hide the passkeys the server no longer accepts. It
+ *       deletes nothing by itself and failures are ignored (a hint only).
+ *
  *   [data-passkey-error]     where messages go (give it role="alert"; it is
  *       un-hidden when a message is shown). Browser-side failures use texts
  *       from its attributes, so the page's language wins:
@@ -296,7 +304,25 @@
     });
   }
 
+  // After an S8 delete: tell the device which passkeys are still valid.
+  function signalAccepted() {
+    var el = document.querySelector("[data-passkey-signal-accepted]");
+    if (!el || !window.PublicKeyCredential ||
+        typeof PublicKeyCredential.signalAllAcceptedCredentials !== "function") {
+      return;
+    }
+    var ids = (el.getAttribute("data-credential-ids") || "").split(",").filter(function (id) {
+      return id !== "";
+    });
+    PublicKeyCredential.signalAllAcceptedCredentials({
+      rpId: el.getAttribute("data-rp-id"),
+      userId: el.getAttribute("data-user-id"),
+      allAcceptedCredentialIds: ids
+    }).catch(function () { /* a hint to the browser only */ });
+  }
+
   function init() {
+    signalAccepted();
     Array.prototype.forEach.call(document.querySelectorAll("[data-passkey-login]"), function (button) {
       button.addEventListener("click", function (event) {
         event.preventDefault();
