@@ -245,7 +245,7 @@ func TestUsersLifecycle(t *testing.T) {
 				staff = append(staff, e.Type)
 			}
 		}
-		want := "user.created password.temporary_issued user.locked user.unlocked passkey.deleted passkey.deleted_all user.deleted"
+		want := "user.created user.viewed password.temporary_issued user.locked user.viewed user.unlocked user.viewed passkey.deleted passkey.deleted_all user.deleted"
 		if got := strings.Join(staff, " "); got != want {
 			t.Errorf("staff audit events:\n got %s\nwant %s", got, want)
 		}

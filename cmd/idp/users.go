@@ -223,6 +223,11 @@ func (u *usersCmd) show(ctx context.Context, loginID string) error {
 	if err != nil {
 		return err
 	}
+	// Reading a customer's record is an action too: the trail shows who
+	// looked at whom, before anything is printed.
+	if err := u.audit(ctx, "user.viewed", usr, nil); err != nil {
+		return err
+	}
 	status := "active"
 	if usr.Locked {
 		status = "LOCKED"
