@@ -88,7 +88,13 @@ func verifyAudit(ctx context.Context, store storage.Store, stdout io.Writer) err
 		last := events[len(events)-1]
 		after, prev = last.Seq, last.Hash
 	}
-	fmt.Fprintf(stdout, "audit chain intact: %d events\n", total)
+	if total == 0 {
+		fmt.Fprintln(stdout, "audit chain intact: 0 events")
+		return nil
+	}
+	// The chain cannot show rows cut off its end; the last hash, noted
+	// somewhere else (a ticket, a daily mail), lets a later run prove that.
+	fmt.Fprintf(stdout, "audit chain intact: %d events; last seq %d, hash %s\n", total, after, prev)
 	return nil
 }
 

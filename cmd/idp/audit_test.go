@@ -36,7 +36,8 @@ func TestAuditVerifyAndList(t *testing.T) {
 		c.ok("users", "unlock", "alice")                        // 4
 		appendEvent("login.failure", "alice-id", "203.0.113.3") // 5
 
-		if out := c.ok("audit", "verify"); !strings.Contains(out, "intact: 5 events") {
+		last := c.auditEvents()[4]
+		if out := c.ok("audit", "verify"); !strings.Contains(out, "intact: 5 events; last seq 5, hash "+last.Hash) {
 			t.Errorf("verify: %q", out)
 		}
 
