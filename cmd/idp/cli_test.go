@@ -140,7 +140,7 @@ func TestUsersLifecycle(t *testing.T) {
 
 		// show: status, passkeys and the latest logins from the audit trail.
 		for _, e := range []storage.AuditEvent{
-			{Type: "login.failure", Actor: "user:" + alice.ID, UserID: alice.ID, IP: "203.0.113.7", UserAgent: "Safari", Detail: map[string]string{"reason": "credentials"}},
+			{Type: "login.failure", Actor: "user:" + alice.ID, UserID: alice.ID, IP: "203.0.113.7", UserAgent: "Safari", Detail: map[string]string{"reason": "credentials", "method": "password"}},
 			{Type: "otp.sent", Actor: "user:" + alice.ID, UserID: alice.ID, IP: "203.0.113.7"},
 			{Type: "login.success", Actor: "user:" + alice.ID, UserID: alice.ID, IP: "203.0.113.8", UserAgent: "Chrome", Detail: map[string]string{"amr": "[pwd otp]"}},
 			{Type: "login.success", Actor: "user:other", UserID: "someone-else", IP: "198.51.100.1"},
@@ -152,7 +152,7 @@ func TestUsersLifecycle(t *testing.T) {
 		out = c.ok("users", "show", "alice")
 		for _, want := range []string{"login ID:  alice", "e-mail 1:  alice@example.com", "status:    active",
 			"temporary (仮パスワード)", "passkeys:  0", "last logins: 2",
-			"FAILED (credentials)  ip 203.0.113.7  Safari", "success [pwd otp]  ip 203.0.113.8  Chrome"} {
+			"FAILED (credentials) by password  ip 203.0.113.7  Safari", "success [pwd otp]  ip 203.0.113.8  Chrome"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("show lacks %q:\n%s", want, out)
 			}

@@ -260,6 +260,9 @@ func (u *usersCmd) show(ctx context.Context, loginID string) error {
 		if e.Type == "login.failure" {
 			result = "FAILED (" + e.Detail["reason"] + ")"
 		}
+		if m := e.Detail["method"]; m != "" {
+			result += " by " + m
+		}
 		if amr := e.Detail["amr"]; amr != "" && e.Type == "login.success" {
 			result += " " + amr
 		}
