@@ -258,7 +258,10 @@ func (h *Handler) accountPage(r *http.Request, s *storage.Session, user *storage
 		a.Passkeys = append(a.Passkeys, row)
 	}
 	a.AddBlocked = sr.addBlocked(user, len(creds))
-	a.CanAdd = a.AddBlocked == "" && h.passkeys != nil
+	if a.AddBlocked == "" && h.passkeys == nil {
+		a.AddBlocked = "passkey.unavailable"
+	}
+	a.CanAdd = a.AddBlocked == ""
 	// A passkey assertion refreshes the session for deleting and adding.
 	a.NeedStepUp = len(creds) > 0 && h.passkeys != nil && !(sr.recent && sr.passkey)
 	a.StepUpOptionsURL = pathAccountStepUpOpt

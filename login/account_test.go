@@ -382,7 +382,12 @@ func TestS8PasswordOTPSessionAddsFirstPasskey(t *testing.T) {
 	e.expectRedirect(e.post(pathOTP, url.Values{"code": {code}}), pathCreate)
 	e.expectRedirect(e.post(pathCreateSkip, nil), pathAccount)
 	e.expect(e.get(pathAccount), http.StatusOK, `id="s8-add-button"`)
+	// The relay is down: the passkey is still created, the failure logged.
+	e.sink.Close()
 	e.expect(e.addOnS8(newDevice(u)), http.StatusOK)
+	if !strings.Contains(e.logs.String(), "sending new-passkey notification failed") {
+		t.Error("failed notification not logged")
+	}
 	if n := len(e.credentials(u)); n != 1 {
 		t.Fatalf("%d passkeys", n)
 	}
