@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -139,7 +140,9 @@ func (m *keyManager) rotate(ctx context.Context, force, ensureOnly bool) error {
 				return nil, deleteIDs, nil // the successor is already published
 			}
 		}
-		if !force && active.RetireAt.Sub(now) > m.publishDelay {
+		// A changed signing_algorithm counts as due: otherwise the old
+		// algorithm would sign for the rest of a rotation period.
+		if !force && active.RetireAt.Sub(now) > m.publishDelay && active.Algorithm == m.alg {
 			return nil, deleteIDs, nil
 		}
 		// Start signing when the current key retires, but never before the
@@ -302,6 +305,25 @@ func (m *keyManager) privateKey(k *storage.SigningKey) (crypto.Signer, error) {
 	m.decrypted[k.ID] = priv
 	m.mu.Unlock()
 	return priv, nil
+}
+
+// algorithms lists the configured algorithm and that of every published
+// key, for discovery's id_token_signing_alg_values_supported: after a
+// change of signing_algorithm the old one still signs until its successor
+// takes over, and relying parties that check the list must accept it.
+func (m *keyManager) algorithms(ctx context.Context) ([]jose.SignatureAlgorithm, error) {
+	keys, err := m.list(ctx)
+	if err != nil {
+		return nil, err
+	}
+	algs := []jose.SignatureAlgorithm{jose.SignatureAlgorithm(m.alg)}
+	now := m.now()
+	for _, k := range keys {
+		if a := jose.SignatureAlgorithm(k.Algorithm); now.Before(k.ExpiresAt) && !slices.Contains(algs, a) {
+			algs = append(algs, a)
+		}
+	}
+	return algs, nil
 }
 
 func (m *keyManager) keySet(ctx context.Context) ([]zop.Key, error) {

@@ -3,6 +3,7 @@ package op_test
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -190,4 +191,55 @@ func TestRunKeyRotationHandsOverSeamlessly(t *testing.T) {
 			t.Errorf("successor published only %v before it signs", next.ActiveFrom.Sub(next.CreatedAt))
 		}
 	})
+}
+
+// Switching signing_algorithm must not leave discovery denying the
+// algorithm that still signs, nor keep the old one signing for a whole
+// rotation period.
+func TestSigningAlgorithmChange(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, flavor string) {
+		dsn := storagetest.DSN(t, flavor)
+		rs := newEnvOn(t, storagetest.Open(t, dsn), nil) // RS256, the default
+		es := newEnvOn(t, storagetest.Open(t, dsn), func(c *op.Config) {
+			c.CryptoKey = rs.cryptoKey()
+			c.SigningAlgorithm = "ES256"
+		})
+		tr, _ := es.login("openid")
+		if alg := algOf(t, tr.IDToken); alg != "RS256" {
+			t.Fatalf("before rotation the ES256 replica signed with %s, want the still active RS256 key", alg)
+		}
+		resp := es.get(es.issuer + "/.well-known/openid-configuration")
+		var doc struct {
+			Algs []string `json:"id_token_signing_alg_values_supported"`
+		}
+		err := json.NewDecoder(resp.Body).Decode(&doc)
+		resp.Body.Close()
+		if err != nil || !slices.Contains(doc.Algs, "RS256") || !slices.Contains(doc.Algs, "ES256") {
+			t.Errorf("discovery lists %v (%v), want RS256 and ES256", doc.Algs, err)
+		}
+		// A routine rotation, far from retirement, still publishes an ES256 successor.
+		if err := es.p.RotateKeys(context.Background(), false); err != nil {
+			t.Fatal(err)
+		}
+		keys, err := es.store.ListSigningKeys(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var algs []string
+		for _, k := range keys {
+			algs = append(algs, k.Algorithm)
+		}
+		if len(keys) != 2 || !slices.Contains(algs, "ES256") {
+			t.Errorf("after the algorithm change the keys are %v, want an ES256 successor", algs)
+		}
+	})
+}
+
+func algOf(t *testing.T, raw string) string {
+	t.Helper()
+	sig, err := jose.ParseSigned(raw, []jose.SignatureAlgorithm{jose.RS256, jose.ES256})
+	if err != nil {
+		t.Fatalf("parse JWT: %v", err)
+	}
+	return sig.Signatures[0].Header.Algorithm
 }

@@ -522,8 +522,8 @@ func (s *opStorage) SigningKey(ctx context.Context) (zop.SigningKey, error) {
 	return s.keys.signingKey(ctx)
 }
 
-func (s *opStorage) SignatureAlgorithms(context.Context) ([]jose.SignatureAlgorithm, error) {
-	return []jose.SignatureAlgorithm{jose.SignatureAlgorithm(s.cfg.SigningAlgorithm)}, nil
+func (s *opStorage) SignatureAlgorithms(ctx context.Context) ([]jose.SignatureAlgorithm, error) {
+	return s.keys.algorithms(ctx)
 }
 
 func (s *opStorage) KeySet(ctx context.Context) ([]zop.Key, error) {
