@@ -169,7 +169,10 @@ func (s *opStorage) DeleteAuthRequest(context.Context, string) error { return ni
 // consumeCode marks the code of ar exchanged. It runs after the tokens are
 // stored: a concurrent exchange that finds the code consumed then always
 // revokes tokens that already exist, and losing the race here revokes both
-// exchanges' tokens (this one's are never handed out).
+// exchanges' tokens (this one's are never handed out). Revoking the
+// winner's tokens too is deliberate: two exchanges of one code mean one of
+// them is not the client, and RFC 6749 section 4.1.2 says the server SHOULD
+// revoke all tokens issued on that code.
 func (s *opStorage) consumeCode(ctx context.Context, ar *storage.AuthRequest) error {
 	err := s.store.ConsumeAuthRequest(ctx, ar.ID, s.now())
 	if errors.Is(err, storage.ErrConflict) {
