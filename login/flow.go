@@ -173,6 +173,21 @@ func (h *Handler) flowAt(w http.ResponseWriter, r *http.Request, steps ...string
 func (h *Handler) completeLogin(w http.ResponseWriter, r *http.Request, f *storage.LoginFlow, user *storage.User, amr []string, acr string) (string, error) {
 	ctx := r.Context()
 	now := h.now()
+	// Every way of finishing a login passes here, so this is where a client
+	// that demands a phishing-resistant login is protected from receiving
+	// anything else (e.g. a password + OTP enrolment that just created a
+	// passkey but did not sign in with it).
+	if f.AuthRequestID != "" && acr != h.cfg.ACR.Passkey {
+		ar, err := h.store.AuthRequestByID(ctx, f.AuthRequestID)
+		if err != nil {
+			return "", fmt.Errorf("loading auth request: %w", err)
+		}
+		if h.passkeyOnly(ar) {
+			h.log.InfoContext(ctx, "login refused: client demands a passkey login", "user", user.ID, "client", ar.ClientID, "acr", acr)
+			h.audit(r, "login.failure", user.ID, map[string]string{"method": loginMethod(amr), "reason": "passkey_required", "auth_request": ar.ID})
+			return loginURL(ar.ID) + "&" + noticeParam + "=" + noticePasskeyRequired, errPasskeyRequired
+		}
+	}
 	handle, err := randomSecret()
 	if err != nil {
 		return "", err
@@ -213,9 +228,24 @@ func (h *Handler) completeLogin(w http.ResponseWriter, r *http.Request, f *stora
 	return redirect, nil
 }
 
+// errPasskeyRequired: the login succeeded but is not good enough for the
+// client (acr_values demands a passkey); completeLogin's URL leads back to
+// S1 with a notice saying so.
+var errPasskeyRequired = errors.New("client demands a passkey login")
+
+// The notice S1 shows when errPasskeyRequired sent the browser back.
+const (
+	noticeParam           = "notice"
+	noticePasskeyRequired = "passkey_required"
+)
+
 // finish is completeLogin for form posts: a 303 to the OP, or an error page.
 func (h *Handler) finish(w http.ResponseWriter, r *http.Request, f *storage.LoginFlow, user *storage.User, amr []string, acr string) {
 	redirect, err := h.completeLogin(w, r, f, user, amr, acr)
+	if errors.Is(err, errPasskeyRequired) {
+		http.Redirect(w, r, redirect, http.StatusSeeOther)
+		return
+	}
 	if errors.Is(err, storage.ErrNotFound) {
 		h.log.InfoContext(r.Context(), "auth request gone at completion", "err", err)
 		h.renderError(w, r, http.StatusBadRequest, "err.auth_request", "")

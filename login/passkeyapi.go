@@ -168,6 +168,10 @@ func (h *Handler) passkeyLoginFinish(w http.ResponseWriter, r *http.Request) {
 
 func (h *Handler) jsonComplete(w http.ResponseWriter, r *http.Request, f *storage.LoginFlow, user *storage.User, amr []string, acr string) {
 	redirect, err := h.completeLogin(w, r, f, user, amr, acr)
+	if errors.Is(err, errPasskeyRequired) {
+		h.writeJSON(w, http.StatusOK, map[string]string{"redirect": redirect})
+		return
+	}
 	if errors.Is(err, storage.ErrNotFound) {
 		h.jsonFail(w, r, http.StatusBadRequest, "auth_request_gone", "err.auth_request")
 		return

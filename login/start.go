@@ -48,7 +48,11 @@ func (h *Handler) getLogin(w http.ResponseWriter, r *http.Request) {
 		h.internalError(w, r, "starting login flow", err)
 		return
 	}
-	h.renderLogin(w, r, http.StatusOK, ar, f.LoginID, "")
+	notice := ""
+	if r.URL.Query().Get(noticeParam) == noticePasskeyRequired {
+		notice = "err.passkey_required_now"
+	}
+	h.renderLogin(w, r, http.StatusOK, ar, f.LoginID, notice)
 }
 
 // authRequest loads a pending auth request or answers with the friendly 400.

@@ -329,3 +329,71 @@ func TestOTPWrongFiveTimesKillsTheCode(t *testing.T) {
 		t.Errorf("%d mails after an immediate resend, want %d (throttled)", n, seen+1)
 	}
 }
+
+// An RP that sends acr_values=phr gets a passkey login or an error, never a
+// password login, even when the user already has a password SSO session.
+func TestPhishingResistantACRDemandsPasskey(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, flavor string) {
+		st := startStack(t, flavor)
+		b := newBrowser(t)
+		b.withoutConditionalUI()
+		b.addAuthenticator(cdpwebauthn.AuthenticatorTransportInternal, false)
+		phr := st.Config.ACR.Passkey
+
+		// A password session does not satisfy acr_values=phr.
+		passwordLogin(b, st, "/login", "temp", "temp-pass-2026")
+		b.fill("#current", "temp-pass-2026")
+		b.fill("#new", "a-brand-new-secret")
+		b.fill("#confirm", "a-brand-new-secret")
+		b.submit(`form[action="/login/password/change"] button[type=submit]`)
+		b.waitFor(signedIn)
+		b.navigate(st.RPURL + "/login?acr_values=" + phr)
+		b.waitPath("/login")
+		if got := b.eval(`document.querySelector("#password") ? "shown" : ""`); got != "" {
+			t.Errorf("password form offered to a client demanding %s", phr)
+		}
+		// Posting the password form anyway is refused.
+		b.eval(`(() => { const f = document.createElement("form"); f.method = "post"; f.action = "/login";
+			for (const [k, v] of [["loginID", "temp"], ["password", "a-brand-new-secret"]]) {
+				const i = document.createElement("input"); i.name = k; i.value = v; f.append(i); }
+			document.body.append(f); window.__e2eOldPage = true; f.submit(); return ""; })()`)
+		b.waitFor(`!window.__e2eOldPage && document.readyState === "complete" ? "y" : ""`)
+		if strings.HasPrefix(b.eval("location.href"), st.RPURL) {
+			t.Fatalf("password login accepted for acr_values=%s", phr)
+		}
+
+		// Enrolling through password + OTP creates the passkey, but that
+		// login itself is not phishing-resistant: the client must not get it.
+		b.navigate(st.RPURL + "/login?acr_values=" + phr)
+		b.waitPath("/login")
+		b.click(`a[href="/login/passkey"]`)
+		b.waitPath("/login/passkey")
+		b.fill("#loginID", "temp")
+		b.submit(`form[action="/login/passkey"] button[type=submit]`)
+		seen := len(st.Sink.Messages())
+		b.fill("#password", "a-brand-new-secret")
+		b.submit(`form[action="/login/password"] button[type=submit]`)
+		b.fill("#code", latestOTP(t, st, "temp@example.com", seen))
+		b.submit(`form[action="/login/otp"] button[type=submit]`)
+		b.waitPath("/login/passkey/create")
+		b.click("button[data-passkey-register]")
+		b.waitPath("/login")
+		if msg := b.text("#error"); !strings.Contains(msg, "パスキー認証") {
+			t.Errorf("after enrolling under acr_values=%s, S1 says %q; want the guidance to sign in with 「パスキー認証」", phr, msg)
+		}
+		if b.eval(`document.querySelector("#password") ? "shown" : ""`) != "" {
+			t.Errorf("password form offered after the enrolment")
+		}
+
+		// A passkey login satisfies it.
+		b.navigate(st.RPURL + "/login?acr_values=" + phr)
+		b.waitPath("/login")
+		b.click(`a[href="/login/passkey"]`)
+		b.waitPath("/login/passkey")
+		b.click("button[data-passkey-login]")
+		b.waitFor(signedIn)
+		if got := claim(b, "acr"); got != phr {
+			t.Errorf("acr = %q, want %q", got, phr)
+		}
+	})
+}
