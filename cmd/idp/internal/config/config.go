@@ -29,17 +29,21 @@ type Config struct {
 	Database  string `yaml:"database"`
 	CryptoKey string `yaml:"crypto_key"`
 	// CryptoKeyFile is read when CryptoKey is empty (a mounted secret).
-	CryptoKeyFile string    `yaml:"crypto_key_file"`
-	SiteName      string    `yaml:"site_name"`
-	Support       Support   `yaml:"support"`
-	SMTP          SMTP      `yaml:"smtp"`
-	WebAuthn      WebAuthn  `yaml:"webauthn"`
-	Password      Password  `yaml:"password"`
-	OTP           OTP       `yaml:"otp"`
-	Lifetimes     Lifetimes `yaml:"lifetimes"`
-	Keys          Keys      `yaml:"keys"`
-	ACR           ACR       `yaml:"acr"`
-	Clients       []Client  `yaml:"clients"`
+	CryptoKeyFile string `yaml:"crypto_key_file"`
+	SiteName      string `yaml:"site_name"`
+	// HomeURL is the loan website's top page, linked from the IdP's
+	// "logged out" page; default: the origin of the first client's first
+	// redirect URI.
+	HomeURL   string    `yaml:"home_url"`
+	Support   Support   `yaml:"support"`
+	SMTP      SMTP      `yaml:"smtp"`
+	WebAuthn  WebAuthn  `yaml:"webauthn"`
+	Password  Password  `yaml:"password"`
+	OTP       OTP       `yaml:"otp"`
+	Lifetimes Lifetimes `yaml:"lifetimes"`
+	Keys      Keys      `yaml:"keys"`
+	ACR       ACR       `yaml:"acr"`
+	Clients   []Client  `yaml:"clients"`
 	// TrustProxyHeaders makes the audit log and throttles take the client
 	// address from X-Forwarded-For (only behind a proxy that sets it).
 	TrustProxyHeaders bool `yaml:"trust_proxy_headers"`
@@ -65,6 +69,8 @@ type SMTP struct {
 	PasswordFile string `yaml:"password_file"`
 	From         string `yaml:"from"`
 	Subject      string `yaml:"subject"`
+	// PasskeySubject is the subject of the "a passkey was added" notice.
+	PasskeySubject string `yaml:"passkey_subject"`
 }
 
 // WebAuthn names the relying party passkeys are bound to.
@@ -226,6 +232,12 @@ func (c *Config) Defaults() {
 			c.SMTP.Port = 587
 		}
 	}
+	def(&c.SMTP.PasskeySubject, "【コムストックローン】パスキー登録のお知らせ")
+	if c.HomeURL == "" && len(c.Clients) > 0 && len(c.Clients[0].RedirectURIs) > 0 {
+		if u, err := url.Parse(c.Clients[0].RedirectURIs[0]); err == nil && u.Host != "" {
+			c.HomeURL = u.Scheme + "://" + u.Host + "/"
+		}
+	}
 	def(&c.WebAuthn.RPName, c.SiteName)
 	if u, err := url.Parse(c.Issuer); err == nil && u.Host != "" {
 		def(&c.WebAuthn.RPID, u.Hostname())
@@ -286,6 +298,11 @@ func (c *Config) Validate() error {
 		bad("issuer", "must be an absolute URL without query or fragment, got %q", c.Issuer)
 	case iss.Scheme != "https" && !(iss.Scheme == "http" && isLoopback(iss.Hostname())):
 		bad("issuer", "must use https (http is allowed only for localhost), got %q", c.Issuer)
+	}
+	if c.HomeURL != "" {
+		if err := checkClientURI(c.HomeURL); err != nil {
+			bad("home_url", "%v", err)
+		}
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		bad("listen", "must be host:port, got %q", c.Listen)

@@ -248,7 +248,9 @@ func LoginConfig(cfg *config.Config, devMailURL string) login.Config {
 			PasswordOTP: cfg.ACR.PasswordOTP,
 			Password:    cfg.ACR.Password,
 		},
-		DevMailURL: devMailURL,
+		DevMailURL:         devMailURL,
+		PasskeyMailSubject: cfg.SMTP.PasskeySubject,
+		HomeURL:            cfg.HomeURL,
 	}
 }
 
