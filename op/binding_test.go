@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -190,6 +191,26 @@ func TestAllowedReturnURL(t *testing.T) {
 	for raw, want := range cases {
 		if got := e.p.AllowedReturnURL(raw); got != want {
 			t.Errorf("AllowedReturnURL(%q) = %v, want %v", raw, got, want)
+		}
+	}
+}
+
+// Requests that end (code issued, or an error such as prompt=none's
+// login_required) take their binding cookie with them.
+func TestBindingCookiesDoNotPileUp(t *testing.T) {
+	e := newEnv(t, "sqlite", nil)
+	for range 3 {
+		params := authParams(webClientID, webRedirect, "openid", newPKCE())
+		params.Set("prompt", "none")
+		if loc := e.authorize(params); loc.Query().Get("error") != "login_required" {
+			t.Fatalf("prompt=none: %s", loc)
+		}
+		e.authorize(authParams(webClientID, webRedirect, "openid", newPKCE()))
+	}
+	u, _ := url.Parse(e.issuer)
+	for _, c := range e.client.Jar.Cookies(u) {
+		if strings.HasPrefix(c.Name, "idp_ar_") {
+			t.Errorf("binding cookie %s left behind", c.Name)
 		}
 	}
 }

@@ -217,6 +217,9 @@ func (p *Provider) RedirectError(w http.ResponseWriter, r *http.Request, authReq
 	}
 	p.log.InfoContext(r.Context(), "auth request ends with error", "auth_request_id", authRequestID,
 		"client_id", ar.ClientID, "error", err)
+	// The request ends here, so its binding cookie goes too: a client that
+	// polls with prompt=none must not pile cookies up in the browser.
+	http.SetCookie(w, p.bindingCookie(authRequestID, -1))
 	r = r.WithContext(zop.ContextWithIssuer(r.Context(), p.cfg.Issuer))
 	zop.AuthRequestError(&issWriter{ResponseWriter: w, issuer: p.cfg.Issuer}, r, authRequest{ar}, err, p.zop)
 }
