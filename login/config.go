@@ -48,6 +48,9 @@ type Config struct {
 	OTP             OTPConfig
 	ACR             ACRConfig
 	DevMailURL      string // development only: link to the mail sink on S4
+	// TrustProxyHeaders: the IdP runs behind a load balancer that appends
+	// the client address to X-Forwarded-For.
+	TrustProxyHeaders bool
 	// PasskeyMailSubject is the subject of the mail that tells the customer
 	// a passkey was added to their account.
 	PasskeyMailSubject string

@@ -53,6 +53,10 @@ func (o testOP) RedirectError(w http.ResponseWriter, r *http.Request, id string,
 
 func (o testOP) ClientName(string) (string, error) { return "デモサイト", nil }
 
+// BrowserBound: the binding cookie is op's (tested there and end to end);
+// these tests play the browser that started every request.
+func (o testOP) BrowserBound(*http.Request, string) bool { return true }
+
 // AllowedReturnURL knows one client, at https://rp.example.
 func (o testOP) AllowedReturnURL(u string) bool {
 	p, err := url.Parse(u)

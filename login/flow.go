@@ -246,8 +246,8 @@ func (h *Handler) finish(w http.ResponseWriter, r *http.Request, f *storage.Logi
 		http.Redirect(w, r, redirect, http.StatusSeeOther)
 		return
 	}
-	if errors.Is(err, storage.ErrNotFound) {
-		h.log.InfoContext(r.Context(), "auth request gone at completion", "err", err)
+	if errors.Is(err, storage.ErrNotFound) || errors.Is(err, storage.ErrConflict) {
+		h.log.InfoContext(r.Context(), "auth request gone or already completed", "err", err)
 		h.renderError(w, r, http.StatusBadRequest, "err.auth_request", "")
 		return
 	}

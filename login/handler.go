@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -34,6 +35,11 @@ type OP interface {
 	// RedirectError sends the browser back to the client with an OAuth error.
 	RedirectError(w http.ResponseWriter, r *http.Request, authRequestID string, err error)
 	ClientName(clientID string) (string, error)
+	// BrowserBound reports whether r comes from the browser that started
+	// the auth request. A request ID in a URL is not a secret: without this
+	// check an attacker could send a signed-in victim to
+	// /login?authRequestID=<attacker's request> and collect the code.
+	BrowserBound(r *http.Request, authRequestID string) bool
 	// AllowedReturnURL reports whether S8 may link back to u: its origin
 	// is the origin of some registered client's redirect URI or
 	// post-logout redirect URI.
@@ -272,7 +278,7 @@ func (h *Handler) audit(r *http.Request, typ, userID string, detail map[string]s
 	}
 	e := &storage.AuditEvent{
 		Time: h.now(), Type: typ, Actor: actor, UserID: userID,
-		IP: clientIP(r), UserAgent: r.UserAgent(), Detail: detail,
+		IP: h.clientIP(r), UserAgent: r.UserAgent(), Detail: detail,
 	}
 	// The structured log carries the same facts, so an operator can follow
 	// events without database access and a failed append is not silent.
@@ -283,8 +289,23 @@ func (h *Handler) audit(r *http.Request, typ, userID string, detail map[string]s
 	}
 }
 
-func clientIP(r *http.Request) string {
-	// The load balancer's X-Forwarded-For is the op/cmd layer's business;
-	// RemoteAddr is what this layer knows for sure.
+// clientIP is the address the audit trail and throttles use. Behind a load
+// balancer (TrustProxyHeaders) it is the last X-Forwarded-For entry: the one
+// our own proxy appended, which a client cannot forge.
+func (h *Handler) clientIP(r *http.Request) string {
+	if h.cfg.TrustProxyHeaders {
+		if xff := r.Header.Values("X-Forwarded-For"); len(xff) > 0 {
+			last := xff[len(xff)-1]
+			if i := strings.LastIndexByte(last, ','); i >= 0 {
+				last = last[i+1:]
+			}
+			if ip := strings.TrimSpace(last); ip != "" {
+				return ip
+			}
+		}
+	}
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		return host
+	}
 	return r.RemoteAddr
 }

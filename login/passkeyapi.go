@@ -172,7 +172,7 @@ func (h *Handler) jsonComplete(w http.ResponseWriter, r *http.Request, f *storag
 		h.writeJSON(w, http.StatusOK, map[string]string{"redirect": redirect})
 		return
 	}
-	if errors.Is(err, storage.ErrNotFound) {
+	if errors.Is(err, storage.ErrNotFound) || errors.Is(err, storage.ErrConflict) {
 		h.jsonFail(w, r, http.StatusBadRequest, "auth_request_gone", "err.auth_request")
 		return
 	}

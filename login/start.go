@@ -31,6 +31,11 @@ func (h *Handler) getLogin(w http.ResponseWriter, r *http.Request) {
 		h.renderLogin(w, r, http.StatusOK, ar, f.LoginID, "")
 		return
 	}
+	if !h.op.BrowserBound(r, id) {
+		h.log.WarnContext(ctx, "auth request opened in a browser that did not start it", "auth_request", id)
+		h.renderError(w, r, http.StatusBadRequest, "err.auth_request", "")
+		return
+	}
 	ar, ok := h.authRequest(w, r, id)
 	if !ok {
 		return
@@ -153,7 +158,27 @@ func (h *Handler) trySSO(w http.ResponseWriter, r *http.Request, ar *storage.Aut
 		h.log.InfoContext(ctx, "session of a missing or locked user ignored", "user", s.UserID, "err", err)
 		return false
 	}
+	// Rule 1 for sessions: once the user has a passkey, a session that only
+	// a password opened (perhaps in another browser, before the passkey was
+	// added) no longer signs anyone in.
+	if slices.Equal(s.AMR, []string{"pwd"}) {
+		n, err := h.store.CountCredentials(ctx, user.ID)
+		if err != nil {
+			h.log.ErrorContext(ctx, "counting passkeys for SSO", "user", user.ID, "err", err)
+			return false
+		}
+		if n > 0 {
+			h.log.InfoContext(ctx, "password-only session ignored: the user has a passkey", "user", user.ID)
+			return false
+		}
+	}
 	redirect, err := h.op.Complete(ctx, ar.ID, s.UserID, s.AuthTime, s.AMR, s.ACR)
+	if errors.Is(err, storage.ErrConflict) || errors.Is(err, storage.ErrNotFound) {
+		// Already completed (a reload, a double submit) or expired.
+		h.log.InfoContext(ctx, "auth request no longer completable", "auth_request", ar.ID, "err", err)
+		h.renderError(w, r, http.StatusBadRequest, "err.auth_request", "")
+		return true
+	}
 	if err != nil {
 		h.log.ErrorContext(ctx, "completing auth request from session", "auth_request", ar.ID, "err", err)
 		return false

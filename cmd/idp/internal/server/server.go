@@ -251,6 +251,7 @@ func LoginConfig(cfg *config.Config, devMailURL string) login.Config {
 		DevMailURL:         devMailURL,
 		PasskeyMailSubject: cfg.SMTP.PasskeySubject,
 		HomeURL:            cfg.HomeURL,
+		TrustProxyHeaders:  cfg.TrustProxyHeaders,
 	}
 }
 
