@@ -15,6 +15,10 @@ import (
 	"github.com/comstockloan/idp/templates"
 )
 
+// rateOTPSend is the rate-event kind of an OTP mail, keyed by user ID, for
+// the hourly resend limit across flows and replicas.
+const rateOTPSend = "otp_send"
+
 // otpHash binds the code to its flow, so equal codes of two flows never
 // share a stored value.
 func otpHash(flowID, code string) string {
@@ -35,7 +39,7 @@ func newOTP() (string, error) {
 func (h *Handler) issueOTP(r *http.Request, f *storage.LoginFlow, user *storage.User) (int, string) {
 	ctx := r.Context()
 	now := h.now()
-	sent, err := h.store.CountOTPSends(ctx, user.ID, now.Add(-time.Hour))
+	sent, err := h.store.CountRateEvents(ctx, rateOTPSend, user.ID, now.Add(-time.Hour))
 	if err != nil {
 		h.log.ErrorContext(ctx, "counting OTP sends", "user", user.ID, "err", err)
 		return http.StatusInternalServerError, "err.internal"
@@ -63,7 +67,7 @@ func (h *Handler) issueOTP(r *http.Request, f *storage.LoginFlow, user *storage.
 	}
 	// Record before sending: a relay that accepts and then errors must
 	// still count against the hourly limit.
-	if err := h.store.RecordOTPSend(ctx, user.ID, now); err != nil {
+	if err := h.store.RecordRateEvent(ctx, rateOTPSend, user.ID, now); err != nil {
 		h.log.ErrorContext(ctx, "recording OTP send", "user", user.ID, "err", err)
 	}
 	msg := mail.Message{

@@ -27,6 +27,11 @@ type Config struct {
 	IDTokenLifetime      time.Duration `yaml:"id_token_lifetime"`      // default 1h
 	RefreshTokenLifetime time.Duration `yaml:"refresh_token_lifetime"` // default 30 days
 	AuthRequestLifetime  time.Duration `yaml:"auth_request_lifetime"`  // default 30m
+	// CodeLifetime is how long an authorization code can be exchanged:
+	// default 1m, allowed 10s to 10m (RFC 6749 section 4.1.2 recommends at
+	// most 10 minutes; a relying party exchanges at once). Config key
+	// code_lifetime.
+	CodeLifetime time.Duration `yaml:"code_lifetime"`
 	// AllowInsecure permits an http:// issuer; development only.
 	AllowInsecure bool `yaml:"allow_insecure"`
 	// LogoutLandingURL is where end_session sends the browser when the
@@ -59,6 +64,9 @@ const (
 	DefaultIDTokenLifetime      = time.Hour
 	DefaultRefreshTokenLifetime = 30 * 24 * time.Hour
 	DefaultAuthRequestLifetime  = 30 * time.Minute
+	DefaultCodeLifetime         = time.Minute
+	MinCodeLifetime             = 10 * time.Second
+	MaxCodeLifetime             = 10 * time.Minute
 )
 
 // knownScopes are the scopes this provider understands; a client may be
@@ -84,6 +92,7 @@ func (c *Config) applyDefaults() {
 	setDefault(&c.IDTokenLifetime, DefaultIDTokenLifetime)
 	setDefault(&c.RefreshTokenLifetime, DefaultRefreshTokenLifetime)
 	setDefault(&c.AuthRequestLifetime, DefaultAuthRequestLifetime)
+	setDefault(&c.CodeLifetime, DefaultCodeLifetime)
 	if c.LogoutLandingURL == "" {
 		c.LogoutLandingURL = strings.TrimSuffix(c.Issuer, "/") + "/logged-out"
 	}
@@ -126,6 +135,9 @@ func (c *Config) Validate() error {
 		if positive[name] < 0 {
 			fail(name, "must not be negative")
 		}
+	}
+	if c.CodeLifetime < MinCodeLifetime || c.CodeLifetime > MaxCodeLifetime {
+		fail("code_lifetime", "must be between %s and %s, not %s", MinCodeLifetime, MaxCodeLifetime, c.CodeLifetime)
 	}
 	if c.KeyPublishDelay >= c.KeyRotationPeriod {
 		fail("key_publish_delay", "must be shorter than key_rotation_period")

@@ -142,6 +142,13 @@ func (s *opStorage) AuthRequestByCode(ctx context.Context, code string) (zop.Aut
 		s.revokeReplayedGrant(ctx, ar.ID)
 		return nil, errors.New("authorization code already used")
 	}
+	// Checked after the replay test: a late replay still revokes the grant.
+	// A zero expiry (a code saved before expiries were stored) is expired.
+	if !s.now().Before(ar.CodeExpiresAt) {
+		s.log.InfoContext(ctx, "token: authorization code expired",
+			"auth_request_id", ar.ID, "client_id", ar.ClientID, "code_expired_at", ar.CodeExpiresAt)
+		return nil, errors.New("authorization code expired")
+	}
 	if !ar.Done {
 		return nil, errors.New("authorization request not completed")
 	}
@@ -156,7 +163,7 @@ func (s *opStorage) revokeReplayedGrant(ctx context.Context, authRequestID strin
 }
 
 func (s *opStorage) SaveAuthCode(ctx context.Context, id, code string) error {
-	if err := s.store.SaveAuthCode(ctx, id, storage.HashSecret(code)); err != nil {
+	if err := s.store.SaveAuthCode(ctx, id, storage.HashSecret(code), s.now().Add(s.cfg.CodeLifetime)); err != nil {
 		return fmt.Errorf("save auth code of %s: %w", id, err)
 	}
 	return nil

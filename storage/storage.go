@@ -101,6 +101,10 @@ type AuthRequest struct {
 
 	// CodeHash is HashSecret of the authorization code, once issued.
 	CodeHash string
+	// CodeExpiresAt ends the code's short life (zero until issued). The
+	// request outlives it, consumed or not, so that a late replay is still
+	// recognised; the caller refuses an exchange at or after this instant.
+	CodeExpiresAt time.Time
 	// ConsumedAt is set when the code was exchanged; a second exchange
 	// must revoke what the first one issued.
 	ConsumedAt *time.Time
@@ -254,7 +258,8 @@ type Store interface {
 	UpdatePassword(ctx context.Context, userID, hash string, temporary bool) error
 	SetUserLocked(ctx context.Context, userID string, locked bool) error
 	UpdateUserProfile(ctx context.Context, userID, email, displayName string) error
-	// DeleteUser removes the user with their sessions, credentials and tokens.
+	// DeleteUser removes the user with their sessions, credentials, tokens
+	// and the rate events keyed by their ID or login ID.
 	DeleteUser(ctx context.Context, userID string) error
 
 	// SSO sessions
@@ -269,9 +274,12 @@ type Store interface {
 	AuthRequestByID(ctx context.Context, id string) (*AuthRequest, error)
 	// CompleteAuthRequest records who authenticated, how and when.
 	CompleteAuthRequest(ctx context.Context, id, userID string, authTime time.Time, amr []string, acr string) error
-	SaveAuthCode(ctx context.Context, id, codeHash string) error
+	// SaveAuthCode attaches the code's hash and the instant it stops being
+	// exchangeable.
+	SaveAuthCode(ctx context.Context, id, codeHash string, expiresAt time.Time) error
 	// AuthRequestByCode returns the request even when consumed (ConsumedAt
-	// set) so the caller can detect a replayed code.
+	// set) or past CodeExpiresAt, so the caller can detect a replayed code;
+	// refusing an expired code is the caller's job.
 	AuthRequestByCode(ctx context.Context, codeHash string) (*AuthRequest, error)
 	// ConsumeAuthRequest marks the code as exchanged; ErrConflict if it
 	// already was.
@@ -312,10 +320,15 @@ type Store interface {
 	// increments f.Version; ErrConflict otherwise.
 	UpdateLoginFlow(ctx context.Context, f *LoginFlow) error
 	DeleteLoginFlow(ctx context.Context, id string) error
-	// RecordOTPSend notes an OTP mail to a user; CountOTPSends counts them
-	// since a time, for the resend throttle across flows and replicas.
-	RecordOTPSend(ctx context.Context, userID string, at time.Time) error
-	CountOTPSends(ctx context.Context, userID string, since time.Time) (int, error)
+
+	// Rate limits
+	// RecordRateEvent notes one event of a kind ("otp_send",
+	// "login_failure", …) for a key (a user ID, a login ID, an IP address);
+	// CountRateEvents counts them at or after since. They are shared by
+	// every flow and replica. Rows older than sqlstore.RateEventRetention
+	// are swept by DeleteExpired, so no limit may look further back.
+	RecordRateEvent(ctx context.Context, kind, key string, at time.Time) error
+	CountRateEvents(ctx context.Context, kind, key string, since time.Time) (int, error)
 
 	// WebAuthn ceremonies
 	SaveWebAuthnSession(ctx context.Context, s *WebAuthnSession) error
@@ -345,7 +358,7 @@ type Store interface {
 
 	// Housekeeping
 	// DeleteExpired removes every expired auth request, session, login flow,
-	// WebAuthn session, token, signing key and old OTP-send record.
+	// WebAuthn session, token, signing key and old rate event.
 	DeleteExpired(ctx context.Context, now time.Time) (int64, error)
 	Ping(ctx context.Context) error
 	Close() error

@@ -36,7 +36,8 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"SigningKeysConcurrent", func(t *testing.T, s storage.Store) { testSigningKeysConcurrent(t, s, s) }},
 		{"LoginFlows", testLoginFlows},
 		{"LoginFlowConcurrentUpdate", func(t *testing.T, s storage.Store) { testLoginFlowConcurrentUpdate(t, s, s) }},
-		{"OTPSends", testOTPSends},
+		{"RateEvents", testRateEvents},
+		{"RateEventsConcurrent", testRateEventsConcurrent},
 		{"WebAuthnSessions", testWebAuthnSessions},
 		{"Credentials", testCredentials},
 		{"CredentialOnlyIfFirstConcurrent", func(t *testing.T, s storage.Store) { testCredentialOnlyIfFirstConcurrent(t, s, s) }},
@@ -206,7 +207,8 @@ func testDeleteUserCascades(t *testing.T, s storage.Store) {
 			&storage.AccessToken{ID: "at-" + id, ClientID: "web", Subject: id, AuthRequestID: "ar-" + id, RefreshTokenID: "rt-" + id, CreatedAt: n, ExpiresAt: n.Add(time.Hour)}))
 		must(t, "login flow", s.CreateLoginFlow(ctx, &storage.LoginFlow{ID: "flow-" + id, UserID: id, Step: "otp", Version: 1, CreatedAt: n, ExpiresAt: n.Add(time.Hour)}))
 		must(t, "webauthn session", s.SaveWebAuthnSession(ctx, &storage.WebAuthnSession{Challenge: "ch-" + id, Ceremony: "registration", UserID: id, CreatedAt: n, ExpiresAt: n.Add(time.Hour)}))
-		must(t, "otp send", s.RecordOTPSend(ctx, id, n))
+		must(t, "rate event by user id", s.RecordRateEvent(ctx, "otp_send", id, n))
+		must(t, "rate event by login id", s.RecordRateEvent(ctx, "login_failure", "login-"+id, n))
 		must(t, "audit", s.AppendAudit(ctx, &storage.AuditEvent{Time: n, Type: "login.success", Actor: "user:" + id, UserID: id}))
 	}
 
@@ -228,8 +230,11 @@ func testDeleteUserCascades(t *testing.T, s storage.Store) {
 	wantErr(t, "login flow of deleted user", err, storage.ErrNotFound)
 	_, err = s.TakeWebAuthnSession(ctx, "ch-gone", n)
 	wantErr(t, "webauthn session of deleted user", err, storage.ErrNotFound)
-	if c, err := s.CountOTPSends(ctx, "gone", n.Add(-time.Hour)); err != nil || c != 0 {
-		t.Fatalf("otp sends of deleted user: %d, %v", c, err)
+	if c, err := s.CountRateEvents(ctx, "otp_send", "gone", n.Add(-time.Hour)); err != nil || c != 0 {
+		t.Fatalf("rate events keyed by the deleted user's id: %d, %v", c, err)
+	}
+	if c, err := s.CountRateEvents(ctx, "login_failure", "login-gone", n.Add(-time.Hour)); err != nil || c != 0 {
+		t.Fatalf("rate events keyed by the deleted user's login id: %d, %v", c, err)
 	}
 
 	// The other user keeps everything, and the audit trail keeps both.
@@ -243,8 +248,11 @@ func testDeleteUserCascades(t *testing.T, s storage.Store) {
 	must(t, "kept refresh token", err)
 	_, err = s.LoginFlowByID(ctx, "flow-kept")
 	must(t, "kept login flow", err)
-	if c, err := s.CountOTPSends(ctx, "kept", n.Add(-time.Hour)); err != nil || c != 1 {
-		t.Fatalf("otp sends of kept user: %d, %v", c, err)
+	if c, err := s.CountRateEvents(ctx, "otp_send", "kept", n.Add(-time.Hour)); err != nil || c != 1 {
+		t.Fatalf("rate events of kept user: %d, %v", c, err)
+	}
+	if c, err := s.CountRateEvents(ctx, "login_failure", "login-kept", n.Add(-time.Hour)); err != nil || c != 1 {
+		t.Fatalf("rate events of kept login id: %d, %v", c, err)
 	}
 	events, err := s.ListAudit(ctx, 0, 0)
 	must(t, "list audit", err)
@@ -337,13 +345,18 @@ func testAuthRequests(t *testing.T, s storage.Store) {
 	must(t, "complete", s.CompleteAuthRequest(ctx, "ar1", "u1", authTime, []string{"hwk", "user"}, "phr"))
 	wantErr(t, "complete missing", s.CompleteAuthRequest(ctx, "nope", "u1", authTime, nil, ""), storage.ErrNotFound)
 	code := storage.HashSecret("code-1")
-	must(t, "save code", s.SaveAuthCode(ctx, "ar1", code))
-	wantErr(t, "save code for missing", s.SaveAuthCode(ctx, "nope", "x"), storage.ErrNotFound)
+	codeExpires := n.Add(time.Minute)
+	must(t, "save code", s.SaveAuthCode(ctx, "ar1", code, codeExpires))
+	wantErr(t, "save code for missing", s.SaveAuthCode(ctx, "nope", "x", codeExpires), storage.ErrNotFound)
+	if err := s.SaveAuthCode(ctx, "ar-zero", storage.HashSecret("no-expiry"), time.Time{}); err == nil {
+		t.Fatal("save code without expiry succeeded")
+	}
 
 	got, err = s.AuthRequestByCode(ctx, code)
 	must(t, "by code", err)
 	want := *a
 	want.UserID, want.AuthTime, want.AMR, want.ACR, want.Done, want.CodeHash = "u1", authTime, []string{"hwk", "user"}, "phr", true, code
+	want.CodeExpiresAt = codeExpires
 	wantEqual(t, "completed auth request", *got, want)
 	_, err = s.AuthRequestByCode(ctx, storage.HashSecret("other"))
 	wantErr(t, "unknown code", err, storage.ErrNotFound)
@@ -356,6 +369,18 @@ func testAuthRequests(t *testing.T, s storage.Store) {
 	must(t, "by code after consume", err)
 	if got.ConsumedAt == nil || !got.ConsumedAt.Equal(consumedAt) {
 		t.Fatalf("consumed at: got %v, want %v", got.ConsumedAt, consumedAt)
+	}
+
+	// A code past its own expiry is still found while its request lives:
+	// refusing it is the caller's decision, and a replay stays detectable.
+	stale := fullAuthRequest("ar-stale-code", n.Add(-5*time.Minute))
+	must(t, "create stale-code request", s.CreateAuthRequest(ctx, stale))
+	staleCode := storage.HashSecret("stale-code")
+	must(t, "save stale code", s.SaveAuthCode(ctx, "ar-stale-code", staleCode, n.Add(-4*time.Minute)))
+	got, err = s.AuthRequestByCode(ctx, staleCode)
+	must(t, "by code past its expiry", err)
+	if !got.CodeExpiresAt.Equal(n.Add(-4 * time.Minute)) {
+		t.Fatalf("code expires at %v, want %v", got.CodeExpiresAt, n.Add(-4*time.Minute))
 	}
 
 	old := fullAuthRequest("ar-old", n.Add(-time.Hour))
@@ -773,24 +798,64 @@ func testLoginFlowConcurrentUpdate(t *testing.T, a, b storage.Store) {
 	}
 }
 
-func testOTPSends(t *testing.T, s storage.Store) {
+func testRateEvents(t *testing.T, s storage.Store) {
 	ctx := t.Context()
 	n := now()
-	newUser(t, s, "u1")
-	newUser(t, s, "u2")
 	for _, d := range []time.Duration{-30 * time.Minute, -5 * time.Minute, -time.Minute, 0} {
-		must(t, "record", s.RecordOTPSend(ctx, "u1", n.Add(d)))
+		must(t, "record", s.RecordRateEvent(ctx, "otp_send", "u1", n.Add(d)))
 	}
-	must(t, "record other user", s.RecordOTPSend(ctx, "u2", n))
+	// Same key under another kind, and another key of the same kind, are
+	// counted apart.
+	must(t, "record other kind", s.RecordRateEvent(ctx, "login_failure", "u1", n))
+	must(t, "record other key", s.RecordRateEvent(ctx, "otp_send", "u2", n))
+	must(t, "record ip key", s.RecordRateEvent(ctx, "login_failure", "192.0.2.1", n))
 	for _, tc := range []struct {
-		since time.Duration
-		want  int
-	}{{-time.Hour, 4}, {-10 * time.Minute, 3}, {-time.Minute, 2}, {time.Second, 0}} {
-		got, err := s.CountOTPSends(ctx, "u1", n.Add(tc.since))
+		kind, key string
+		since     time.Duration
+		want      int
+	}{
+		{"otp_send", "u1", -time.Hour, 4},
+		{"otp_send", "u1", -10 * time.Minute, 3},
+		// since is inclusive, to the microsecond.
+		{"otp_send", "u1", -time.Minute, 2},
+		{"otp_send", "u1", -time.Minute + time.Microsecond, 1},
+		{"otp_send", "u1", 0, 1},
+		{"otp_send", "u1", time.Microsecond, 0},
+		{"login_failure", "u1", -time.Hour, 1},
+		{"otp_send", "u2", -time.Hour, 1},
+		{"login_failure", "192.0.2.1", -time.Hour, 1},
+		{"login_failure", "192.0.2.2", -time.Hour, 0},
+		{"unknown_kind", "u1", -time.Hour, 0},
+	} {
+		got, err := s.CountRateEvents(ctx, tc.kind, tc.key, n.Add(tc.since))
 		must(t, "count", err)
 		if got != tc.want {
-			t.Fatalf("count since %v: %d, want %d", tc.since, got, tc.want)
+			t.Errorf("count %s/%s since %v: %d, want %d", tc.kind, tc.key, tc.since, got, tc.want)
 		}
+	}
+	// A rate event without kind or key would count against nobody.
+	for _, bad := range [][2]string{{"", "u1"}, {"otp_send", ""}} {
+		if err := s.RecordRateEvent(ctx, bad[0], bad[1], n); err == nil {
+			t.Errorf("RecordRateEvent(%q, %q) succeeded", bad[0], bad[1])
+		}
+	}
+}
+
+// Concurrent events of one key are all counted: none is lost to a race, so
+// a burst cannot slip past a limit.
+func testRateEventsConcurrent(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	n := now()
+	const writers = 20
+	for i, err := range parallel(writers, func(i int) error {
+		return s.RecordRateEvent(ctx, "login_failure", "login-taro", n.Add(time.Duration(i)*time.Microsecond))
+	}) {
+		must(t, fmt.Sprintf("record %d", i), err)
+	}
+	got, err := s.CountRateEvents(ctx, "login_failure", "login-taro", n)
+	must(t, "count", err)
+	if got != writers {
+		t.Fatalf("counted %d of %d concurrent events", got, writers)
 	}
 }
 
@@ -1022,15 +1087,18 @@ func testDeleteExpired(t *testing.T, s storage.Store) {
 			return []storage.SigningKey{key}, nil, nil
 		}))
 	}
-	// OTP sends are kept for a day for the resend throttle.
-	must(t, "old otp send", s.RecordOTPSend(ctx, "u1", n.Add(-25*time.Hour)))
-	must(t, "recent otp send", s.RecordOTPSend(ctx, "u1", n.Add(-time.Hour)))
+	// Rate events are kept for a day (sqlstore.RateEventRetention): the
+	// one exactly a day old goes, as every expiry is "at or before".
+	must(t, "old rate event", s.RecordRateEvent(ctx, "otp_send", "u1", n.Add(-25*time.Hour)))
+	must(t, "day-old rate event", s.RecordRateEvent(ctx, "otp_send", "u1", n.Add(-24*time.Hour)))
+	must(t, "almost day-old rate event", s.RecordRateEvent(ctx, "otp_send", "u1", n.Add(-24*time.Hour+time.Microsecond)))
+	must(t, "recent rate event", s.RecordRateEvent(ctx, "login_failure", "192.0.2.1", n.Add(-time.Hour)))
 	must(t, "audit", s.AppendAudit(ctx, &storage.AuditEvent{Time: n.Add(-48 * time.Hour), Type: "old"}))
 
 	removed, err := s.DeleteExpired(ctx, n)
 	must(t, "delete expired", err)
-	if removed != 2*7+1 {
-		t.Fatalf("removed %d rows, want %d", removed, 2*7+1)
+	if removed != 2*7+2 {
+		t.Fatalf("removed %d rows, want %d", removed, 2*7+2)
 	}
 	again, err := s.DeleteExpired(ctx, n)
 	must(t, "delete expired again", err)
@@ -1053,8 +1121,11 @@ func testDeleteExpired(t *testing.T, s storage.Store) {
 	if len(keys) != 1 || keys[0].ID != "k-live" {
 		t.Fatalf("keys after sweep: %+v", keys)
 	}
-	if c, err := s.CountOTPSends(ctx, "u1", n.Add(-48*time.Hour)); err != nil || c != 1 {
-		t.Fatalf("otp sends after sweep: %d, %v", c, err)
+	if c, err := s.CountRateEvents(ctx, "otp_send", "u1", n.Add(-48*time.Hour)); err != nil || c != 1 {
+		t.Fatalf("otp_send events after sweep: %d, %v", c, err)
+	}
+	if c, err := s.CountRateEvents(ctx, "login_failure", "192.0.2.1", n.Add(-48*time.Hour)); err != nil || c != 1 {
+		t.Fatalf("login_failure events after sweep: %d, %v", c, err)
 	}
 	if ev, err := s.ListAudit(ctx, 0, 0); err != nil || len(ev) != 1 {
 		t.Fatalf("audit after sweep: %d, %v", len(ev), err)

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
@@ -35,11 +36,12 @@ type authRequestRow struct {
 	Done                bool           `db:"done"`
 	CodeHash            sql.NullString `db:"code_hash"`
 	ConsumedAt          dbTime         `db:"consumed_at"`
+	CodeExpiresAt       dbTime         `db:"code_expires_at"`
 }
 
 const authRequestColumns = `id, client_id, redirect_uri, state, nonce, scopes, response_type, response_mode,
 	code_challenge, code_challenge_method, prompt, max_age_us, login_hint, id_token_hint_subject, acr_values,
-	ui_locales, created_at, expires_at, user_id, auth_time, amr, acr, done, code_hash, consumed_at`
+	ui_locales, created_at, expires_at, user_id, auth_time, amr, acr, done, code_hash, consumed_at, code_expires_at`
 
 func (r authRequestRow) authRequest() *storage.AuthRequest {
 	a := &storage.AuthRequest{
@@ -49,7 +51,7 @@ func (r authRequestRow) authRequest() *storage.AuthRequest {
 		LoginHint: r.LoginHint, IDTokenHintSubject: r.IDTokenHintSubject, ACRValues: r.ACRValues,
 		UILocales: r.UILocales, CreatedAt: r.CreatedAt.Time, ExpiresAt: r.ExpiresAt.Time,
 		UserID: r.UserID, AuthTime: r.AuthTime.Time, AMR: r.AMR, ACR: r.ACR, Done: r.Done,
-		CodeHash: r.CodeHash.String, ConsumedAt: r.ConsumedAt.ptr(),
+		CodeHash: r.CodeHash.String, ConsumedAt: r.ConsumedAt.ptr(), CodeExpiresAt: r.CodeExpiresAt.Time,
 	}
 	if r.MaxAgeMicros.Valid {
 		d := time.Duration(r.MaxAgeMicros.Int64) * time.Microsecond
@@ -67,12 +69,12 @@ func (s *Store) CreateAuthRequest(ctx context.Context, a *storage.AuthRequest) e
 		maxAge = a.MaxAge.Microseconds()
 	}
 	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO auth_requests (`+authRequestColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 		a.ID, a.ClientID, a.RedirectURI, a.State, a.Nonce, listArg(a.Scopes), a.ResponseType, a.ResponseMode,
 		a.CodeChallenge, a.CodeChallengeMethod, listArg(a.Prompt), maxAge, a.LoginHint, a.IDTokenHintSubject,
 		listArg(a.ACRValues), listArg(a.UILocales), s.flavor.timeArg(a.CreatedAt), s.flavor.timeArg(a.ExpiresAt),
 		a.UserID, s.flavor.timeArg(a.AuthTime), listArg(a.AMR), a.ACR, a.Done, nullString(a.CodeHash),
-		s.flavor.timePtrArg(a.ConsumedAt))
+		s.flavor.timePtrArg(a.ConsumedAt), s.flavor.timeArg(a.CodeExpiresAt))
 	return wrap("create auth request", err)
 }
 
@@ -81,8 +83,8 @@ func (s *Store) AuthRequestByID(ctx context.Context, id string) (*storage.AuthRe
 	return s.authRequestWhere(ctx, "auth request by id", `id = ?`, id)
 }
 
-// AuthRequestByCode returns the request even when consumed, but not when
-// expired.
+// AuthRequestByCode returns the request even when consumed or past its
+// code's expiry, but not when the request itself expired.
 func (s *Store) AuthRequestByCode(ctx context.Context, codeHash string) (*storage.AuthRequest, error) {
 	if codeHash == "" {
 		return nil, fmt.Errorf("auth request by code: empty code: %w", storage.ErrNotFound)
@@ -108,11 +110,14 @@ func (s *Store) CompleteAuthRequest(ctx context.Context, id, userID string, auth
 	return mustAffect("complete auth request", res, err)
 }
 
-// SaveAuthCode attaches the hash of the issued code; ErrAlreadyExists if the
-// same hash is already attached to another request.
-func (s *Store) SaveAuthCode(ctx context.Context, id, codeHash string) error {
-	res, err := s.db.ExecContext(ctx, s.q(`UPDATE auth_requests SET code_hash = ? WHERE id = ? AND expires_at > ?`),
-		nullString(codeHash), id, s.flavor.timeArg(s.now()))
+// SaveAuthCode attaches the hash of the issued code and its expiry;
+// ErrAlreadyExists if the same hash is already attached to another request.
+func (s *Store) SaveAuthCode(ctx context.Context, id, codeHash string, expiresAt time.Time) error {
+	if codeHash == "" || expiresAt.IsZero() {
+		return errors.New("save auth code: code hash and expiry must be set")
+	}
+	res, err := s.db.ExecContext(ctx, s.q(`UPDATE auth_requests SET code_hash = ?, code_expires_at = ? WHERE id = ? AND expires_at > ?`),
+		codeHash, s.flavor.timeArg(expiresAt), id, s.flavor.timeArg(s.now()))
 	return mustAffect("save auth code", res, err)
 }
 

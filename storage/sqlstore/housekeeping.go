@@ -7,10 +7,9 @@ import (
 	"time"
 )
 
-// OTPSendRetention is how long OTP-send records are kept for the resend
-// throttle; DeleteExpired drops older ones. It is longer than any throttle
-// window the login package uses.
-const OTPSendRetention = 24 * time.Hour
+// RateEventRetention is how long rate events are kept; DeleteExpired drops
+// older ones. No rate limit may count over a longer window.
+const RateEventRetention = 24 * time.Hour
 
 // DeleteExpired removes every row whose lifetime ended at or before now and
 // returns how many it removed.
@@ -28,7 +27,7 @@ func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int64, error)
 		{"access_tokens", "expires_at <= ?", cutoff},
 		{"refresh_tokens", "expires_at <= ?", cutoff},
 		{"signing_keys", "expires_at <= ?", cutoff},
-		{"otp_sends", "sent_at <= ?", s.flavor.timeArg(now.Add(-OTPSendRetention))},
+		{"rate_events", "at <= ?", s.flavor.timeArg(now.Add(-RateEventRetention))},
 	}
 	// One statement per table, each its own transaction: the sweeps need
 	// no common snapshot, and one long transaction would hold row locks

@@ -17,7 +17,7 @@ func TestHotLookupsAreIndexed(t *testing.T) {
 		"access_tokens_subject", "access_tokens_auth_request_id", "access_tokens_refresh_token_id", "access_tokens_expires_at",
 		"refresh_tokens_family_id", "refresh_tokens_subject", "refresh_tokens_auth_request_id", "refresh_tokens_expires_at",
 		"login_flows_user_id", "login_flows_expires_at",
-		"otp_sends_user_sent", "otp_sends_sent_at",
+		"rate_events_kind_key_at", "rate_events_at",
 		"webauthn_sessions_user_id", "webauthn_sessions_expires_at",
 		"credentials_user_id", "audit_events_user_id",
 	}

@@ -101,17 +101,24 @@ func (s *Store) DeleteLoginFlow(ctx context.Context, id string) error {
 	return wrap("delete login flow", err)
 }
 
-func (s *Store) RecordOTPSend(ctx context.Context, userID string, at time.Time) error {
-	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO otp_sends (user_id, sent_at) VALUES (?, ?)`), userID, s.flavor.timeArg(at))
-	return wrap("record otp send", err)
+// RecordRateEvent is one plain INSERT: no read, no lock, so concurrent
+// logins never wait on each other to be counted.
+func (s *Store) RecordRateEvent(ctx context.Context, kind, key string, at time.Time) error {
+	if kind == "" || key == "" || at.IsZero() {
+		return fmt.Errorf("record rate event: kind %q, key %q and time must all be set", kind, key)
+	}
+	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO rate_events (kind, key, at) VALUES (?, ?, ?)`),
+		kind, key, s.flavor.timeArg(at))
+	return wrap("record rate event "+kind, err)
 }
 
-// CountOTPSends counts sends at or after since.
-func (s *Store) CountOTPSends(ctx context.Context, userID string, since time.Time) (int, error) {
+// CountRateEvents counts events at or after since; the (kind, key, at)
+// index answers it without touching the table.
+func (s *Store) CountRateEvents(ctx context.Context, kind, key string, since time.Time) (int, error) {
 	var n int
-	if err := s.db.GetContext(ctx, &n, s.q(`SELECT COUNT(*) FROM otp_sends WHERE user_id = ? AND sent_at >= ?`),
-		userID, s.flavor.timeArg(since)); err != nil {
-		return 0, wrap("count otp sends", err)
+	if err := s.db.GetContext(ctx, &n, s.q(`SELECT COUNT(*) FROM rate_events WHERE kind = ? AND key = ? AND at >= ?`),
+		kind, key, s.flavor.timeArg(since)); err != nil {
+		return 0, wrap("count rate events "+kind, err)
 	}
 	return n, nil
 }

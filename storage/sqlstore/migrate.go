@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -54,9 +55,19 @@ func loadMigrations() ([]migration, error) {
 // once: on PostgreSQL they queue on an advisory lock, on SQLite on the
 // immediate transaction; each migration runs in that one transaction.
 func (s *Store) Migrate(ctx context.Context) error {
+	return s.migrateUpTo(ctx, 0)
+}
+
+// migrateUpTo applies the migrations up to and including version, or all of
+// them when version is 0; tests use it to build an older schema to migrate
+// from.
+func (s *Store) migrateUpTo(ctx context.Context, version int) error {
 	migrations, err := loadMigrations()
 	if err != nil {
 		return err
+	}
+	if version > 0 {
+		migrations = slices.DeleteFunc(migrations, func(m migration) bool { return m.version > version })
 	}
 	return s.inTx(ctx, "migrate", func(tx *sqlx.Tx) error {
 		if err := s.lockTx(ctx, tx, lockMigrate); err != nil {
