@@ -18,7 +18,7 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatalf("valid config: %v", err)
 	}
 	if c.AccessTokenLifetime != 15*time.Minute || c.SigningAlgorithm != "RS256" || c.KeyRotationPeriod != 30*24*time.Hour ||
-		c.AuthRequestLifetime != 30*time.Minute || len(c.Clients[0].Scopes) != 4 {
+		c.AuthRequestLifetime != 30*time.Minute || c.CodeLifetime != time.Minute || len(c.Clients[0].Scopes) != 4 {
 		t.Errorf("defaults not applied: %+v", c)
 	}
 
@@ -43,6 +43,9 @@ func TestConfigValidate(t *testing.T) {
 		"unknown scope":      {func(c *op.Config) { c.Clients[1].Scopes = []string{"openid", "phone"} }, "clients[1].scopes[1]: unknown scope"},
 		"no openid":          {func(c *op.Config) { c.Clients[1].Scopes = []string{"profile"} }, "clients[1].scopes: must contain openid"},
 		"no clients":         {func(c *op.Config) { c.Clients = nil }, "clients: at least one"},
+		"code too short":     {func(c *op.Config) { c.CodeLifetime = 9 * time.Second }, "code_lifetime: must be between 10s and 10m0s"},
+		"code too long":      {func(c *op.Config) { c.CodeLifetime = 11 * time.Minute }, "code_lifetime: must be between 10s and 10m0s"},
+		"negative code":      {func(c *op.Config) { c.CodeLifetime = -time.Minute }, "code_lifetime: must be between"},
 	}
 	for name, tc := range cases {
 		c := good()
