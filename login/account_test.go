@@ -420,7 +420,7 @@ func TestAuditLoginFailuresAndOTP(t *testing.T) {
 		e.get("/login?authRequestID=" + e.authRequest(nil))
 		e.expect(e.passkeyLogin(stranger, ""), http.StatusUnauthorized)
 		e.expectRedirect(e.post("/login", url.Values{"loginID": {u.LoginID}, "password": {"s3cret-pass"}}), "/cb?id=")
-		e.expectRedirect(e.get("/end_session"), "/logged-out")
+		e.logout()
 
 		evs := e.audit()
 		for _, want := range []struct {

@@ -57,6 +57,14 @@ func (o testOP) ClientName(string) (string, error) { return "デモサイト", n
 // these tests play the browser that started every request.
 func (o testOP) BrowserBound(*http.Request, string) bool { return true }
 
+// IDTokenHintSubject accepts "hint-for-<user ID>" as the token of that user.
+func (o testOP) IDTokenHintSubject(_ context.Context, hint string) (string, error) {
+	if sub, ok := strings.CutPrefix(hint, "hint-for-"); ok {
+		return sub, nil
+	}
+	return "", errors.New("bad id_token_hint")
+}
+
 // AllowedReturnURL knows one client, at https://rp.example.
 func (o testOP) AllowedReturnURL(u string) bool {
 	p, err := url.Parse(u)
@@ -342,4 +350,11 @@ func wrongCode(code string) string {
 		return "000001"
 	}
 	return "000000"
+}
+
+// logout ends the SSO session the way a customer confirming 「ログアウト」
+// does (a same-origin POST); it also works when there is no session.
+func (e *env) logout() {
+	e.t.Helper()
+	e.expectRedirect(e.post("/end_session", url.Values{"confirm_logout": {"1"}}, "Sec-Fetch-Site", "same-origin"), "/logged-out")
 }

@@ -40,6 +40,9 @@ type OP interface {
 	// check an attacker could send a signed-in victim to
 	// /login?authRequestID=<attacker's request> and collect the code.
 	BrowserBound(r *http.Request, authRequestID string) bool
+	// IDTokenHintSubject returns the subject of an ID token the OP signed
+	// (expired ones included), for RP-initiated logout.
+	IDTokenHintSubject(ctx context.Context, hint string) (string, error)
 	// AllowedReturnURL reports whether S8 may link back to u: its origin
 	// is the origin of some registered client's redirect URI or
 	// post-logout redirect URI.

@@ -450,13 +450,13 @@ func TestPromptNoneWithoutSession(t *testing.T) {
 	})
 }
 
-func TestEndSessionDeletesTheSession(t *testing.T) {
+func TestEndSessionWithHintOfTheUserEndsTheSession(t *testing.T) {
 	storagetest.Each(t, func(t *testing.T, flavor string) {
 		e := newEnv(t, flavor, nil)
-		e.createUser("taro", "s3cret-pass")
+		u := e.createUser("taro", "s3cret-pass")
 		e.loginWithPassword("taro", "s3cret-pass")
 		sc := e.cookie(sessionCookie)
-		e.expectRedirect(e.get("/end_session"), "/logged-out")
+		e.expectRedirect(e.get("/end_session?id_token_hint=hint-for-"+u.ID), "/logged-out")
 		if _, err := e.store.SessionByID(context.Background(), storage.HashSecret(sc)); !errors.Is(err, storage.ErrNotFound) {
 			t.Fatalf("session after logout: %v", err)
 		}
@@ -465,6 +465,37 @@ func TestEndSessionDeletesTheSession(t *testing.T) {
 		}
 		ar := e.authRequest(nil)
 		e.expect(e.get("/login?authRequestID="+ar), http.StatusOK, "ログインパスワード")
+	})
+}
+
+// A logout link without a valid hint (any website can send a browser to
+// one) only asks; the session ends after a same-origin confirmation.
+func TestEndSessionWithoutHintAsksFirst(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, flavor string) {
+		e := newEnv(t, flavor, nil)
+		e.createUser("taro", "s3cret-pass")
+		other := e.createUser("jiro", "s3cret-pass")
+		e.loginWithPassword("taro", "s3cret-pass")
+		sc := e.cookie(sessionCookie)
+		alive := func() bool {
+			_, err := e.store.SessionByID(context.Background(), storage.HashSecret(sc))
+			return err == nil
+		}
+		for _, q := range []string{"", "?id_token_hint=forged", "?id_token_hint=hint-for-" + other.ID + "&state=s1"} {
+			e.expect(e.get("/end_session"+q), http.StatusOK, "ログアウトしますか", `name="confirm_logout" value="1"`)
+			if !alive() {
+				t.Fatalf("GET /end_session%s ended the session without confirmation", q)
+			}
+		}
+		confirm := url.Values{"state": {"s1"}, "confirm_logout": {"1"}}
+		e.expect(e.post("/end_session", confirm, "Sec-Fetch-Site", "cross-site"), http.StatusForbidden)
+		if !alive() {
+			t.Fatal("a cross-site confirmation ended the session")
+		}
+		e.expectRedirect(e.post("/end_session", confirm, "Sec-Fetch-Site", "same-origin"), "/logged-out")
+		if alive() {
+			t.Fatal("confirmed logout left the session")
+		}
 	})
 }
 

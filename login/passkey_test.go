@@ -123,7 +123,7 @@ func TestF1CreatesAPasskeyThenF2SignsIn(t *testing.T) {
 			t.Fatalf("%d passkeys after F1", n)
 		}
 
-		e.expectRedirect(e.get("/end_session"), "/logged-out")
+		e.logout()
 		ar := e.authRequest(func(a *storage.AuthRequest) { a.ACRValues = []string{e.cfg.ACR.Passkey} })
 		e.expect(e.get("/login?authRequestID="+ar), http.StatusOK)
 		e.expect(e.get("/login/passkey"), http.StatusOK, "data-passkey-login", "/static/passkey.js")
@@ -147,7 +147,7 @@ func TestCrossDeviceLoginOffersS5Variant(t *testing.T) {
 		e := newPasskeyEnv(t, flavor)
 		u := e.createUser("sora", "s3cret-pass")
 		phone := e.enrol(u, "s3cret-pass")
-		e.get("/end_session")
+		e.logout()
 
 		ar := e.authRequest(nil)
 		e.get("/login?authRequestID=" + ar)
@@ -178,7 +178,7 @@ func TestCrossDeviceSkipCompletesWithPasskeyACR(t *testing.T) {
 	e := newPasskeyEnv(t, "sqlite")
 	u := e.createUser("sora", "s3cret-pass")
 	phone := e.enrol(u, "s3cret-pass")
-	e.get("/end_session")
+	e.logout()
 	ar := e.authRequest(nil)
 	e.get("/login?authRequestID=" + ar)
 	e.passkeyLogin(phone, "cross-platform")
@@ -241,7 +241,7 @@ func TestUnknownPasskeyAnswersUnknownCredential(t *testing.T) {
 	if _, err := e.store.DeleteUserCredentials(context.Background(), u.ID); err != nil {
 		t.Fatal(err)
 	}
-	e.get("/end_session")
+	e.logout()
 	ar := e.authRequest(nil)
 	e.get("/login?authRequestID=" + ar)
 	r := e.passkeyLogin(d, "")

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"strings"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 
@@ -191,24 +192,96 @@ func (h *Handler) trySSO(w http.ResponseWriter, r *http.Request, ar *storage.Aut
 	return true
 }
 
-// EndSession wraps the OP's end_session endpoint: our SSO session row and
-// cookie go first (the OP never clears them), then the OP redirects.
+// EndSession wraps the OP's end_session endpoint, which never clears our SSO
+// session. A logout URL is a plain GET any website can send a browser to, so
+// the session ends at once only when the request carries an id_token_hint
+// we signed for the session's user (a real RP logout); otherwise the user is
+// asked to confirm with a same-origin POST (OpenID RP-Initiated Logout §2).
 func (h *Handler) EndSession(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if c, err := r.Cookie(sessionCookie); err == nil && c.Value != "" {
-			id := storage.HashSecret(c.Value)
-			userID := ""
-			if s, err := h.store.SessionByID(r.Context(), id); err == nil {
-				userID = s.UserID
-			}
-			if err := h.store.DeleteSession(r.Context(), id); err != nil && !errors.Is(err, storage.ErrNotFound) {
-				h.log.ErrorContext(r.Context(), "deleting session at logout", "err", err)
-			} else if userID != "" {
-				h.audit(r, "session.ended", userID, nil)
-			}
-		}
-		h.clearCookie(w, sessionCookie)
-		h.clearCookie(w, flowCookie)
+	confirmed := h.csrf.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.endSession(w, r)
 		next.ServeHTTP(w, r)
+	}))
+	ask := securityHeaders(true, h.withLanguage(http.HandlerFunc(h.confirmLogout)))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		s := h.currentSession(r)
+		if s == nil {
+			h.clearCookie(w, sessionCookie)
+			h.clearCookie(w, flowCookie)
+			next.ServeHTTP(w, r)
+			return
+		}
+		if err := r.ParseForm(); err != nil {
+			h.log.InfoContext(ctx, "end_session: unreadable form", "err", err)
+			http.Error(w, "malformed end_session parameters", http.StatusBadRequest)
+			return
+		}
+		if hint := r.Form.Get("id_token_hint"); hint != "" {
+			sub, err := h.op.IDTokenHintSubject(ctx, hint)
+			if err == nil && sub == s.UserID {
+				h.endSession(w, r)
+				next.ServeHTTP(w, r)
+				return
+			}
+			h.log.InfoContext(ctx, "end_session: id_token_hint does not name the session's user", "err", err)
+		}
+		if r.Method == http.MethodPost && r.PostForm.Get(confirmLogoutField) == "1" {
+			// The OP must not see our own field.
+			r.PostForm.Del(confirmLogoutField)
+			r.Form.Del(confirmLogoutField)
+			confirmed.ServeHTTP(w, r)
+			return
+		}
+		ask.ServeHTTP(w, r)
+	})
+}
+
+const confirmLogoutField = "confirm_logout"
+
+// currentSession is the live SSO session of the request's cookie, or nil.
+func (h *Handler) currentSession(r *http.Request) *storage.Session {
+	c, err := r.Cookie(sessionCookie)
+	if err != nil || c.Value == "" {
+		return nil
+	}
+	s, err := h.store.SessionByID(r.Context(), storage.HashSecret(c.Value))
+	if err != nil {
+		if !errors.Is(err, storage.ErrNotFound) {
+			h.log.ErrorContext(r.Context(), "loading session", "err", err)
+		}
+		return nil
+	}
+	return s
+}
+
+// endSession deletes the SSO session and the login cookies.
+func (h *Handler) endSession(w http.ResponseWriter, r *http.Request) {
+	if s := h.currentSession(r); s != nil {
+		if err := h.store.DeleteSession(r.Context(), s.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			h.log.ErrorContext(r.Context(), "deleting session at logout", "err", err)
+		} else {
+			h.audit(r, "session.ended", s.UserID, nil)
+		}
+	}
+	h.clearCookie(w, sessionCookie)
+	h.clearCookie(w, flowCookie)
+}
+
+// confirmLogout asks 「ログアウトしますか？」 and re-posts the logout
+// parameters with the confirmation.
+func (h *Handler) confirmLogout(w http.ResponseWriter, r *http.Request) {
+	var fields []templates.Field
+	for name, values := range r.Form {
+		if name == confirmLogoutField {
+			continue
+		}
+		for _, v := range values {
+			fields = append(fields, templates.Field{Name: name, Value: v})
+		}
+	}
+	slices.SortFunc(fields, func(a, b templates.Field) int { return strings.Compare(a.Name, b.Name) })
+	h.render(w, r, http.StatusOK, "logout_confirm", &templates.Page{
+		Title: "logout.confirm_title", HomeURL: h.cfg.HomeURL, Fields: fields,
 	})
 }

@@ -185,6 +185,10 @@ var catalogue = map[string]map[string]string{
 		"err.step_up_required":   "ご本人確認から時間が経過したため、削除できませんでした。パスキーでもう一度ご本人確認を行ってください。",
 		"err.step_up_wrong_user": "ログイン中のお客様のパスキーではありません。ご自身のパスキーでご本人確認を行ってください。",
 		"logout.title":           "ログアウトしました",
+		"logout.confirm_title":   "ログアウトしますか？",
+		"logout.confirm_text":    "コムストックローンWEBサイトからログアウトします。よろしいですか？",
+		"logout.confirm":         "ログアウト",
+		"logout.cancel":          "キャンセル",
 		"logout.text":            "ご利用ありがとうございました。ブラウザを閉じるか、コムストックローンWEBサイトへお戻りください。",
 		"logout.home":            "コムストックローンWEBサイトへ戻る",
 
@@ -371,6 +375,10 @@ var catalogue = map[string]map[string]string{
 		"err.step_up_required":   "Too much time has passed since you verified your identity, so nothing was deleted. Please verify with a passkey again.",
 		"err.step_up_wrong_user": "That passkey belongs to someone else. Please verify with your own passkey.",
 		"logout.title":           "You have signed out",
+		"logout.confirm_title":   "Sign out?",
+		"logout.confirm_text":    "You are about to sign out of the COM-STOCK LOAN website. Continue?",
+		"logout.confirm":         "Sign out",
+		"logout.cancel":          "Cancel",
 		"logout.text":            "Thank you. You can close the browser or return to the COM-STOCK LOAN website.",
 		"logout.home":            "Back to the COM-STOCK LOAN website",
 

@@ -54,7 +54,11 @@ type Page struct {
 
 	Account *Account // S8 and its confirmation page
 	HomeURL string   // the logged-out page's way back
+	Fields  []Field  // hidden form fields (the logout confirmation re-posts the RP's parameters)
 }
+
+// Field is one hidden form field.
+type Field struct{ Name, Value string }
 
 // Account is what S8 (パスキー設定状況確認) shows of the signed-in user.
 type Account struct {

@@ -101,6 +101,7 @@ type Lifetimes struct {
 	LoginFlow    time.Duration `yaml:"login_flow"`
 	RecentAuth   time.Duration `yaml:"recent_auth"`
 	AuthRequest  time.Duration `yaml:"auth_request"`
+	Code         time.Duration `yaml:"code"`
 	AccessToken  time.Duration `yaml:"access_token"`
 	IDToken      time.Duration `yaml:"id_token"`
 	RefreshToken time.Duration `yaml:"refresh_token"`
@@ -267,6 +268,7 @@ func (c *Config) Defaults() {
 	defDur(&c.Lifetimes.LoginFlow, 15*time.Minute)
 	defDur(&c.Lifetimes.RecentAuth, 5*time.Minute)
 	defDur(&c.Lifetimes.AuthRequest, 30*time.Minute)
+	defDur(&c.Lifetimes.Code, time.Minute)
 	defDur(&c.Lifetimes.AccessToken, 15*time.Minute)
 	defDur(&c.Lifetimes.IDToken, time.Hour)
 	defDur(&c.Lifetimes.RefreshToken, 30*24*time.Hour)

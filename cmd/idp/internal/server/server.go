@@ -196,6 +196,7 @@ func OPConfig(cfg *config.Config) (op.Config, error) {
 		IDTokenLifetime:      cfg.Lifetimes.IDToken,
 		RefreshTokenLifetime: cfg.Lifetimes.RefreshToken,
 		AuthRequestLifetime:  cfg.Lifetimes.AuthRequest,
+		CodeLifetime:         cfg.Lifetimes.Code,
 		AllowInsecure:        iss != nil && iss.Scheme == "http",
 	}
 	for _, cl := range cfg.Clients {
