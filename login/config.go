@@ -48,6 +48,8 @@ type Config struct {
 	OTP             OTPConfig
 	ACR             ACRConfig
 	DevMailURL      string // development only: link to the mail sink on S4
+	// PasswordThrottle pauses password guessing.
+	PasswordThrottle PasswordThrottle
 	// TrustProxyHeaders: the IdP runs behind a load balancer that appends
 	// the client address to X-Forwarded-For.
 	TrustProxyHeaders bool
@@ -92,6 +94,15 @@ func (c *Config) Defaults() {
 	if c.OTP.Subject == "" {
 		c.OTP.Subject = "【コムストックローン】ワンタイムパスワードのお知らせ"
 	}
+	if c.PasswordThrottle.Window == 0 {
+		c.PasswordThrottle.Window = 15 * time.Minute
+	}
+	if c.PasswordThrottle.MaxPerLoginID == 0 {
+		c.PasswordThrottle.MaxPerLoginID = 10
+	}
+	if c.PasswordThrottle.MaxPerAddress == 0 {
+		c.PasswordThrottle.MaxPerAddress = 100
+	}
 	if c.PasskeyMailSubject == "" {
 		c.PasskeyMailSubject = "【コムストックローン】パスキー登録のお知らせ"
 	}
@@ -110,4 +121,13 @@ func setDuration(d *time.Duration, def time.Duration) {
 	if *d == 0 {
 		*d = def
 	}
+}
+
+// PasswordThrottle: after MaxPerLoginID failed password checks for one login
+// ID, or MaxPerAddress from one client address, within Window, further
+// attempts are refused until old failures leave the window.
+type PasswordThrottle struct {
+	Window        time.Duration // default 15m
+	MaxPerLoginID int           // default 10
+	MaxPerAddress int           // default 100 (a shop's or office's NAT)
 }

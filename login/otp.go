@@ -44,6 +44,17 @@ func (h *Handler) issueOTP(r *http.Request, f *storage.LoginFlow, user *storage.
 		h.log.ErrorContext(ctx, "counting OTP sends", "user", user.ID, "err", err)
 		return http.StatusInternalServerError, "err.internal"
 	}
+	// The resend interval holds across flows too: a new flow must not
+	// become a way around it.
+	recent, err := h.store.CountRateEvents(ctx, rateOTPSend, user.ID, now.Add(-h.cfg.OTP.ResendInterval))
+	if err != nil {
+		h.log.ErrorContext(ctx, "counting recent OTP sends", "user", user.ID, "err", err)
+		return http.StatusInternalServerError, "err.internal"
+	}
+	if recent > 0 {
+		h.log.InfoContext(ctx, "OTP resend too soon", "user", user.ID)
+		return http.StatusTooManyRequests, "err.resend_too_soon"
+	}
 	if sent >= h.cfg.OTP.MaxSendsPerHour {
 		h.log.WarnContext(ctx, "OTP send limit reached", "user", user.ID, "sent_last_hour", sent)
 		h.audit(r, "otp.throttled", user.ID, nil)

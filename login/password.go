@@ -2,6 +2,7 @@ package login
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"unicode/utf8"
@@ -28,9 +29,15 @@ func (h *Handler) parseForm(w http.ResponseWriter, r *http.Request) bool {
 // one hash verification whether or not the ID exists (SPEC rule 7). It
 // returns the user only when the password is right.
 func (h *Handler) checkPassword(r *http.Request, loginID, pw string) (*storage.User, error) {
+	ctx := r.Context()
+	if throttled, err := h.passwordThrottled(r, loginID); err != nil {
+		return nil, err
+	} else if throttled {
+		return nil, errTooManyAttempts
+	}
 	var user *storage.User
-	if loginID != "" {
-		u, err := h.store.UserByLoginID(r.Context(), loginID)
+	if loginID != "" && len(loginID) <= maxLoginIDLength {
+		u, err := h.store.UserByLoginID(ctx, loginID)
 		switch {
 		case err == nil:
 			user = u
@@ -45,15 +52,66 @@ func (h *Handler) checkPassword(r *http.Request, loginID, pw string) (*storage.U
 	ok, err := h.verifier.Verify(phc, pw)
 	if err != nil {
 		// A broken stored hash must not lock the page up: log, deny.
-		h.log.ErrorContext(r.Context(), "verifying password", "user", userIDOf(user), "err", err)
+		h.log.ErrorContext(ctx, "verifying password", "user", userIDOf(user), "err", err)
 		ok = false
 	}
 	if !ok || user == nil {
+		h.recordPasswordFailure(r, loginID)
 		h.audit(r, "login.failure", userIDOf(user), map[string]string{"method": methodPassword, "reason": "credentials"})
-		h.log.InfoContext(r.Context(), "wrong login ID or password", "path", r.URL.Path)
+		h.log.InfoContext(ctx, "wrong login ID or password", "path", r.URL.Path)
 		return nil, nil
 	}
 	return user, nil
+}
+
+// maxLoginIDLength bounds what is looked up and used as a throttle key;
+// longer input is treated like an unknown ID.
+const maxLoginIDLength = 128
+
+// errTooManyAttempts: password guessing for this login ID or from this
+// address is paused (catalogue key err.too_many_attempts).
+var errTooManyAttempts = errors.New("too many failed password attempts")
+
+const rateLoginFailure = "login_failure"
+
+// passwordThrottled pauses password guessing per login ID (counted whether
+// or not the ID exists, so the pause reveals nothing: rule 7) and per client
+// address, over the configured window. Counts live in the store, so every
+// replica sees every failure.
+func (h *Handler) passwordThrottled(r *http.Request, loginID string) (bool, error) {
+	t := h.cfg.PasswordThrottle
+	since := h.now().Add(-t.Window)
+	for _, k := range []struct {
+		key string
+		max int
+	}{{throttleKeyLoginID(loginID), t.MaxPerLoginID}, {"ip:" + h.clientIP(r), t.MaxPerAddress}} {
+		n, err := h.store.CountRateEvents(r.Context(), rateLoginFailure, k.key, since)
+		if err != nil {
+			return false, fmt.Errorf("counting password failures: %w", err)
+		}
+		if n >= k.max {
+			h.log.WarnContext(r.Context(), "password attempts throttled", "key", k.key, "failures", n, "window", t.Window)
+			h.audit(r, "login.throttled", "", map[string]string{"key": k.key})
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func (h *Handler) recordPasswordFailure(r *http.Request, loginID string) {
+	now := h.now()
+	for _, key := range []string{throttleKeyLoginID(loginID), "ip:" + h.clientIP(r)} {
+		if err := h.store.RecordRateEvent(r.Context(), rateLoginFailure, key, now); err != nil {
+			h.log.ErrorContext(r.Context(), "recording password failure", "key", key, "err", err)
+		}
+	}
+}
+
+func throttleKeyLoginID(loginID string) string {
+	if len(loginID) > maxLoginIDLength {
+		loginID = loginID[:maxLoginIDLength]
+	}
+	return "login:" + loginID
 }
 
 func userIDOf(u *storage.User) string {
@@ -94,6 +152,10 @@ func (h *Handler) postLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	user, err := h.checkPassword(r, loginID, pw)
+	if errors.Is(err, errTooManyAttempts) {
+		fail(http.StatusTooManyRequests, "err.too_many_attempts")
+		return
+	}
 	if err != nil {
 		h.internalError(w, r, "password login", err)
 		return
@@ -232,6 +294,10 @@ func (h *Handler) postPassword(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	user, err := h.checkPassword(r, f.LoginID, pw)
+	if errors.Is(err, errTooManyAttempts) {
+		h.renderPassword(w, r, http.StatusTooManyRequests, f, "err.too_many_attempts")
+		return
+	}
 	if err != nil {
 		h.internalError(w, r, "F1 password check", err)
 		return

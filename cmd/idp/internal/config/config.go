@@ -80,11 +80,18 @@ type WebAuthn struct {
 	Origins []string `yaml:"origins"`
 }
 
-// Password holds the argon2id cost of new password hashes.
+// Password holds the argon2id cost of new password hashes and the pause
+// on password guessing.
 type Password struct {
 	MemoryKiB   uint32 `yaml:"memory_kib"`
 	Iterations  uint32 `yaml:"iterations"`
 	Parallelism uint8  `yaml:"parallelism"`
+	// After MaxFailuresPerLoginID failed checks for one login ID, or
+	// MaxFailuresPerAddress from one client address, within
+	// ThrottleWindow, password checks pause (defaults 10, 100, 15m).
+	ThrottleWindow        time.Duration `yaml:"throttle_window"`
+	MaxFailuresPerLoginID int           `yaml:"max_failures_per_login_id"`
+	MaxFailuresPerAddress int           `yaml:"max_failures_per_address"`
 }
 
 // OTP limits the e-mail one-time password.
@@ -255,6 +262,13 @@ func (c *Config) Defaults() {
 	}
 	if c.Password.Parallelism == 0 {
 		c.Password.Parallelism = 1
+	}
+	defDur(&c.Password.ThrottleWindow, 15*time.Minute)
+	if c.Password.MaxFailuresPerLoginID == 0 {
+		c.Password.MaxFailuresPerLoginID = 10
+	}
+	if c.Password.MaxFailuresPerAddress == 0 {
+		c.Password.MaxFailuresPerAddress = 100
 	}
 	defDur(&c.OTP.Lifetime, 10*time.Minute)
 	if c.OTP.MaxAttempts == 0 {

@@ -134,7 +134,7 @@ func Start(ctx context.Context, opts Options, logger *slog.Logger) (*Stack, erro
 		return fail(fmt.Errorf("dev config: %w", err))
 	}
 	if opts.FastHashes {
-		cfg.Password = config.Password{MemoryKiB: 64, Iterations: 1, Parallelism: 1}
+		cfg.Password.MemoryKiB, cfg.Password.Iterations, cfg.Password.Parallelism = 64, 1, 1
 	}
 
 	srv, err := server.Open(ctx, cfg, logger, server.Options{

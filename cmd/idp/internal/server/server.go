@@ -253,6 +253,11 @@ func LoginConfig(cfg *config.Config, devMailURL string) login.Config {
 		PasskeyMailSubject: cfg.SMTP.PasskeySubject,
 		HomeURL:            cfg.HomeURL,
 		TrustProxyHeaders:  cfg.TrustProxyHeaders,
+		PasswordThrottle: login.PasswordThrottle{
+			Window:        cfg.Password.ThrottleWindow,
+			MaxPerLoginID: cfg.Password.MaxFailuresPerLoginID,
+			MaxPerAddress: cfg.Password.MaxFailuresPerAddress,
+		},
 	}
 }
 
