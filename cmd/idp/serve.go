@@ -95,6 +95,9 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	logger := newLogger(stderr, cf.logFormat, slog.LevelInfo)
+	// zitadel logs only through slog's default logger; make it ours so its
+	// lines share the format and destination.
+	slog.SetDefault(logger)
 	srv, err := server.Open(ctx, cfg, logger, server.Options{})
 	if err != nil {
 		return err
@@ -144,6 +147,7 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	logger := newLogger(stderr, "text", slog.LevelInfo)
+	slog.SetDefault(logger) // see cmdServe
 	st, err := devstack.Start(ctx, devstack.Options{DataDir: *data, Database: *database, IdPAddr: *idpAddr, RPAddr: *rpAddr}, logger)
 	if err != nil {
 		return err
