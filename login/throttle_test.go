@@ -14,7 +14,9 @@ import (
 // holds even for the right password.
 func TestPasswordGuessingIsThrottledPerLoginID(t *testing.T) {
 	storagetest.Each(t, func(t *testing.T, flavor string) {
-		e := newEnv(t, flavor, func(c *Config) { c.PasswordThrottle = PasswordThrottle{Window: 15 * time.Minute, MaxPerLoginID: 3, MaxPerAddress: 100} })
+		e := newEnv(t, flavor, func(c *Config) {
+			c.PasswordThrottle = PasswordThrottle{Window: 15 * time.Minute, MaxPerLoginID: 3, MaxPerAddress: 100}
+		})
 		e.createUser("hana", "s3cret-pass")
 		ar := e.authRequest(nil)
 		e.get("/login?authRequestID=" + ar)
@@ -38,7 +40,9 @@ func TestPasswordGuessingIsThrottledPerLoginID(t *testing.T) {
 
 // One address trying many login IDs is paused too, at S3 as at S1.
 func TestPasswordGuessingIsThrottledPerAddress(t *testing.T) {
-	e := newEnv(t, "sqlite", func(c *Config) { c.PasswordThrottle = PasswordThrottle{Window: 15 * time.Minute, MaxPerLoginID: 100, MaxPerAddress: 2} })
+	e := newEnv(t, "sqlite", func(c *Config) {
+		c.PasswordThrottle = PasswordThrottle{Window: 15 * time.Minute, MaxPerLoginID: 100, MaxPerAddress: 2}
+	})
 	e.createUser("hana", "s3cret-pass")
 	ar := e.authRequest(nil)
 	e.get("/login?authRequestID=" + ar)
