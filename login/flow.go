@@ -297,3 +297,25 @@ func loginMethod(amr []string) string {
 func isPasskeyAMR(amr []string) bool {
 	return slices.Contains(amr, "hwk") || slices.Contains(amr, "swk")
 }
+
+// flowUser loads the user a flow has identified. A user deleted (or never
+// identified) since the flow began is the customer's stale flow, not our
+// failure: it gets the expired-flow page. nil means answered.
+func (h *Handler) flowUser(w http.ResponseWriter, r *http.Request, f *storage.LoginFlow) *storage.User {
+	if f.UserID == "" {
+		h.log.WarnContext(r.Context(), "flow step without an identified user", "path", r.URL.Path, "step", f.Step)
+		h.renderError(w, r, http.StatusBadRequest, "err.flow_expired", loginURL(f.AuthRequestID))
+		return nil
+	}
+	user, err := h.store.UserByID(r.Context(), f.UserID)
+	if errors.Is(err, storage.ErrNotFound) {
+		h.log.InfoContext(r.Context(), "flow of a deleted user", "path", r.URL.Path, "user", f.UserID)
+		h.renderError(w, r, http.StatusBadRequest, "err.flow_expired", loginURL(f.AuthRequestID))
+		return nil
+	}
+	if err != nil {
+		h.internalError(w, r, "loading the flow's user", err)
+		return nil
+	}
+	return user
+}

@@ -225,6 +225,10 @@ func (h *Handler) enrolmentFlow(w http.ResponseWriter, r *http.Request) *enrolme
 		return nil
 	}
 	user, err := h.store.UserByID(r.Context(), f.UserID)
+	if errors.Is(err, storage.ErrNotFound) {
+		h.jsonFail(w, r, http.StatusBadRequest, "flow_expired", "err.flow_expired")
+		return nil
+	}
 	if err != nil {
 		h.log.ErrorContext(r.Context(), "loading user for enrolment", "err", err)
 		h.jsonFail(w, r, http.StatusInternalServerError, "internal", "err.internal")
@@ -312,9 +316,8 @@ func (h *Handler) postCreateSkip(w http.ResponseWriter, r *http.Request) {
 		h.renderError(w, r, http.StatusBadRequest, "err.flow_expired", loginURL(f.AuthRequestID))
 		return
 	}
-	user, err := h.store.UserByID(r.Context(), f.UserID)
-	if err != nil {
-		h.internalError(w, r, "loading user for S5 skip", err)
+	user := h.flowUser(w, r, f)
+	if user == nil {
 		return
 	}
 	if user.Locked {

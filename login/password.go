@@ -36,7 +36,7 @@ func (h *Handler) checkPassword(r *http.Request, loginID, pw string) (*storage.U
 		return nil, errTooManyAttempts
 	}
 	var user *storage.User
-	if loginID != "" && len(loginID) <= maxLoginIDLength {
+	if loginID != "" && storableText(loginID, maxLoginIDLength) {
 		u, err := h.store.UserByLoginID(ctx, loginID)
 		switch {
 		case err == nil:
@@ -65,7 +65,7 @@ func (h *Handler) checkPassword(r *http.Request, loginID, pw string) (*storage.U
 }
 
 // maxLoginIDLength bounds what is looked up and used as a throttle key;
-// longer input is treated like an unknown ID.
+// longer (or unstorable) input is treated like an unknown ID.
 const maxLoginIDLength = 128
 
 // errTooManyAttempts: password guessing for this login ID or from this
@@ -107,9 +107,12 @@ func (h *Handler) recordPasswordFailure(r *http.Request, loginID string) {
 	}
 }
 
+// throttleKeyLoginID keys failures by login ID. Input that is no storable
+// login ID is keyed by its hash, so it is still counted, never refused by
+// the store.
 func throttleKeyLoginID(loginID string) string {
-	if len(loginID) > maxLoginIDLength {
-		loginID = loginID[:maxLoginIDLength]
+	if !storableText(loginID, maxLoginIDLength) {
+		return "login-hash:" + storage.HashSecret(loginID)
 	}
 	return "login:" + loginID
 }
@@ -241,8 +244,8 @@ func (h *Handler) postPasskey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	loginID := strings.TrimSpace(r.PostFormValue("loginID"))
-	if loginID == "" || utf8.RuneCountInString(loginID) > 256 {
-		h.log.InfoContext(r.Context(), "F1 start with an empty or oversized login ID")
+	if loginID == "" || !storableText(loginID, maxLoginIDLength) {
+		h.log.InfoContext(r.Context(), "F1 start with an empty, oversized or unprintable login ID")
 		h.renderPasskey(w, r, http.StatusBadRequest, f, "", "err.login_id_required")
 		return
 	}
@@ -374,9 +377,8 @@ func (h *Handler) postChangePassword(w http.ResponseWriter, r *http.Request) {
 		h.renderError(w, r, http.StatusBadRequest, "err.flow_expired", loginURL(f.AuthRequestID))
 		return
 	}
-	user, err := h.store.UserByID(ctx, f.UserID)
-	if err != nil {
-		h.internalError(w, r, "loading user for password change", err)
+	user := h.flowUser(w, r, f)
+	if user == nil {
 		return
 	}
 	current, next, confirm := r.PostFormValue("current"), r.PostFormValue("new"), r.PostFormValue("confirm")

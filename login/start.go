@@ -61,11 +61,19 @@ func (h *Handler) getLogin(w http.ResponseWriter, r *http.Request) {
 	h.renderLogin(w, r, http.StatusOK, ar, f.LoginID, notice)
 }
 
+// maxAuthRequestIDBytes is far above the OP's IDs (UUIDs); longer input
+// is not looked up.
+const maxAuthRequestIDBytes = 128
+
 // authRequest loads a pending auth request or answers with the friendly 400.
 func (h *Handler) authRequest(w http.ResponseWriter, r *http.Request, id string) (*storage.AuthRequest, bool) {
-	ar, err := h.store.AuthRequestByID(r.Context(), id)
+	var ar *storage.AuthRequest
+	err := storage.ErrNotFound // an ID that could not have been issued is unknown
+	if storableText(id, maxAuthRequestIDBytes) {
+		ar, err = h.store.AuthRequestByID(r.Context(), id)
+	}
 	if errors.Is(err, storage.ErrNotFound) || (err == nil && (ar.Done || !h.now().Before(ar.ExpiresAt))) {
-		h.log.InfoContext(r.Context(), "unknown, finished or expired auth request", "auth_request", id)
+		h.log.InfoContext(r.Context(), "unknown, finished or expired auth request", "auth_request", truncate(id, 100))
 		h.renderError(w, r, http.StatusBadRequest, "err.auth_request", "")
 		return nil, false
 	}
