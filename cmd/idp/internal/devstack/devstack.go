@@ -39,10 +39,6 @@ type Options struct {
 	// FastHashes lowers the argon2id cost below the production minimum, for
 	// tests only.
 	FastHashes bool
-	// Configure, when set, adjusts the generated config before it is
-	// validated: tests shorten limits (such as the OTP resend interval)
-	// that would otherwise make them wait.
-	Configure func(*config.Config)
 }
 
 // DemoUser is a seeded account.
@@ -134,9 +130,6 @@ func Start(ctx context.Context, opts Options, logger *slog.Logger) (*Stack, erro
 	// Keys rotate daily in development so the rotation path gets exercised.
 	cfg.Keys.RotationPeriod = 24 * time.Hour
 	cfg.Keys.PublishDelay = time.Hour
-	if opts.Configure != nil {
-		opts.Configure(cfg)
-	}
 	if err := cfg.Validate(); err != nil {
 		return fail(fmt.Errorf("dev config: %w", err))
 	}

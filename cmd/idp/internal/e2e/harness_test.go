@@ -20,7 +20,6 @@ import (
 	"github.com/chromedp/cdproto/webauthn"
 	"github.com/chromedp/chromedp"
 
-	"github.com/comstockloan/idp/cmd/idp/internal/config"
 	"github.com/comstockloan/idp/cmd/idp/internal/devstack"
 	"github.com/comstockloan/idp/storage/storagetest"
 )
@@ -265,14 +264,8 @@ func (b *browser) addCredential(a authenticator, c *webauthn.Credential) {
 	}
 }
 
-// startStack is the dev stack under test, on one storage flavour.
+// stack is the dev stack under test, on one storage flavour.
 func startStack(t *testing.T, flavor string) *devstack.Stack {
-	t.Helper()
-	return startStackWith(t, flavor, nil)
-}
-
-// startStackWith is startStack with configure applied to the config.
-func startStackWith(t *testing.T, flavor string, configure func(*config.Config)) *devstack.Stack {
 	t.Helper()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
@@ -284,7 +277,6 @@ func startStackWith(t *testing.T, flavor string, configure func(*config.Config))
 		IdPAddr:    "127.0.0.1:0",
 		RPAddr:     "127.0.0.1:0",
 		FastHashes: true,
-		Configure:  configure,
 	}, logger)
 	if err != nil {
 		t.Fatalf("start dev stack: %v", err)
