@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	netmail "net/mail"
 	"net/url"
 	"strings"
 	"time"
@@ -94,6 +95,7 @@ type Handler struct {
 	pages    *templates.Set
 	verifier *password.Verifier
 	csrf     *http.CrossOriginProtection
+	otpMail  templates.OTPMail
 	now      func() time.Time
 }
 
@@ -121,10 +123,22 @@ func New(cfg Config, deps Deps) (*Handler, error) {
 		pages:    pages,
 		verifier: verifier,
 		csrf:     http.NewCrossOriginProtection(),
+		otpMail:  otpMailFAQ(cfg.OTP.From, cfg.OTP.Subject),
 		now:      func() time.Time { return time.Now().UTC() },
 	}
 	h.csrf.SetDenyHandler(http.HandlerFunc(h.crossOriginDenied))
 	return h, nil
+}
+
+// otpMailFAQ is the sender and subject the FAQ (S9) names, so it matches
+// the mail customers actually receive when the config changes them.
+func otpMailFAQ(from, subject string) templates.OTPMail {
+	addr := from
+	if a, err := netmail.ParseAddress(from); err == nil {
+		addr = a.Address
+	}
+	_, domain, _ := strings.Cut(addr, "@")
+	return templates.OTPMail{From: addr, Subject: subject, Domain: domain}
 }
 
 // Paths of the pages; the templates use the same literals.
@@ -215,6 +229,7 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, nam
 	lang := languageFrom(r.Context())
 	p.SiteName = h.cfg.SiteName
 	p.Support = templates.Support(h.cfg.Support)
+	p.OTPMail = h.otpMail
 	if p.SwitchURL == "" {
 		p.SwitchURL = switchURL(r, lang)
 	}

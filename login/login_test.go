@@ -564,7 +564,24 @@ func TestHelpPageHasTheFAQ(t *testing.T) {
 	e.expect(e.get("/help"), http.StatusOK, "パスキー認証について", "よくあるご質問", "セキュリティキー(USB 等)",
 		"Windows Hello", "iCloud キーチェーン", "Google パスワードマネージャー", "info@jsfnet.com",
 		"パスキーの削除を行った場合、端末側でも削除を行う必要があるか",
-		"日証金コムストックローンセンター", "comstock@jsf.co.jp", "03-6264-9738", "平日 9:00–17:00")
+		"日証金コムストックローンセンター", "comstock@jsf.co.jp", "03-6264-9738", "平日 9:00–17:00",
+		// Section 6 word for word with the default sender and subject.
+		"ワンタイムパスワードは、「info@jsfnet.com」より、「【コムストックローン】ワンタイムパスワードのお知らせ」という件名で送信されます。",
+		"メールが届かない場合には「@jsfnet.com」のドメイン指定を行ってください。")
+}
+
+// The FAQ names the sender and subject the OTP mail really has, so a
+// customer looking for it in the spam folder finds it after a config change.
+func TestHelpPageNamesTheConfiguredOTPMail(t *testing.T) {
+	e := newEnv(t, "sqlite", func(c *Config) {
+		c.OTP.From = "COM-STOCK <otp@mail.example.jp>"
+		c.OTP.Subject = "ワンタイムパスワード"
+	})
+	r := e.get("/help")
+	e.expect(r, http.StatusOK, "「otp@mail.example.jp」より、「ワンタイムパスワード」という件名", "「@mail.example.jp」のドメイン指定")
+	if strings.Contains(r.body, "jsfnet.com") || strings.Contains(r.body, "%!") {
+		t.Errorf("help page names the default sender or has a bad verb:\n%s", r.body)
+	}
 }
 
 func TestLanguageChoice(t *testing.T) {

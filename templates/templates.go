@@ -30,6 +30,12 @@ type Support struct {
 	Hours string
 }
 
+// OTPMail is the configured one-time password mail as the FAQ names it:
+// sender, subject and the sender's domain to allow.
+type OTPMail struct {
+	From, Subject, Domain string
+}
+
 // Page is what every page template renders. Message fields (Title, Error,
 // Notice) are catalogue keys, never raw text, so both languages stay in step.
 type Page struct {
@@ -40,6 +46,7 @@ type Page struct {
 	Notice    string
 	SiteName  string
 	Support   Support
+	OTPMail   OTPMail // what the FAQ tells customers to look for
 
 	ClientName        string // the RP the customer is signing in to
 	LoginID           string
@@ -181,7 +188,9 @@ func Static() fs.FS {
 func funcs(lang string) template.FuncMap {
 	return template.FuncMap{
 		"t": func(key string) string { return Text(lang, key) },
-		// tl renders a catalogue entry whose line breaks are paragraphs.
+		// tf fills a catalogue entry's %[n]s verbs with configured values.
+		"tf": func(key string, args ...any) string { return fmt.Sprintf(Text(lang, key), args...) },
+		// lines renders a catalogue entry whose line breaks are paragraphs.
 		"lines": func(key string) []string { return strings.Split(Text(lang, key), "\n") },
 	}
 }
