@@ -347,21 +347,40 @@ func (h *Handler) ownCredential(w http.ResponseWriter, r *http.Request, user *st
 	return nil
 }
 
+// passkeyTarget is what an S8 action on one passkey works on.
+type passkeyTarget struct {
+	returnTo string
+	session  *storage.Session
+	user     *storage.User
+	cred     *storage.Credential
+}
+
+// targetPasskey resolves the return_to and id parameters of params against
+// the session: the passkey must be the session user's. nil means answered.
+func (h *Handler) targetPasskey(w http.ResponseWriter, r *http.Request, params url.Values) *passkeyTarget {
+	rt := h.returnTo(r, params.Get("return_to"))
+	s, user := h.sessionOrAnswer(w, r, rt)
+	if s == nil {
+		return nil
+	}
+	cred := h.ownCredential(w, r, user, params.Get("id"))
+	if cred == nil {
+		return nil
+	}
+	return &passkeyTarget{returnTo: rt, session: s, user: user, cred: cred}
+}
+
 // postAccountRename renames one of the user's passkeys.
 func (h *Handler) postAccountRename(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	if !h.parseForm(w, r) {
 		return
 	}
-	rt := h.returnTo(r, r.PostFormValue("return_to"))
-	s, user := h.sessionOrAnswer(w, r, rt)
-	if s == nil {
+	tg := h.targetPasskey(w, r, r.PostForm)
+	if tg == nil {
 		return
 	}
-	cred := h.ownCredential(w, r, user, r.PostFormValue("id"))
-	if cred == nil {
-		return
-	}
+	rt, s, user, cred := tg.returnTo, tg.session, tg.user, tg.cred
 	name := strings.TrimSpace(r.PostFormValue("name"))
 	if n := utf8.RuneCountInString(name); n < 1 || n > maxPasskeyNameRunes || strings.ContainsFunc(name, unicode.IsControl) || !utf8.ValidString(name) {
 		h.log.InfoContext(ctx, "S8: passkey name refused", "user", user.ID, "runes", utf8.RuneCountInString(name))
@@ -383,16 +402,9 @@ func (h *Handler) postAccountRename(w http.ResponseWriter, r *http.Request) {
 
 // getAccountDelete is the confirmation page of a delete.
 func (h *Handler) getAccountDelete(w http.ResponseWriter, r *http.Request) {
-	rt := h.returnTo(r, r.URL.Query().Get("return_to"))
-	s, user := h.sessionOrAnswer(w, r, rt)
-	if s == nil {
-		return
+	if tg := h.targetPasskey(w, r, r.URL.Query()); tg != nil {
+		h.renderDelete(w, r, http.StatusOK, tg.session, tg.user, tg.cred, tg.returnTo, "")
 	}
-	cred := h.ownCredential(w, r, user, r.URL.Query().Get("id"))
-	if cred == nil {
-		return
-	}
-	h.renderDelete(w, r, http.StatusOK, s, user, cred, rt, "")
 }
 
 func (h *Handler) renderDelete(w http.ResponseWriter, r *http.Request, status int, s *storage.Session, user *storage.User, cred *storage.Credential, returnTo, errKey string) {
@@ -422,15 +434,11 @@ func (h *Handler) postAccountDelete(w http.ResponseWriter, r *http.Request) {
 	if !h.parseForm(w, r) {
 		return
 	}
-	rt := h.returnTo(r, r.PostFormValue("return_to"))
-	s, user := h.sessionOrAnswer(w, r, rt)
-	if s == nil {
+	tg := h.targetPasskey(w, r, r.PostForm)
+	if tg == nil {
 		return
 	}
-	cred := h.ownCredential(w, r, user, r.PostFormValue("id"))
-	if cred == nil {
-		return
-	}
+	rt, s, user, cred := tg.returnTo, tg.session, tg.user, tg.cred
 	if !h.rights(s).mayDelete() {
 		h.log.InfoContext(ctx, "S8: delete needs a fresh authentication", "user", user.ID, "auth_time", s.AuthTime, "amr", s.AMR)
 		h.renderDelete(w, r, http.StatusForbidden, s, user, cred, rt, "err.step_up_required")
