@@ -16,13 +16,7 @@ const signedIn = `document.querySelector("#signed-in") ? "y" : ""`
 // → S3 (password) → S4 (one-time password read from the mail sink).
 func enrolUntilS5(b *browser, st *devstack.Stack, loginID, password, email string) {
 	b.t.Helper()
-	b.navigate(st.RPURL + "/login")
-	b.waitPath("/login")
-	b.click(`a[href="/login/passkey"]`)
-	b.waitPath("/login/passkey")
-	b.fill("#loginID", loginID)
-	b.submit(`form[action="/login/passkey"] button[type=submit]`)
-	b.waitPath("/login/password")
+	startEnrolment(b, st, "/login", loginID)
 	seen := len(st.Sink.Messages())
 	b.fill("#password", password)
 	b.submit(`form[action="/login/password"] button[type=submit]`)
@@ -31,6 +25,19 @@ func enrolUntilS5(b *browser, st *devstack.Stack, loginID, password, email strin
 	b.fill("#code", code)
 	b.submit(`form[action="/login/otp"] button[type=submit]`)
 	b.waitPath("/login/passkey/create")
+}
+
+// startEnrolment opens S1 from the RP page rpPath, goes to S2 and submits
+// 「パスキー初回登録」 for loginID, ending on S3.
+func startEnrolment(b *browser, st *devstack.Stack, rpPath, loginID string) {
+	b.t.Helper()
+	b.navigate(st.RPURL + rpPath)
+	b.waitPath("/login")
+	b.click(`a[href="/login/passkey"]`)
+	b.waitPath("/login/passkey")
+	b.fill("#loginID", loginID)
+	b.submit(`form[action="/login/passkey"] button[type=submit]`)
+	b.waitPath("/login/password")
 }
 
 // passkeyButtonLogin signs in from the RP with S2's 「パスキー認証」 button.
@@ -93,13 +100,7 @@ func TestFirstPasskeyEnrolmentThenPasskeyLogin(t *testing.T) {
 			t.Errorf("password login of a passkey owner: at %s saying %q", b.path(), b.eval("document.body.innerText"))
 		}
 		// ...and so is enrolling another passkey through ID + password + OTP.
-		b.navigate(st.RPURL + "/login")
-		b.waitPath("/login")
-		b.click(`a[href="/login/passkey"]`)
-		b.waitPath("/login/passkey")
-		b.fill("#loginID", "demo")
-		b.submit(`form[action="/login/passkey"] button[type=submit]`)
-		b.waitPath("/login/password")
+		startEnrolment(b, st, "/login", "demo")
 		seen := len(st.Sink.Messages())
 		b.fill("#password", "demo-pass-2026")
 		b.submit(`form[action="/login/password"] button[type=submit]`)
@@ -227,13 +228,7 @@ func TestCrossDeviceLoginWithoutCreatingPasskey(t *testing.T) {
 func TestTemporaryPasswordCannotEnrolPasskey(t *testing.T) {
 	st := startStack(t, "sqlite")
 	b := newBrowser(t)
-	b.navigate(st.RPURL + "/login")
-	b.waitPath("/login")
-	b.click(`a[href="/login/passkey"]`)
-	b.waitPath("/login/passkey")
-	b.fill("#loginID", "temp")
-	b.submit(`form[action="/login/passkey"] button[type=submit]`)
-	b.waitPath("/login/password")
+	startEnrolment(b, st, "/login", "temp")
 	seen := len(st.Sink.Messages())
 	b.fill("#password", "temp-pass-2026")
 	b.submit(`form[action="/login/password"] button[type=submit]`)
@@ -285,13 +280,7 @@ func TestDeletedPasskeyIsRefusedWithGuidance(t *testing.T) {
 func TestOTPWrongFiveTimesKillsTheCode(t *testing.T) {
 	st := startStack(t, "sqlite")
 	b := newBrowser(t)
-	b.navigate(st.RPURL + "/login")
-	b.waitPath("/login")
-	b.click(`a[href="/login/passkey"]`)
-	b.waitPath("/login/passkey")
-	b.fill("#loginID", "demo")
-	b.submit(`form[action="/login/passkey"] button[type=submit]`)
-	b.waitPath("/login/password")
+	startEnrolment(b, st, "/login", "demo")
 	seen := len(st.Sink.Messages())
 	b.fill("#password", "demo-pass-2026")
 	b.submit(`form[action="/login/password"] button[type=submit]`)
@@ -364,12 +353,7 @@ func TestPhishingResistantACRDemandsPasskey(t *testing.T) {
 
 		// Enrolling through password + OTP creates the passkey, but that
 		// login itself is not phishing-resistant: the client must not get it.
-		b.navigate(st.RPURL + "/login?acr_values=" + phr)
-		b.waitPath("/login")
-		b.click(`a[href="/login/passkey"]`)
-		b.waitPath("/login/passkey")
-		b.fill("#loginID", "temp")
-		b.submit(`form[action="/login/passkey"] button[type=submit]`)
+		startEnrolment(b, st, "/login?acr_values="+phr, "temp")
 		seen := len(st.Sink.Messages())
 		b.fill("#password", "a-brand-new-secret")
 		b.submit(`form[action="/login/password"] button[type=submit]`)
