@@ -64,6 +64,27 @@ func (h *Handler) checkPassword(r *http.Request, loginID, pw string) (*storage.U
 	return user, nil
 }
 
+// passwordUser is the part of S1's 「ログイン >」 and S3's
+// 「ID・パスワード認証」 they share: the throttle, the password (rule 7) and
+// the lock. Without a user it returns the status and catalogue key to show;
+// err is an infrastructure failure.
+func (h *Handler) passwordUser(r *http.Request, loginID, pw string) (user *storage.User, status int, key string, err error) {
+	user, err = h.checkPassword(r, loginID, pw)
+	switch {
+	case errors.Is(err, errTooManyAttempts):
+		return nil, http.StatusTooManyRequests, "err.too_many_attempts", nil
+	case err != nil:
+		return nil, 0, "", err
+	case user == nil:
+		return nil, http.StatusUnauthorized, "err.credentials", nil
+	case user.Locked:
+		h.log.InfoContext(r.Context(), "locked user refused", "user", user.ID, "path", r.URL.Path)
+		h.audit(r, "login.failure", user.ID, map[string]string{"method": methodPassword, "reason": "locked"})
+		return nil, http.StatusForbidden, "err.locked", nil
+	}
+	return user, 0, "", nil
+}
+
 // maxLoginIDLength bounds what is looked up and used as a throttle key;
 // longer (or unstorable) input is treated like an unknown ID.
 const maxLoginIDLength = 128
@@ -154,23 +175,13 @@ func (h *Handler) postLogin(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusBadRequest, "err.credentials")
 		return
 	}
-	user, err := h.checkPassword(r, loginID, pw)
-	if errors.Is(err, errTooManyAttempts) {
-		fail(http.StatusTooManyRequests, "err.too_many_attempts")
-		return
-	}
+	user, status, key, err := h.passwordUser(r, loginID, pw)
 	if err != nil {
 		h.internalError(w, r, "password login", err)
 		return
 	}
 	if user == nil {
-		fail(http.StatusUnauthorized, "err.credentials")
-		return
-	}
-	if user.Locked {
-		h.log.InfoContext(ctx, "locked user refused", "user", user.ID)
-		h.audit(r, "login.failure", user.ID, map[string]string{"method": methodPassword, "reason": "locked"})
-		fail(http.StatusForbidden, "err.locked")
+		fail(status, key)
 		return
 	}
 	n, err := h.store.CountCredentials(ctx, user.ID)
@@ -296,23 +307,13 @@ func (h *Handler) postPassword(w http.ResponseWriter, r *http.Request) {
 		h.renderPassword(w, r, http.StatusBadRequest, f, "err.password_required")
 		return
 	}
-	user, err := h.checkPassword(r, f.LoginID, pw)
-	if errors.Is(err, errTooManyAttempts) {
-		h.renderPassword(w, r, http.StatusTooManyRequests, f, "err.too_many_attempts")
-		return
-	}
+	user, status, key, err := h.passwordUser(r, f.LoginID, pw)
 	if err != nil {
 		h.internalError(w, r, "F1 password check", err)
 		return
 	}
 	if user == nil {
-		h.renderPassword(w, r, http.StatusUnauthorized, f, "err.credentials")
-		return
-	}
-	if user.Locked {
-		h.log.InfoContext(ctx, "locked user refused at S3", "user", user.ID)
-		h.audit(r, "login.failure", user.ID, map[string]string{"method": methodPassword, "reason": "locked"})
-		h.renderPassword(w, r, http.StatusForbidden, f, "err.locked")
+		h.renderPassword(w, r, status, f, key)
 		return
 	}
 	if user.PasswordTemporary {
