@@ -111,57 +111,65 @@ func parseImport(r io.Reader) ([]importRow, []rowProblem, error) {
 			problems = append(problems, rowProblem{line, msg})
 			continue
 		}
-		row := importRow{line: line}
-		field := func(name string) string {
-			if i, ok := cols[name]; ok {
-				return rec[i]
-			}
-			return ""
-		}
-		row.loginID = field(colLoginID)
-		row.email = strings.TrimSpace(field(colEmail))
-		row.displayName = strings.TrimSpace(field(colDisplayName))
-		row.tempPassword = field(colTempPassword)
-		row.passwordHash = strings.TrimSpace(field(colPasswordHash))
-		bad := func(format string, args ...any) {
-			problems = append(problems, rowProblem{line, fmt.Sprintf(format, args...)})
-		}
-		ok := true
+		row := rowFromRecord(rec, cols, line)
+		var msgs []string
 		if err := validateLoginID(row.loginID); err != nil {
-			bad("%v", err)
-			ok = false
+			msgs = append(msgs, err.Error())
 		} else if prev, dup := firstLine[row.loginID]; dup {
-			bad("login ID %q already appears on line %d", row.loginID, prev)
-			ok = false
+			msgs = append(msgs, fmt.Sprintf("login ID %q already appears on line %d", row.loginID, prev))
 		} else {
 			firstLine[row.loginID] = line
 		}
-		if err := validateEmail(row.email); err != nil {
-			bad("%v", err)
-			ok = false
+		msgs = append(msgs, row.fieldProblems()...)
+		for _, m := range msgs {
+			problems = append(problems, rowProblem{line, m})
 		}
-		switch {
-		case row.tempPassword != "" && row.passwordHash != "":
-			bad("both %s and %s are set: give exactly one", colTempPassword, colPasswordHash)
-			ok = false
-		case row.tempPassword == "" && row.passwordHash == "":
-			bad("neither %s nor %s is set: give exactly one", colTempPassword, colPasswordHash)
-			ok = false
-		case row.tempPassword != "" && utf8.RuneCountInString(row.tempPassword) < minTempPassword:
-			bad("%s is shorter than %d characters", colTempPassword, minTempPassword)
-			ok = false
-		case row.passwordHash != "":
-			// The hash itself is never echoed: it is a secret too.
-			if err := checkHashFormat(row.passwordHash); err != nil {
-				bad("%s: %v", colPasswordHash, err)
-				ok = false
-			}
-		}
-		if ok {
+		if len(msgs) == 0 {
 			rows = append(rows, row)
 		}
 	}
 	return rows, problems, nil
+}
+
+// rowFromRecord picks a record's fields by the header's column positions.
+func rowFromRecord(rec []string, cols map[string]int, line int) importRow {
+	field := func(name string) string {
+		if i, ok := cols[name]; ok {
+			return rec[i]
+		}
+		return ""
+	}
+	return importRow{
+		line:         line,
+		loginID:      field(colLoginID),
+		email:        strings.TrimSpace(field(colEmail)),
+		displayName:  strings.TrimSpace(field(colDisplayName)),
+		tempPassword: field(colTempPassword),
+		passwordHash: strings.TrimSpace(field(colPasswordHash)),
+	}
+}
+
+// fieldProblems checks a row's e-mail address and password columns (the
+// login ID needs the whole file and is checked by parseImport).
+func (row importRow) fieldProblems() []string {
+	var msgs []string
+	if err := validateEmail(row.email); err != nil {
+		msgs = append(msgs, err.Error())
+	}
+	switch {
+	case row.tempPassword != "" && row.passwordHash != "":
+		msgs = append(msgs, fmt.Sprintf("both %s and %s are set: give exactly one", colTempPassword, colPasswordHash))
+	case row.tempPassword == "" && row.passwordHash == "":
+		msgs = append(msgs, fmt.Sprintf("neither %s nor %s is set: give exactly one", colTempPassword, colPasswordHash))
+	case row.tempPassword != "" && utf8.RuneCountInString(row.tempPassword) < minTempPassword:
+		msgs = append(msgs, fmt.Sprintf("%s is shorter than %d characters", colTempPassword, minTempPassword))
+	case row.passwordHash != "":
+		// The hash itself is never echoed: it is a secret too.
+		if err := checkHashFormat(row.passwordHash); err != nil {
+			msgs = append(msgs, fmt.Sprintf("%s: %v", colPasswordHash, err))
+		}
+	}
+	return msgs
 }
 
 func allColumns() []string {
