@@ -161,12 +161,18 @@ const (
 // Register mounts every login route, the help page and /static/ on r.
 func (h *Handler) Register(r *mux.Router) {
 	page := func(path string, get, post http.HandlerFunc) {
+		var allow []string
 		if get != nil {
 			r.Handle(path, h.protect(get)).Methods(http.MethodGet, http.MethodHead)
+			allow = append(allow, http.MethodGet, http.MethodHead)
 		}
 		if post != nil {
 			r.Handle(path, h.protect(post)).Methods(http.MethodPost)
+			allow = append(allow, http.MethodPost)
 		}
+		// Any other method lands here rather than on the OP's catch-all,
+		// so the customer sees our page instead of a bare 404/405.
+		r.Handle(path, securityHeaders(true, h.withLanguage(h.methodNotAllowed(allow))))
 	}
 	page(pathLogin, h.getLogin, h.postLogin)
 	page(pathPasskey, h.getPasskey, h.postPasskey)
@@ -217,6 +223,14 @@ func securityHeaders(noStore bool, next http.Handler) http.Handler {
 	})
 }
 
+func (h *Handler) methodNotAllowed(allow []string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		h.log.InfoContext(r.Context(), "method not allowed", "method", r.Method, "path", r.URL.Path)
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		h.renderError(w, r, http.StatusMethodNotAllowed, "err.method_not_allowed", "")
+	}
+}
+
 func (h *Handler) crossOriginDenied(w http.ResponseWriter, r *http.Request) {
 	h.log.WarnContext(r.Context(), "cross-origin request refused", "method", r.Method, "path", r.URL.Path,
 		"origin", r.Header.Get("Origin"), "sec_fetch_site", r.Header.Get("Sec-Fetch-Site"))
@@ -257,19 +271,28 @@ func (h *Handler) internalError(w http.ResponseWriter, r *http.Request, msg stri
 	h.renderError(w, r, http.StatusInternalServerError, "err.internal", "")
 }
 
+// pageOfPost is the GET page that shows the state a POST-only path
+// answers with, for the language switch.
+var pageOfPost = map[string]string{
+	pathOTPResend:     pathOTP,
+	pathCreateSkip:    pathCreate,
+	pathAccountRename: pathAccount,
+	pathAccountDelete: pathAccount, // its GET page needs the passkey's id
+}
+
 // switchURL is the current page in the other language. For POST answers it
-// points at the GET page of the same path, which every step has.
+// points at the GET page of the same path (or of the step the POST-only
+// path belongs to), so the switch never leads to a 405.
 func switchURL(r *http.Request, lang string) string {
-	other := "en"
-	if lang == "en" {
-		other = "ja"
-	}
 	q := url.Values{}
+	path := r.URL.Path
 	if r.Method == http.MethodGet || r.Method == http.MethodHead {
 		q = r.URL.Query()
+	} else if p, ok := pageOfPost[path]; ok {
+		path = p
 	}
-	q.Set("lang", other)
-	return r.URL.Path + "?" + q.Encode()
+	q.Set("lang", otherLang(lang))
+	return path + "?" + q.Encode()
 }
 
 func (h *Handler) getHelp(w http.ResponseWriter, r *http.Request) {
