@@ -87,49 +87,38 @@ func (s *Sink) Messages() []Message {
 // is one or ctx ends. Callers that expect a second mail compare with what
 // they saw before (see WaitForNew).
 func (s *Sink) WaitFor(ctx context.Context, to string) (Message, error) {
-	for {
-		s.mu.Lock()
-		ch := s.arrived
-		for i := len(s.messages) - 1; i >= 0; i-- {
-			for _, rcpt := range s.messages[i].To {
-				if strings.EqualFold(rcpt, to) {
-					m := s.messages[i]
-					s.mu.Unlock()
-					return m, nil
-				}
-			}
-		}
-		s.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return Message{}, fmt.Errorf("mailsink: waiting for mail to %s: %w", to, ctx.Err())
-		}
-	}
+	return s.WaitForNew(ctx, to, 0)
 }
 
 // WaitForNew is WaitFor for a message to `to` beyond the first `seen`
 // messages of the sink (seen = len(Messages()) taken before the action).
 func (s *Sink) WaitForNew(ctx context.Context, to string, seen int) (Message, error) {
 	for {
-		s.mu.Lock()
-		ch := s.arrived
-		for i := len(s.messages) - 1; i >= seen; i-- {
-			for _, rcpt := range s.messages[i].To {
-				if strings.EqualFold(rcpt, to) {
-					m := s.messages[i]
-					s.mu.Unlock()
-					return m, nil
-				}
-			}
+		m, ok, arrived := s.newestTo(to, seen)
+		if ok {
+			return m, nil
 		}
-		s.mu.Unlock()
 		select {
-		case <-ch:
+		case <-arrived:
 		case <-ctx.Done():
-			return Message{}, fmt.Errorf("mailsink: waiting for new mail to %s: %w", to, ctx.Err())
+			return Message{}, fmt.Errorf("mailsink: waiting for mail to %s after %d messages: %w", to, seen, ctx.Err())
 		}
 	}
+}
+
+// newestTo finds the newest message to `to` after the first `seen`; when
+// there is none, arrived is closed by the next message.
+func (s *Sink) newestTo(to string, seen int) (m Message, ok bool, arrived <-chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := len(s.messages) - 1; i >= seen; i-- {
+		for _, rcpt := range s.messages[i].To {
+			if strings.EqualFold(rcpt, to) {
+				return s.messages[i], true, nil
+			}
+		}
+	}
+	return Message{}, false, s.arrived
 }
 
 func (s *Sink) add(m Message) {
