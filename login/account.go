@@ -507,9 +507,8 @@ func (h *Handler) accountStepUpFinish(w http.ResponseWriter, r *http.Request) {
 	if s == nil {
 		return
 	}
-	body, err := readCeremonyBody(w, r)
-	if err != nil || len(body) == 0 {
-		h.jsonFail(w, r, http.StatusBadRequest, "bad_request", "err.bad_request")
+	body := h.ceremonyBody(w, r)
+	if body == nil {
 		return
 	}
 	res, err := h.passkeys.FinishLogin(ctx, s.ID, body)
@@ -611,9 +610,8 @@ func (h *Handler) accountRegisterFinish(w http.ResponseWriter, r *http.Request) 
 	if !ok {
 		return
 	}
-	body, err := readCeremonyBody(w, r)
-	if err != nil || len(body) == 0 {
-		h.jsonFail(w, r, http.StatusBadRequest, "bad_request", "err.bad_request")
+	body := h.ceremonyBody(w, r)
+	if body == nil {
 		return
 	}
 	// Password + OTP may only create the first passkey (rule 1), even here;

@@ -52,8 +52,16 @@ func (h *Handler) ceremonyFlow(w http.ResponseWriter, r *http.Request) *storage.
 	return f
 }
 
-func readCeremonyBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	return io.ReadAll(http.MaxBytesReader(w, r.Body, maxCeremonyBytes))
+// ceremonyBody reads the browser's credential JSON, bounded; nil means an
+// empty, oversized or unreadable body was answered with a 400.
+func (h *Handler) ceremonyBody(w http.ResponseWriter, r *http.Request) []byte {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxCeremonyBytes))
+	if err != nil || len(body) == 0 {
+		h.log.InfoContext(r.Context(), "unreadable ceremony body", "path", r.URL.Path, "bytes", len(body), "err", err)
+		h.jsonFail(w, r, http.StatusBadRequest, "bad_request", "err.bad_request")
+		return nil
+	}
+	return body
 }
 
 // passkeyError answers a failed ceremony with the passkey package's own
@@ -134,9 +142,8 @@ func (h *Handler) passkeyLoginFinish(w http.ResponseWriter, r *http.Request) {
 	if f == nil {
 		return
 	}
-	body, err := readCeremonyBody(w, r)
-	if err != nil || len(body) == 0 {
-		h.jsonFail(w, r, http.StatusBadRequest, "bad_request", "err.bad_request")
+	body := h.ceremonyBody(w, r)
+	if body == nil {
 		return
 	}
 	res, err := h.passkeys.FinishLogin(ctx, f.ID, body)
@@ -278,9 +285,8 @@ func (h *Handler) passkeyRegisterFinish(w http.ResponseWriter, r *http.Request) 
 	if e == nil {
 		return
 	}
-	body, err := readCeremonyBody(w, r)
-	if err != nil || len(body) == 0 {
-		h.jsonFail(w, r, http.StatusBadRequest, "bad_request", "err.bad_request")
+	body := h.ceremonyBody(w, r)
+	if body == nil {
 		return
 	}
 	cred, err := h.passkeys.FinishRegistration(r.Context(), e.user, e.flow.ID, body, e.onlyIfFirst)
