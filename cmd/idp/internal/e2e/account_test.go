@@ -21,9 +21,7 @@ func TestPasskeyManagementPage(t *testing.T) {
 		b.withoutConditionalUI()
 		phone := b.addAuthenticator(cdpwebauthn.AuthenticatorTransportInternal, true)
 
-		enrolUntilS5(b, st, "demo", "demo-pass-2026", "demo@example.com")
-		b.click("button[data-passkey-register]")
-		b.waitFor(signedIn)
+		enrolDemoPasskey(b, st)
 
 		// A password + OTP session may see S8 but not add a second passkey
 		// (rule 1: a phished password and OTP must never add one).

@@ -49,9 +49,7 @@ func TestPasswordSessionEndsWhenPasskeyAddedElsewhere(t *testing.T) {
 	phone := newBrowser(t)
 	phone.withoutConditionalUI()
 	phone.addAuthenticator(cdpwebauthn.AuthenticatorTransportInternal, true)
-	enrolUntilS5(phone, st, "demo", "demo-pass-2026", "demo@example.com")
-	phone.click("button[data-passkey-register]")
-	phone.waitFor(signedIn)
+	enrolDemoPasskey(phone, st)
 
 	pc.navigate(st.RPURL + "/login")
 	pc.waitPath("/login")

@@ -27,6 +27,15 @@ func enrolUntilS5(b *browser, st *devstack.Stack, loginID, password, email strin
 	b.waitPath("/login/passkey/create")
 }
 
+// enrolDemoPasskey runs F1 for the demo user and creates the passkey on S5
+// with b's authenticator, ending signed in at the RP.
+func enrolDemoPasskey(b *browser, st *devstack.Stack) {
+	b.t.Helper()
+	enrolUntilS5(b, st, "demo", "demo-pass-2026", "demo@example.com")
+	b.click("button[data-passkey-register]")
+	b.waitFor(signedIn)
+}
+
 // startEnrolment opens S1 from the RP page rpPath, goes to S2 and submits
 // 「パスキー初回登録」 for loginID, ending on S3.
 func startEnrolment(b *browser, st *devstack.Stack, rpPath, loginID string) {
@@ -130,9 +139,7 @@ func TestConditionalUIAutofillLogin(t *testing.T) {
 	st := startStack(t, "sqlite")
 	b := newBrowser(t)
 	b.addAuthenticator(cdpwebauthn.AuthenticatorTransportInternal, true)
-	enrolUntilS5(b, st, "demo", "demo-pass-2026", "demo@example.com")
-	b.click("button[data-passkey-register]")
-	b.waitFor(signedIn)
+	enrolDemoPasskey(b, st)
 	b.click("#logout")
 	b.waitFor(`document.querySelector("#login") ? "y" : ""`)
 
@@ -155,9 +162,7 @@ func TestCrossDeviceLoginOffersLocalPasskey(t *testing.T) {
 		phone := newBrowser(t)
 		phone.withoutConditionalUI()
 		phoneAuth := phone.addAuthenticator(cdpwebauthn.AuthenticatorTransportInternal, true)
-		enrolUntilS5(phone, st, "demo", "demo-pass-2026", "demo@example.com")
-		phone.click("button[data-passkey-register]")
-		phone.waitFor(signedIn)
+		enrolDemoPasskey(phone, st)
 		passkeys := phone.credentials(phoneAuth)
 
 		// F3: on a PC without a passkey, the phone signs by QR code (a
@@ -206,9 +211,7 @@ func TestCrossDeviceLoginWithoutCreatingPasskey(t *testing.T) {
 	phone := newBrowser(t)
 	phone.withoutConditionalUI()
 	phoneAuth := phone.addAuthenticator(cdpwebauthn.AuthenticatorTransportInternal, true)
-	enrolUntilS5(phone, st, "demo", "demo-pass-2026", "demo@example.com")
-	phone.click("button[data-passkey-register]")
-	phone.waitFor(signedIn)
+	enrolDemoPasskey(phone, st)
 
 	pc := newBrowser(t)
 	pc.withoutConditionalUI()
@@ -246,9 +249,7 @@ func TestDeletedPasskeyIsRefusedWithGuidance(t *testing.T) {
 	b := newBrowser(t)
 	b.withoutConditionalUI()
 	auth := b.addAuthenticator(cdpwebauthn.AuthenticatorTransportInternal, false)
-	enrolUntilS5(b, st, "demo", "demo-pass-2026", "demo@example.com")
-	b.click("button[data-passkey-register]")
-	b.waitFor(signedIn)
+	enrolDemoPasskey(b, st)
 	b.click("#logout")
 	b.waitFor(`document.querySelector("#login") ? "y" : ""`)
 
