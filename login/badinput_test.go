@@ -10,8 +10,10 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/comstockloan/idp/login/passkey"
+	"github.com/comstockloan/idp/storage"
 	"github.com/comstockloan/idp/storage/storagetest"
 )
 
@@ -220,4 +222,28 @@ func TestLanguageSwitchOfPostOnlyPaths(t *testing.T) {
 	r := e.post(pathOTPResend, nil) // too soon: S4 again, at the resend path
 	e.expect(r, http.StatusTooManyRequests, `href="/login/otp?lang=en"`)
 	e.expect(e.get("/login/otp?lang=en"), http.StatusOK, "Verify it&#39;s you")
+}
+
+// A User-Agent PostgreSQL cannot store must not cost the audit event: a
+// guesser could otherwise hide its failed logins from the trail.
+func TestAuditKeepsEventsOfHostileUserAgents(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, flavor string) {
+		e := newEnv(t, flavor, nil)
+		e.createUser("rin", "s3cret-pass")
+		e.expect(e.get("/login?authRequestID="+e.authRequest(nil)), http.StatusOK)
+		ua := "evil\xff\xfe\t" + strings.Repeat("x", 4000)
+		e.expect(e.post("/login", url.Values{"loginID": {"rin"}, "password": {"wrong-pass"}}, "User-Agent", ua), http.StatusUnauthorized)
+		var got *storage.AuditEvent
+		for _, ev := range e.audit() {
+			if ev.Type == "login.failure" {
+				got = &ev
+			}
+		}
+		if got == nil {
+			t.Fatal("the failed login left no audit event")
+		}
+		if !strings.HasPrefix(got.UserAgent, "evil") || len(got.UserAgent) > maxAuditUserAgent || !utf8.ValidString(got.UserAgent) {
+			t.Errorf("audited user agent = %.80q (%d bytes)", got.UserAgent, len(got.UserAgent))
+		}
+	})
 }

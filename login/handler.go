@@ -18,6 +18,7 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/gorilla/mux"
 
@@ -319,7 +320,7 @@ func (h *Handler) audit(r *http.Request, typ, userID string, detail map[string]s
 	}
 	e := &storage.AuditEvent{
 		Time: h.now(), Type: typ, Actor: actor, UserID: userID,
-		IP: h.clientIP(r), UserAgent: r.UserAgent(), Detail: detail,
+		IP: h.clientIP(r), UserAgent: auditableText(r.UserAgent(), maxAuditUserAgent), Detail: detail,
 	}
 	// The structured log carries the same facts, so an operator can follow
 	// events without database access and a failed append is not silent.
@@ -328,6 +329,26 @@ func (h *Handler) audit(r *http.Request, typ, userID string, detail map[string]s
 	if err := h.store.AppendAudit(r.Context(), e); err != nil {
 		h.log.ErrorContext(r.Context(), "appending audit event", "type", typ, "err", err)
 	}
+}
+
+const maxAuditUserAgent = 512
+
+// auditableText makes a client-chosen header storable. Bytes PostgreSQL
+// refuses (invalid UTF-8, NUL) would make AppendAudit fail, and a client
+// could then hide its own failed logins from the trail with a crafted
+// User-Agent.
+func auditableText(s string, maxBytes int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	s = strings.Map(func(c rune) rune {
+		if unicode.IsControl(c) {
+			return '\uFFFD'
+		}
+		return c
+	}, s)
+	if len(s) > maxBytes {
+		s = strings.ToValidUTF8(s[:maxBytes], "")
+	}
+	return s
 }
 
 // clientIP is the address the audit trail and throttles use. Behind a load
