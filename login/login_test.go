@@ -193,7 +193,7 @@ func TestF1UpToS5AndSkip(t *testing.T) {
 			t.Errorf("body does not state the validity:\n%s", m.Body)
 		}
 		e.expect(e.get("/login/otp?sent=1"), http.StatusOK, "ご本人確認",
-			"ご登録の下記メールアドレス宛に届いたワンタイムパスワードを入力してください。", "m***@e***.com", "コードの入力", "続ける", "再送信")
+			"ご登録の下記メールアドレス宛に届いたワンタイムパスワードを入力してください。", "m***@e***.com", "コードの入力", "続ける", "メールアドレスが間違っていますか?", "再送信")
 		f, err := e.store.LoginFlowByID(context.Background(), storage.HashSecret(e.cookie(flowCookie)))
 		if err != nil {
 			t.Fatal(err)
@@ -203,7 +203,8 @@ func TestF1UpToS5AndSkip(t *testing.T) {
 		}
 		e.expectRedirect(e.post("/login/otp", url.Values{"code": {code}}), "/login/passkey/create")
 		e.expect(e.get("/login/passkey/create"), http.StatusOK, "このデバイス上でコムストックローン用にパスキーを作成",
-			"パスキーを作成", "パスキー作成なしでログイン", "パスワードを覚えておく必要がありません")
+			"パスキーを作成", "パスキー作成なしでログイン", "パスワードを覚えておく必要がありません",
+			"パスキーでは、ログインに指紋や顔認証が使用できます。", "パスキーはフィッシングに対する最先端のセキュリティを提供します。")
 		// Reused: the code was single use and the flow has moved on.
 		r := e.post("/login/otp", url.Values{"code": {code}})
 		if r.status < 400 || r.status >= 500 {
