@@ -90,6 +90,15 @@ var badInputStates = []struct {
 		u := e.createUser(fmt.Sprintf("bad%d", n), "s3cret-pass")
 		e.startF1(u, "s3cret-pass")
 	}},
+	{"flow at S5", func(e *env, n int) {
+		u := e.createUser(fmt.Sprintf("s5-%d", n), "s3cret-pass")
+		e.expectRedirect(e.post(pathOTP, url.Values{"code": {e.startF1(u, "s3cret-pass")}}), pathCreate)
+	}},
+	{"signed in by password + OTP", func(e *env, n int) {
+		u := e.createUser(fmt.Sprintf("otp-%d", n), "s3cret-pass")
+		e.expectRedirect(e.post(pathOTP, url.Values{"code": {e.startF1(u, "s3cret-pass")}}), pathCreate)
+		e.expectRedirect(e.post(pathCreateSkip, nil), "/cb")
+	}},
 	{"flow at S7", func(e *env, n int) {
 		e.createUser(fmt.Sprintf("tmp%d", n), "temp-pass-1", temporary)
 		e.expect(e.get("/login?authRequestID="+e.authRequest(nil)), http.StatusOK)
