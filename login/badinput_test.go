@@ -256,3 +256,26 @@ func TestAuditKeepsEventsOfHostileUserAgents(t *testing.T) {
 		}
 	})
 }
+
+// Behind a proxy the last X-Forwarded-For entry is the client address; an
+// entry that is no address (a proxy passing a forged header through) is
+// ignored rather than stored as a throttle key.
+func TestForwardedForMustBeAnAddress(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, flavor string) {
+		e := newEnv(t, flavor, func(c *Config) { c.TrustProxyHeaders = true })
+		e.createUser("yui", "s3cret-pass")
+		e.expect(e.get("/login?authRequestID="+e.authRequest(nil)), http.StatusOK)
+		wrong := url.Values{"loginID": {"yui"}, "password": {"wrong-pass"}}
+		e.expect(e.post("/login", wrong, "X-Forwarded-For", "198.51.100.1, 203.0.113.9"), http.StatusUnauthorized)
+		e.expect(e.post("/login", wrong, "X-Forwarded-For", "\xff' OR 1=1"), http.StatusUnauthorized)
+		var ips []string
+		for _, ev := range e.audit() {
+			if ev.Type == "login.failure" {
+				ips = append(ips, ev.IP)
+			}
+		}
+		if len(ips) != 2 || ips[0] != "203.0.113.9" || ips[1] != "127.0.0.1" {
+			t.Errorf("audited addresses = %q, want the proxy's entry, then the peer", ips)
+		}
+	})
+}

@@ -361,8 +361,11 @@ func (h *Handler) clientIP(r *http.Request) string {
 			if i := strings.LastIndexByte(last, ','); i >= 0 {
 				last = last[i+1:]
 			}
-			if ip := strings.TrimSpace(last); ip != "" {
-				return ip
+			// Only an address: a misconfigured proxy passing the client's
+			// header through must not put arbitrary text into throttle
+			// keys and the audit trail.
+			if ip := net.ParseIP(strings.TrimSpace(last)); ip != nil {
+				return ip.String()
 			}
 		}
 	}
