@@ -491,12 +491,7 @@ func (h *Handler) accountStepUpOptions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	opts, err := h.passkeys.BeginLogin(r.Context(), s.ID, false)
-	if err != nil {
-		h.passkeyError(w, r, "begin step-up", err)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	_, _ = w.Write(opts)
+	h.writeOptions(w, r, "begin step-up", opts, err)
 }
 
 // accountStepUpFinish checks the assertion is the session user's own and
@@ -597,12 +592,7 @@ func (h *Handler) accountRegisterOptions(w http.ResponseWriter, r *http.Request)
 		return
 	}
 	opts, err := h.passkeys.BeginRegistration(r.Context(), user, s.ID)
-	if err != nil {
-		h.passkeyError(w, r, "begin S8 registration", err)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	_, _ = w.Write(opts)
+	h.writeOptions(w, r, "begin S8 registration", opts, err)
 }
 
 func (h *Handler) accountRegisterFinish(w http.ResponseWriter, r *http.Request) {

@@ -126,8 +126,14 @@ func (h *Handler) passkeyLoginOptions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	opts, err := h.passkeys.BeginLogin(r.Context(), f.ID, r.URL.Query().Get("mediation") == "conditional")
+	h.writeOptions(w, r, "begin login", opts, err)
+}
+
+// writeOptions answers a Begin* call: its options JSON as is, or the
+// ceremony error.
+func (h *Handler) writeOptions(w http.ResponseWriter, r *http.Request, op string, opts json.RawMessage, err error) {
 	if err != nil {
-		h.passkeyError(w, r, "begin login", err)
+		h.passkeyError(w, r, op, err)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
@@ -272,12 +278,7 @@ func (h *Handler) passkeyRegisterOptions(w http.ResponseWriter, r *http.Request)
 		}
 	}
 	opts, err := h.passkeys.BeginRegistration(r.Context(), e.user, e.flow.ID)
-	if err != nil {
-		h.passkeyError(w, r, "begin registration", err)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	_, _ = w.Write(opts)
+	h.writeOptions(w, r, "begin registration", opts, err)
 }
 
 func (h *Handler) passkeyRegisterFinish(w http.ResponseWriter, r *http.Request) {
