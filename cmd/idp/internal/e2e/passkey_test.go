@@ -154,25 +154,30 @@ func TestConditionalUIAutofillLogin(t *testing.T) {
 	}
 }
 
+// pcWithPhonePasskey sets up F3: the demo user's phone enrolled a synced
+// passkey earlier, and a PC without one reaches it by QR code (a hybrid
+// authenticator holding the phone's passkey, returned as viaQR).
+func pcWithPhonePasskey(t *testing.T, st *devstack.Stack) (pc *browser, viaQR authenticator) {
+	t.Helper()
+	phone := newBrowser(t)
+	phone.withoutConditionalUI()
+	phoneAuth := phone.addAuthenticator(cdpwebauthn.AuthenticatorTransportInternal, true)
+	enrolDemoPasskey(phone, st)
+
+	pc = newBrowser(t)
+	pc.withoutConditionalUI()
+	viaQR = pc.addAuthenticator(cdpwebauthn.AuthenticatorTransportHybrid, true)
+	for _, c := range phone.credentials(phoneAuth) {
+		pc.addCredential(viaQR, c)
+	}
+	return pc, viaQR
+}
+
 func TestCrossDeviceLoginOffersLocalPasskey(t *testing.T) {
 	storagetest.Each(t, func(t *testing.T, flavor string) {
 		st := startStack(t, flavor)
 
-		// The customer's phone enrolled a passkey earlier.
-		phone := newBrowser(t)
-		phone.withoutConditionalUI()
-		phoneAuth := phone.addAuthenticator(cdpwebauthn.AuthenticatorTransportInternal, true)
-		enrolDemoPasskey(phone, st)
-		passkeys := phone.credentials(phoneAuth)
-
-		// F3: on a PC without a passkey, the phone signs by QR code (a
-		// hybrid authenticator holding the phone's passkey).
-		pc := newBrowser(t)
-		pc.withoutConditionalUI()
-		viaQR := pc.addAuthenticator(cdpwebauthn.AuthenticatorTransportHybrid, true)
-		for _, c := range passkeys {
-			pc.addCredential(viaQR, c)
-		}
+		pc, viaQR := pcWithPhonePasskey(t, st)
 		passkeyButtonLogin(pc, st)
 		pc.waitPath("/login/passkey/create")
 		if body := pc.eval("document.body.innerText"); !strings.Contains(body, "このデバイスでクイックにサインイン") {
@@ -208,17 +213,7 @@ func TestCrossDeviceLoginOffersLocalPasskey(t *testing.T) {
 
 func TestCrossDeviceLoginWithoutCreatingPasskey(t *testing.T) {
 	st := startStack(t, "sqlite")
-	phone := newBrowser(t)
-	phone.withoutConditionalUI()
-	phoneAuth := phone.addAuthenticator(cdpwebauthn.AuthenticatorTransportInternal, true)
-	enrolDemoPasskey(phone, st)
-
-	pc := newBrowser(t)
-	pc.withoutConditionalUI()
-	viaQR := pc.addAuthenticator(cdpwebauthn.AuthenticatorTransportHybrid, true)
-	for _, c := range phone.credentials(phoneAuth) {
-		pc.addCredential(viaQR, c)
-	}
+	pc, _ := pcWithPhonePasskey(t, st)
 	passkeyButtonLogin(pc, st)
 	pc.waitPath("/login/passkey/create")
 	pc.submit(`form[action="/login/passkey/create/skip"] button[type=submit]`)
