@@ -583,6 +583,11 @@ func TestHelpPageNamesTheConfiguredOTPMail(t *testing.T) {
 	if strings.Contains(r.body, "jsfnet.com") || strings.Contains(r.body, "%!") {
 		t.Errorf("help page names the default sender or has a bad verb:\n%s", r.body)
 	}
+	r = e.get("/help?lang=en")
+	e.expect(r, http.StatusOK, "from “otp@mail.example.jp” with the subject “ワンタイムパスワード”", "allow the domain “@mail.example.jp”")
+	if strings.Contains(r.body, "%!") {
+		t.Errorf("English help page has a bad verb:\n%s", r.body)
+	}
 }
 
 func TestLanguageChoice(t *testing.T) {
