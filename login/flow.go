@@ -170,9 +170,19 @@ func (h *Handler) flowAt(w http.ResponseWriter, r *http.Request, steps ...string
 // completeLogin finishes a flow: a new SSO session, the auth request marked
 // done at the OP, the flow deleted. It returns where to send the browser.
 // The session cookie is set only when everything else succeeded.
-func (h *Handler) completeLogin(w http.ResponseWriter, r *http.Request, f *storage.LoginFlow, user *storage.User, amr []string, acr string) (string, error) {
+// proof is how and when the flow's user authenticated: auth_time in the ID
+// token and the session's age (rule 4, S8) are this time, not the time a
+// later page (S5, say) completed the login.
+type proof struct {
+	amr []string
+	acr string
+	at  time.Time
+}
+
+func (h *Handler) completeLogin(w http.ResponseWriter, r *http.Request, f *storage.LoginFlow, user *storage.User, p proof) (string, error) {
 	ctx := r.Context()
 	now := h.now()
+	amr, acr := p.amr, p.acr
 	// Every way of finishing a login passes here, so this is where a client
 	// that demands a phishing-resistant login is protected from receiving
 	// anything else (e.g. a password + OTP enrolment that just created a
@@ -193,7 +203,7 @@ func (h *Handler) completeLogin(w http.ResponseWriter, r *http.Request, f *stora
 		return "", err
 	}
 	s := &storage.Session{
-		ID: storage.HashSecret(handle), UserID: user.ID, AuthTime: now, AMR: amr, ACR: acr,
+		ID: storage.HashSecret(handle), UserID: user.ID, AuthTime: p.at, AMR: amr, ACR: acr,
 		CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(h.cfg.SessionLifetime),
 	}
 	if err := h.store.CreateSession(ctx, s); err != nil {
@@ -203,7 +213,7 @@ func (h *Handler) completeLogin(w http.ResponseWriter, r *http.Request, f *stora
 	// account pages: it ends there, not at the OP.
 	redirect := accountURL(decodeFlowData(f).ReturnTo)
 	if f.AuthRequestID != "" {
-		redirect, err = h.op.Complete(ctx, f.AuthRequestID, user.ID, now, amr, acr)
+		redirect, err = h.op.Complete(ctx, f.AuthRequestID, user.ID, p.at, amr, acr)
 	}
 	if err != nil {
 		if derr := h.store.DeleteSession(ctx, s.ID); derr != nil {
@@ -240,8 +250,8 @@ const (
 )
 
 // finish is completeLogin for form posts: a 303 to the OP, or an error page.
-func (h *Handler) finish(w http.ResponseWriter, r *http.Request, f *storage.LoginFlow, user *storage.User, amr []string, acr string) {
-	redirect, err := h.completeLogin(w, r, f, user, amr, acr)
+func (h *Handler) finish(w http.ResponseWriter, r *http.Request, f *storage.LoginFlow, user *storage.User, p proof) {
+	redirect, err := h.completeLogin(w, r, f, user, p)
 	if errors.Is(err, errPasskeyRequired) {
 		http.Redirect(w, r, redirect, http.StatusSeeOther)
 		return

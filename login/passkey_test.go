@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -248,5 +249,58 @@ func TestUnknownPasskeyAnswersUnknownCredential(t *testing.T) {
 	e.expect(r, http.StatusUnauthorized, `"code":"unknown_credential"`, `"credentialId"`, `"rpId":"localhost"`)
 	if e.storedAuthRequest(ar).Done {
 		t.Fatal("deleted passkey signed in")
+	}
+}
+
+// auth_time is when the customer proved who they are, not when they left
+// S5: a client's max_age and S8's freshness checks depend on it.
+func TestAuthTimeIsTheProofNotTheS5Click(t *testing.T) {
+	t.Run("password + OTP, then skip", func(t *testing.T) {
+		e := newEnv(t, "sqlite", nil)
+		u := e.createUser("toki", "s3cret-pass")
+		code := e.startF1(u, "s3cret-pass")
+		verified := e.clock.Now()
+		e.expectRedirect(e.post(pathOTP, url.Values{"code": {code}}), pathCreate)
+		e.clock.Advance(10 * time.Minute)
+		ar := e.storedAuthRequest(e.currentFlowAuthRequest())
+		e.expectRedirect(e.post(pathCreateSkip, nil), "/cb?id="+ar.ID)
+		e.expectAuthTime(ar.ID, verified)
+	})
+	t.Run("cross-device passkey, then skip", func(t *testing.T) {
+		e := newPasskeyEnv(t, "sqlite")
+		u := e.createUser("haru", "s3cret-pass")
+		phone := e.enrol(u, "s3cret-pass")
+		e.logout()
+		ar := e.authRequest(nil)
+		e.get("/login?authRequestID=" + ar)
+		e.passkeyLogin(phone, "cross-platform")
+		verified := e.clock.Now()
+		e.clock.Advance(4 * time.Minute)
+		e.expectRedirect(e.post(pathCreateSkip, nil), "/cb?id="+ar)
+		e.expectAuthTime(ar, verified)
+	})
+}
+
+func (e *env) currentFlowAuthRequest() string {
+	e.t.Helper()
+	f, err := e.store.LoginFlowByID(context.Background(), storage.HashSecret(e.cookie(flowCookie)))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return f.AuthRequestID
+}
+
+// expectAuthTime checks the completed auth request and the new SSO session.
+func (e *env) expectAuthTime(authRequestID string, want time.Time) {
+	e.t.Helper()
+	if got := e.storedAuthRequest(authRequestID).AuthTime; got.Sub(want).Abs() > time.Millisecond {
+		e.t.Errorf("auth request auth_time = %v, want %v", got, want)
+	}
+	s, err := e.store.SessionByID(context.Background(), storage.HashSecret(e.cookie(sessionCookie)))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if s.AuthTime.Sub(want).Abs() > time.Millisecond {
+		e.t.Errorf("session auth time = %v, want %v", s.AuthTime, want)
 	}
 }

@@ -176,11 +176,11 @@ func (h *Handler) passkeyLoginFinish(w http.ResponseWriter, r *http.Request) {
 		h.writeJSON(w, http.StatusOK, map[string]string{"redirect": pathCreate})
 		return
 	}
-	h.jsonComplete(w, r, f, res.User, res.AMR, h.cfg.ACR.Passkey)
+	h.jsonComplete(w, r, f, res.User, proof{amr: res.AMR, acr: h.cfg.ACR.Passkey, at: h.now()})
 }
 
-func (h *Handler) jsonComplete(w http.ResponseWriter, r *http.Request, f *storage.LoginFlow, user *storage.User, amr []string, acr string) {
-	redirect, err := h.completeLogin(w, r, f, user, amr, acr)
+func (h *Handler) jsonComplete(w http.ResponseWriter, r *http.Request, f *storage.LoginFlow, user *storage.User, p proof) {
+	redirect, err := h.completeLogin(w, r, f, user, p)
 	if errors.Is(err, errPasskeyRequired) {
 		h.writeJSON(w, http.StatusOK, map[string]string{"redirect": redirect})
 		return
@@ -198,29 +198,31 @@ func (h *Handler) jsonComplete(w http.ResponseWriter, r *http.Request, f *storag
 }
 
 // enrolment is what the S5 endpoints need once rule 4 is checked: the
-// flow's user, the methods the completed login will carry, and whether the
+// flow's user, the proof the completed login will carry, and whether the
 // new passkey must be the user's first (rule 1).
 type enrolment struct {
 	flow        *storage.LoginFlow
 	user        *storage.User
-	amr         []string
-	acr         string
+	proof       proof
 	onlyIfFirst bool
 }
 
-// authenticated says how the flow's user proved who they are and whether
-// that was recent enough to create a passkey (rule 4).
-func (h *Handler) authenticated(f *storage.LoginFlow) (amr []string, acr string, recent, ok bool) {
+// authenticated says how and when the flow's user proved who they are and
+// whether that was recent enough to create a passkey (rule 4).
+func (h *Handler) authenticated(f *storage.LoginFlow) (p proof, recent, ok bool) {
 	now := h.now()
 	switch {
 	case f.PasskeyVerifiedAt != nil:
-		d := decodeFlowData(f)
-		return d.PasskeyAMR, h.cfg.ACR.Passkey, within(f.PasskeyVerifiedAt, now, h.cfg.RecentAuth), true
+		p = proof{amr: decodeFlowData(f).PasskeyAMR, acr: h.cfg.ACR.Passkey, at: *f.PasskeyVerifiedAt}
+		return p, within(f.PasskeyVerifiedAt, now, h.cfg.RecentAuth), true
 	case f.PasswordVerifiedAt != nil && f.OTPVerifiedAt != nil:
+		// The login is complete with its second factor; the password
+		// came first.
+		p = proof{amr: []string{"pwd", "otp", "mfa"}, acr: h.cfg.ACR.PasswordOTP, at: *f.OTPVerifiedAt}
 		recent = within(f.PasswordVerifiedAt, now, h.cfg.RecentAuth) && within(f.OTPVerifiedAt, now, h.cfg.RecentAuth)
-		return []string{"pwd", "otp", "mfa"}, h.cfg.ACR.PasswordOTP, recent, true
+		return p, recent, true
 	}
-	return nil, "", false, false
+	return proof{}, false, false
 }
 
 func (h *Handler) enrolmentFlow(w http.ResponseWriter, r *http.Request) *enrolment {
@@ -232,7 +234,7 @@ func (h *Handler) enrolmentFlow(w http.ResponseWriter, r *http.Request) *enrolme
 		h.jsonFail(w, r, http.StatusBadRequest, "wrong_step", "err.flow_expired")
 		return nil
 	}
-	amr, acr, recent, ok := h.authenticated(f)
+	p, recent, ok := h.authenticated(f)
 	if !ok || !recent {
 		h.jsonFail(w, r, http.StatusForbidden, "reauthenticate", "err.recent_auth")
 		return nil
@@ -257,7 +259,7 @@ func (h *Handler) enrolmentFlow(w http.ResponseWriter, r *http.Request) *enrolme
 	}
 	// Password + OTP may only create the first passkey: a phished password
 	// and code must never add one to an account that has one.
-	return &enrolment{flow: f, user: user, amr: amr, acr: acr, onlyIfFirst: f.PasskeyVerifiedAt == nil}
+	return &enrolment{flow: f, user: user, proof: p, onlyIfFirst: f.PasskeyVerifiedAt == nil}
 }
 
 func (h *Handler) passkeyRegisterOptions(w http.ResponseWriter, r *http.Request) {
@@ -296,7 +298,7 @@ func (h *Handler) passkeyRegisterFinish(w http.ResponseWriter, r *http.Request) 
 		return
 	}
 	h.passkeyAdded(r, e.user, cred)
-	h.jsonComplete(w, r, e.flow, e.user, e.amr, e.acr)
+	h.jsonComplete(w, r, e.flow, e.user, e.proof)
 }
 
 // getCreate is S5.
@@ -317,7 +319,7 @@ func (h *Handler) postCreateSkip(w http.ResponseWriter, r *http.Request) {
 	if f == nil {
 		return
 	}
-	amr, acr, _, ok := h.authenticated(f)
+	p, _, ok := h.authenticated(f)
 	if !ok {
 		h.log.WarnContext(r.Context(), "S5 skip on a flow without proven factors")
 		h.renderError(w, r, http.StatusBadRequest, "err.flow_expired", loginURL(f.AuthRequestID))
@@ -331,5 +333,5 @@ func (h *Handler) postCreateSkip(w http.ResponseWriter, r *http.Request) {
 		h.renderError(w, r, http.StatusForbidden, "err.locked", "")
 		return
 	}
-	h.finish(w, r, f, user, amr, acr)
+	h.finish(w, r, f, user, p)
 }

@@ -207,7 +207,7 @@ func (h *Handler) postLogin(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, pathChangePassword, http.StatusSeeOther)
 		return
 	}
-	h.finish(w, r, f, user, []string{"pwd"}, h.cfg.ACR.Password)
+	h.finish(w, r, f, user, proof{amr: []string{"pwd"}, acr: h.cfg.ACR.Password, at: now})
 }
 
 // conflictOrInternal answers a failed flow write.
@@ -422,5 +422,6 @@ func (h *Handler) postChangePassword(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.audit(r, "password.changed", user.ID, map[string]string{"from": "temporary"})
-	h.finish(w, r, f, user, []string{"pwd"}, h.cfg.ACR.Password)
+	// The current password was typed again on S7, so the login is now.
+	h.finish(w, r, f, user, proof{amr: []string{"pwd"}, acr: h.cfg.ACR.Password, at: h.now()})
 }
