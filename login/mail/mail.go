@@ -53,10 +53,17 @@ func (s *SMTPSender) Send(ctx context.Context, m Message) error {
 	if _, err := mail.ParseAddress(m.To); err != nil {
 		return fmt.Errorf("mail: bad recipient: %w", err)
 	}
-	if _, err := mail.ParseAddress(s.From); err != nil {
+	from, err := mail.ParseAddress(s.From)
+	if err != nil {
 		return fmt.Errorf("mail: bad sender: %w", err)
 	}
-	raw, err := Compose(s.From, m, time.Now())
+	// The header keeps a display name (encoded when it is Japanese); the
+	// envelope takes the bare address, or relays refuse MAIL FROM.
+	header := from.Address
+	if from.Name != "" {
+		header = from.String()
+	}
+	raw, err := Compose(header, m, time.Now())
 	if err != nil {
 		return err
 	}
@@ -70,7 +77,7 @@ func (s *SMTPSender) Send(ctx context.Context, m Message) error {
 			return fmt.Errorf("mail: smtp auth: %w", err)
 		}
 	}
-	if err := c.SendMail(s.From, []string{m.To}, bytes.NewReader(raw)); err != nil {
+	if err := c.SendMail(from.Address, []string{m.To}, bytes.NewReader(raw)); err != nil {
 		return fmt.Errorf("mail: smtp send to %s:%d: %w", s.Host, s.Port, err)
 	}
 	if err := c.Quit(); err != nil {

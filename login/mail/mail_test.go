@@ -4,7 +4,9 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"mime"
 	"net"
+	netmail "net/mail"
 	"strconv"
 	"strings"
 	"testing"
@@ -59,6 +61,35 @@ func TestSendThroughSinkDecodesJapanese(t *testing.T) {
 		if len(line) > 998 {
 			t.Error("line longer than RFC 5322 allows")
 		}
+	}
+}
+
+// A configured sender with a display name: the relay sees the bare
+// address as MAIL FROM, the customer sees the name.
+func TestSendWithDisplayNameSender(t *testing.T) {
+	sink, err := mailsink.Start(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	host, port, _ := net.SplitHostPort(sink.Addr())
+	p, _ := strconv.Atoi(port)
+	s := &mail.SMTPSender{Host: host, Port: p, TLS: mail.TLSNone, From: "コムストックローン <info@jsfnet.com>", Timeout: 5 * time.Second}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.Send(ctx, mail.Message{To: "taro@example.com", Subject: "s", Body: "b"}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := sink.WaitFor(ctx, "taro@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.From != "info@jsfnet.com" {
+		t.Errorf("envelope sender = %q, want the bare address", m.From)
+	}
+	got, err := (&netmail.AddressParser{WordDecoder: &mime.WordDecoder{}}).Parse(m.Header.Get("From"))
+	if err != nil || got.Name != "コムストックローン" || got.Address != "info@jsfnet.com" {
+		t.Errorf("From header = %q (%v, %v)", m.Header.Get("From"), got, err)
 	}
 }
 
