@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/google/uuid"
@@ -81,6 +83,25 @@ func (s *opStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest
 	scopes := slices.DeleteFunc(slices.Clone(req.Scopes), func(sc string) bool { return !c.IsScopeAllowed(sc) })
 	if !slices.Contains(scopes, oidc.ScopeOpenID) {
 		return nil, oidc.ErrInvalidScope().WithDescription("the openid scope is required")
+	}
+	// What the client sends is stored and echoed back: text PostgreSQL
+	// cannot store (NUL, invalid UTF-8) or absurd lengths are the client's
+	// error, not ours.
+	for name, v := range map[string]string{
+		"state": req.State, "nonce": req.Nonce, "login_hint": req.LoginHint, "code_challenge": req.CodeChallenge,
+	} {
+		if !storableParam(v) {
+			s.log.InfoContext(ctx, "authorize: unstorable parameter", "client_id", req.ClientID, "param", name)
+			return nil, oidc.ErrInvalidRequest().WithDescription("%s must be valid UTF-8 text of at most 2048 bytes", name)
+		}
+	}
+	for _, list := range [][]string{scopes, req.Prompt, req.ACRValues} {
+		for _, v := range list {
+			if !storableParam(v) {
+				s.log.InfoContext(ctx, "authorize: unstorable list parameter", "client_id", req.ClientID)
+				return nil, oidc.ErrInvalidRequest().WithDescription("parameters must be valid UTF-8 text")
+			}
+		}
 	}
 	now := s.now()
 	ar := &storage.AuthRequest{
@@ -545,4 +566,9 @@ func (s *opStorage) Health(ctx context.Context) error {
 		return fmt.Errorf("store ping: %w", err)
 	}
 	return nil
+}
+
+// storableParam: valid UTF-8 without NUL, at most 2 KiB.
+func storableParam(v string) bool {
+	return len(v) <= 2048 && utf8.ValidString(v) && !strings.ContainsRune(v, 0)
 }

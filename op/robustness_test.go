@@ -141,3 +141,31 @@ func TestCORS(t *testing.T) {
 		}
 	})
 }
+
+// Parameters PostgreSQL cannot store (NUL, invalid UTF-8) or absurdly long
+// ones are the client's error: invalid_request back at its redirect URI,
+// never server_error.
+func TestUnstorableAuthorizeParameters(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, flavor string) {
+		e := newEnv(t, flavor, nil)
+		for name, mutate := range map[string]func(url.Values){
+			"NUL in nonce":          func(v url.Values) { v.Set("nonce", "a\x00b") },
+			"invalid UTF-8 hint":    func(v url.Values) { v.Set("login_hint", "\xff\xfe") },
+			"huge nonce":            func(v url.Values) { v.Set("nonce", strings.Repeat("n", 4096)) },
+			"NUL in acr_values":     func(v url.Values) { v.Set("acr_values", "phr \x00") },
+			"invalid UTF-8 in code": func(v url.Values) { v.Set("code_challenge", "\xff"+newPKCE().challenge) },
+		} {
+			params := authParams(webClientID, webRedirect, "openid", newPKCE())
+			mutate(params)
+			resp := e.get(e.authorizeURL(params))
+			resp.Body.Close()
+			loc, err := resp.Location()
+			if resp.StatusCode != http.StatusFound || err != nil {
+				t.Fatalf("%s: status %d", name, resp.StatusCode)
+			}
+			if got := loc.Query().Get("error"); got != "invalid_request" {
+				t.Errorf("%s: error=%q, want invalid_request (%s)", name, got, loc)
+			}
+		}
+	})
+}
