@@ -16,7 +16,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	zop "github.com/zitadel/oidc/v3/pkg/op"
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/comstockloan/idp/storage"
 )
@@ -511,7 +510,7 @@ func (s *opStorage) AuthorizeClientIDSecret(ctx context.Context, id, secret stri
 	if err != nil {
 		return err
 	}
-	if c.cfg.Public || bcrypt.CompareHashAndPassword([]byte(c.cfg.SecretHash), []byte(secret)) != nil {
+	if !c.secretMatches(secret) {
 		s.log.InfoContext(ctx, "client authentication failed", "client_id", id)
 		return oidc.ErrInvalidClient().WithDescription("client authentication failed")
 	}
