@@ -39,6 +39,9 @@ type Options struct {
 	// FastHashes lowers the argon2id cost below the production minimum, for
 	// tests only.
 	FastHashes bool
+	// ExtraClients are registered beside the demo RP (tests play a second
+	// relying party with them).
+	ExtraClients []config.Client
 }
 
 // DemoUser is a seeded account.
@@ -126,6 +129,7 @@ func Start(ctx context.Context, opts Options, logger *slog.Logger) (*Stack, erro
 			PostLogoutRedirectURIs: []string{rpURL + "/"},
 		}},
 	}
+	cfg.Clients = append(cfg.Clients, opts.ExtraClients...)
 	cfg.Defaults()
 	// Keys rotate daily in development so the rotation path gets exercised.
 	cfg.Keys.RotationPeriod = 24 * time.Hour

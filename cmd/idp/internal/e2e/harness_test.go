@@ -20,6 +20,7 @@ import (
 	"github.com/chromedp/cdproto/webauthn"
 	"github.com/chromedp/chromedp"
 
+	"github.com/comstockloan/idp/cmd/idp/internal/config"
 	"github.com/comstockloan/idp/cmd/idp/internal/devstack"
 	"github.com/comstockloan/idp/storage/storagetest"
 )
@@ -265,18 +266,19 @@ func (b *browser) addCredential(a authenticator, c *webauthn.Credential) {
 }
 
 // stack is the dev stack under test, on one storage flavour.
-func startStack(t *testing.T, flavor string) *devstack.Stack {
+func startStack(t *testing.T, flavor string, extraClients ...config.Client) *devstack.Stack {
 	t.Helper()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	st, err := devstack.Start(context.Background(), devstack.Options{
-		DataDir:    t.TempDir(),
-		Database:   storagetest.DSN(t, flavor),
-		IdPAddr:    "127.0.0.1:0",
-		RPAddr:     "127.0.0.1:0",
-		FastHashes: true,
+		DataDir:      t.TempDir(),
+		Database:     storagetest.DSN(t, flavor),
+		IdPAddr:      "127.0.0.1:0",
+		RPAddr:       "127.0.0.1:0",
+		FastHashes:   true,
+		ExtraClients: extraClients,
 	}, logger)
 	if err != nil {
 		t.Fatalf("start dev stack: %v", err)

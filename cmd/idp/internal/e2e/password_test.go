@@ -1,11 +1,17 @@
 package e2e
 
 import (
+	"log/slog"
+	"net"
+	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/comstockloan/idp/cmd/idp/internal/config"
+	"github.com/comstockloan/idp/cmd/idp/internal/demorp"
 	"github.com/comstockloan/idp/cmd/idp/internal/devstack"
 	"github.com/comstockloan/idp/storage/storagetest"
 )
@@ -156,5 +162,45 @@ func TestUnregisteredRedirectURIIsNotFollowed(t *testing.T) {
 	b.navigate(st.IdPURL + "/authorize?" + q.Encode())
 	if loc := b.eval("location.href"); !strings.HasPrefix(loc, st.IdPURL) {
 		t.Fatalf("browser was sent to %s", loc)
+	}
+}
+
+// Single sign-on across relying parties: after signing in at the loan
+// website, a second RP's login completes without the form, for the same
+// user with the same auth_time.
+func TestSSOAcrossRelyingParties(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	secondURL := "http://localhost:" + strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	st := startStack(t, "sqlite", config.Client{
+		ID: "second-rp", Name: "セカンドサイト", Public: true,
+		RedirectURIs: []string{secondURL + "/callback"}, PostLogoutRedirectURIs: []string{secondURL + "/"},
+		Scopes: []string{"openid", "profile"},
+	})
+	second, err := demorp.New(t.Context(), demorp.Config{Issuer: st.IdPURL, ClientID: "second-rp", BaseURL: secondURL}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: second.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+
+	b := newBrowser(t)
+	passwordLogin(b, st, "/login", "demo", "demo-pass-2026")
+	b.waitFor(signedIn)
+	sub, authTime := claim(b, "sub"), claim(b, "auth_time")
+
+	b.navigate(secondURL + "/login")
+	b.waitFor(signedIn)
+	if !strings.HasPrefix(b.eval("location.href"), secondURL) {
+		t.Fatalf("not at the second RP: %s", b.eval("location.href"))
+	}
+	if got := claim(b, "sub"); got != sub {
+		t.Errorf("second RP sub = %q, want %q", got, sub)
+	}
+	if got := claim(b, "auth_time"); got != authTime {
+		t.Errorf("second RP auth_time = %q, want the first login's %q", got, authTime)
 	}
 }
