@@ -120,9 +120,6 @@ func build(ctx context.Context, cfg *config.Config, store *sqlstore.Store, logge
 	}, nil
 }
 
-// Handler is the whole IdP as one http.Handler.
-func (s *Server) Handler() http.Handler { return s.handler }
-
 // Serve serves on l until ctx ends, then shuts down gracefully. It also runs
 // the housekeeping loops (expired rows, key rotation) every replica may run:
 // both are safe to run concurrently against one database.
