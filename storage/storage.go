@@ -329,6 +329,16 @@ type Store interface {
 	// are swept by DeleteExpired, so no limit may look further back.
 	RecordRateEvent(ctx context.Context, kind, key string, at time.Time) error
 	CountRateEvents(ctx context.Context, kind, key string, since time.Time) (int, error)
+	// ReserveRateEvent records one event of kind for key at at, but only
+	// while fewer than limit such events lie at or after since; the count
+	// and the insert are one step for every replica, so N concurrent
+	// callers never take more than limit slots (check-then-act would). ok
+	// false means the limit is reached and nothing was written. A limit is
+	// spent before the guarded work runs; ReleaseRateEvent with the
+	// returned id gives the slot back when the attempt must not count
+	// after all (a right password).
+	ReserveRateEvent(ctx context.Context, kind, key string, at, since time.Time, limit int) (id string, ok bool, err error)
+	ReleaseRateEvent(ctx context.Context, kind, key, id string) error
 
 	// WebAuthn ceremonies
 	SaveWebAuthnSession(ctx context.Context, s *WebAuthnSession) error

@@ -38,6 +38,8 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"LoginFlowConcurrentUpdate", func(t *testing.T, s storage.Store) { testLoginFlowConcurrentUpdate(t, s, s) }},
 		{"RateEvents", testRateEvents},
 		{"RateEventsConcurrent", testRateEventsConcurrent},
+		{"RateReservations", testRateReservations},
+		{"RateReservationsConcurrent", func(t *testing.T, s storage.Store) { testRateReservationsConcurrent(t, s, s) }},
 		{"WebAuthnSessions", testWebAuthnSessions},
 		{"Credentials", testCredentials},
 		{"CredentialOnlyIfFirstConcurrent", func(t *testing.T, s storage.Store) { testCredentialOnlyIfFirstConcurrent(t, s, s) }},
@@ -65,6 +67,7 @@ func RunReplicas(t *testing.T, newPair func(t *testing.T) (storage.Store, storag
 		{"LoginFlowConcurrentUpdate", testLoginFlowConcurrentUpdate},
 		{"CredentialOnlyIfFirstConcurrent", testCredentialOnlyIfFirstConcurrent},
 		{"AuditConcurrent", testAuditConcurrent},
+		{"RateReservationsConcurrent", testRateReservationsConcurrent},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -856,6 +859,95 @@ func testRateEventsConcurrent(t *testing.T, s storage.Store) {
 	must(t, "count", err)
 	if got != writers {
 		t.Fatalf("counted %d of %d concurrent events", got, writers)
+	}
+}
+
+func testRateReservations(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	n := now()
+	since := n.Add(-15 * time.Minute)
+	must(t, "old event", s.RecordRateEvent(ctx, "login_failure", "login:taro", n.Add(-time.Hour)))
+	must(t, "recorded event", s.RecordRateEvent(ctx, "login_failure", "login:taro", n.Add(-time.Minute)))
+	var ids []string
+	for i := range 2 {
+		id, ok, err := s.ReserveRateEvent(ctx, "login_failure", "login:taro", n, since, 3)
+		must(t, fmt.Sprintf("reserve %d", i), err)
+		if !ok || id == "" {
+			t.Fatalf("reserve %d under the limit: ok %v, id %q", i, ok, id)
+		}
+		ids = append(ids, id)
+	}
+	// The recorded event and two reservations fill the limit of 3; the
+	// event older than since does not count.
+	if id, ok, err := s.ReserveRateEvent(ctx, "login_failure", "login:taro", n, since, 3); err != nil || ok || id != "" {
+		t.Fatalf("reserve over the limit: id %q, ok %v, err %v; want refused", id, ok, err)
+	}
+	if c, err := s.CountRateEvents(ctx, "login_failure", "login:taro", since); err != nil || c != 3 {
+		t.Fatalf("count after a refused reservation: %d, %v; want 3 (nothing written)", c, err)
+	}
+	// Other keys and kinds have their own limits.
+	if _, ok, err := s.ReserveRateEvent(ctx, "login_failure", "login:hanako", n, since, 3); err != nil || !ok {
+		t.Fatalf("reserve for another key: ok %v, err %v", ok, err)
+	}
+	if _, ok, err := s.ReserveRateEvent(ctx, "client_failure", "login:taro", n, since, 3); err != nil || !ok {
+		t.Fatalf("reserve for another kind: ok %v, err %v", ok, err)
+	}
+	must(t, "release", s.ReleaseRateEvent(ctx, "login_failure", "login:taro", ids[0]))
+	must(t, "release twice", s.ReleaseRateEvent(ctx, "login_failure", "login:taro", ids[0]))
+	if c, err := s.CountRateEvents(ctx, "login_failure", "login:taro", since); err != nil || c != 2 {
+		t.Fatalf("count after release: %d, %v; want 2", c, err)
+	}
+	// A release names its own row: another key's id releases nothing.
+	must(t, "release under another key", s.ReleaseRateEvent(ctx, "login_failure", "login:hanako", ids[1]))
+	if c, err := s.CountRateEvents(ctx, "login_failure", "login:taro", since); err != nil || c != 2 {
+		t.Fatalf("count after a mismatched release: %d, %v; want 2", c, err)
+	}
+	if _, ok, err := s.ReserveRateEvent(ctx, "login_failure", "login:taro", n, since, 3); err != nil || !ok {
+		t.Fatalf("reserve after release: ok %v, err %v", ok, err)
+	}
+	for _, bad := range []struct {
+		kind, key string
+		limit     int
+	}{{"", "k", 1}, {"login_failure", "", 1}, {"login_failure", "k", 0}} {
+		if _, ok, err := s.ReserveRateEvent(ctx, bad.kind, bad.key, n, since, bad.limit); err == nil || ok {
+			t.Errorf("ReserveRateEvent(%q, %q, limit %d): ok %v, err %v; want an error", bad.kind, bad.key, bad.limit, ok, err)
+		}
+	}
+	if err := s.ReleaseRateEvent(ctx, "login_failure", "login:taro", ""); err == nil {
+		t.Error("ReleaseRateEvent with an empty id succeeded")
+	}
+}
+
+// 40 concurrent reservations against a limit of 10, split over two stores
+// (replicas) on one database: exactly 10 are granted. This is the race a
+// count followed by an insert loses.
+func testRateReservationsConcurrent(t *testing.T, a, b storage.Store) {
+	ctx := t.Context()
+	n := now()
+	const callers, limit = 40, 10
+	granted := make([]bool, callers)
+	for i, err := range parallel(callers, func(i int) error {
+		s := a
+		if i%2 == 1 {
+			s = b
+		}
+		_, ok, err := s.ReserveRateEvent(ctx, "login_failure", "login:taro", n, n.Add(-time.Minute), limit)
+		granted[i] = ok
+		return err
+	}) {
+		must(t, fmt.Sprintf("reserve %d", i), err)
+	}
+	got := 0
+	for _, ok := range granted {
+		if ok {
+			got++
+		}
+	}
+	if got != limit {
+		t.Fatalf("%d of %d concurrent reservations granted, want exactly %d", got, callers, limit)
+	}
+	if c, err := a.CountRateEvents(ctx, "login_failure", "login:taro", n.Add(-time.Minute)); err != nil || c != limit {
+		t.Fatalf("stored events: %d, %v; want %d", c, err, limit)
 	}
 }
 
