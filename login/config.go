@@ -50,6 +50,9 @@ type Config struct {
 	DevMailURL      string // development only: link to the mail sink on S4
 	// PasswordThrottle pauses password guessing.
 	PasswordThrottle PasswordThrottle
+	// PasswordHashing bounds the memory concurrent password hashes use;
+	// zero fields are sized from the machine (password.NewLimiter).
+	PasswordHashing password.LimiterConfig
 	// TrustProxyHeaders: the IdP runs behind a load balancer that appends
 	// the client address to X-Forwarded-For.
 	TrustProxyHeaders bool

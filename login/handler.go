@@ -98,6 +98,8 @@ type Handler struct {
 	csrf     *http.CrossOriginProtection
 	otpMail  templates.OTPMail
 	now      func() time.Time
+	// bcryptCost paces how often the verifier's bcrypt padding is re-read.
+	bcryptCost bcryptCostCache
 }
 
 // New checks the dependencies, applies Config defaults and parses the pages.
@@ -110,7 +112,7 @@ func New(cfg Config, deps Deps) (*Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("login: loading templates: %w", err)
 	}
-	verifier, err := password.NewVerifier(cfg.Password)
+	verifier, err := password.NewVerifier(cfg.Password, password.NewLimiter(cfg.PasswordHashing, cfg.Password))
 	if err != nil {
 		return nil, fmt.Errorf("login: password verifier: %w", err)
 	}

@@ -2,9 +2,9 @@ package login
 
 import (
 	"errors"
-	"fmt"
 	"net/http"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/comstockloan/idp/login/password"
@@ -25,54 +25,19 @@ func (h *Handler) parseForm(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
-// checkPassword looks the login ID up and verifies the password, spending
-// one hash verification whether or not the ID exists (SPEC rule 7). It
-// returns the user only when the password is right.
-func (h *Handler) checkPassword(r *http.Request, loginID, pw string) (*storage.User, error) {
-	ctx := r.Context()
-	if throttled, err := h.passwordThrottled(r, loginID); err != nil {
-		return nil, err
-	} else if throttled {
-		return nil, errTooManyAttempts
-	}
-	var user *storage.User
-	if loginID != "" && storableText(loginID, maxLoginIDLength) {
-		u, err := h.store.UserByLoginID(ctx, loginID)
-		switch {
-		case err == nil:
-			user = u
-		case !errors.Is(err, storage.ErrNotFound):
-			return nil, err
-		}
-	}
-	phc := ""
-	if user != nil {
-		phc = user.PasswordHash
-	}
-	ok, err := h.verifier.Verify(phc, pw)
-	if err != nil {
-		// A broken stored hash must not lock the page up: log, deny.
-		h.log.ErrorContext(ctx, "verifying password", "user", userIDOf(user), "err", err)
-		ok = false
-	}
-	if !ok || user == nil {
-		h.recordPasswordFailure(r, loginID)
-		h.audit(r, "login.failure", userIDOf(user), map[string]string{"method": methodPassword, "reason": "credentials"})
-		h.log.InfoContext(ctx, "wrong login ID or password", "path", r.URL.Path)
-		return nil, nil
-	}
-	return user, nil
-}
-
 // passwordUser is the part of S1's 「ログイン >」 and S3's
 // 「ID・パスワード認証」 they share: the throttle, the password (rule 7) and
 // the lock. Without a user it returns the status and catalogue key to show;
 // err is an infrastructure failure.
-func (h *Handler) passwordUser(r *http.Request, loginID, pw string) (user *storage.User, status int, key string, err error) {
+func (h *Handler) passwordUser(w http.ResponseWriter, r *http.Request, loginID, pw string) (user *storage.User, status int, key string, err error) {
 	user, err = h.checkPassword(r, loginID, pw)
 	switch {
 	case errors.Is(err, errTooManyAttempts):
+		retryAfter(w, h.cfg.PasswordThrottle.Window)
 		return nil, http.StatusTooManyRequests, "err.too_many_attempts", nil
+	case errors.Is(err, errHashBusy):
+		retryAfter(w, busyRetryAfter)
+		return nil, http.StatusTooManyRequests, "err.busy", nil
 	case err != nil:
 		return nil, 0, "", err
 	case user == nil:
@@ -85,58 +50,9 @@ func (h *Handler) passwordUser(r *http.Request, loginID, pw string) (user *stora
 	return user, 0, "", nil
 }
 
-// maxLoginIDLength bounds what is looked up and used as a throttle key;
-// longer (or unstorable) input is treated like an unknown ID.
-const maxLoginIDLength = 128
-
-// errTooManyAttempts: password guessing for this login ID or from this
-// address is paused (catalogue key err.too_many_attempts).
-var errTooManyAttempts = errors.New("too many failed password attempts")
-
-const rateLoginFailure = "login_failure"
-
-// passwordThrottled pauses password guessing per login ID (counted whether
-// or not the ID exists, so the pause reveals nothing: rule 7) and per client
-// address, over the configured window. Counts live in the store, so every
-// replica sees every failure.
-func (h *Handler) passwordThrottled(r *http.Request, loginID string) (bool, error) {
-	t := h.cfg.PasswordThrottle
-	since := h.now().Add(-t.Window)
-	for _, k := range []struct {
-		key string
-		max int
-	}{{throttleKeyLoginID(loginID), t.MaxPerLoginID}, {"ip:" + h.clientIP(r), t.MaxPerAddress}} {
-		n, err := h.store.CountRateEvents(r.Context(), rateLoginFailure, k.key, since)
-		if err != nil {
-			return false, fmt.Errorf("counting password failures: %w", err)
-		}
-		if n >= k.max {
-			h.log.WarnContext(r.Context(), "password attempts throttled", "key", k.key, "failures", n, "window", t.Window)
-			h.audit(r, "login.throttled", "", map[string]string{"key": k.key})
-			return true, nil
-		}
-	}
-	return false, nil
-}
-
-func (h *Handler) recordPasswordFailure(r *http.Request, loginID string) {
-	now := h.now()
-	for _, key := range []string{throttleKeyLoginID(loginID), "ip:" + h.clientIP(r)} {
-		if err := h.store.RecordRateEvent(r.Context(), rateLoginFailure, key, now); err != nil {
-			h.log.ErrorContext(r.Context(), "recording password failure", "key", key, "err", err)
-		}
-	}
-}
-
-// throttleKeyLoginID keys failures by login ID. Input that is no storable
-// login ID is keyed by its hash, so it is still counted, never refused by
-// the store.
-func throttleKeyLoginID(loginID string) string {
-	if !storableText(loginID, maxLoginIDLength) {
-		return "login-hash:" + storage.HashSecret(loginID)
-	}
-	return "login:" + loginID
-}
+// busyRetryAfter is what a 429 for full hashing capacity asks the browser
+// to wait: a spray passes in seconds or is throttled by then.
+const busyRetryAfter = 5 * time.Second
 
 func userIDOf(u *storage.User) string {
 	if u == nil {
@@ -148,6 +64,8 @@ func userIDOf(u *storage.User) string {
 // postLogin is F4: 「ログイン >」 with ID and password, for customers without
 // a passkey.
 func (h *Handler) postLogin(w http.ResponseWriter, r *http.Request) {
+	r, cancel := detach(r)
+	defer cancel()
 	ctx := r.Context()
 	if !h.parseForm(w, r) {
 		return
@@ -175,7 +93,7 @@ func (h *Handler) postLogin(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusBadRequest, "err.credentials")
 		return
 	}
-	user, status, key, err := h.passwordUser(r, loginID, pw)
+	user, status, key, err := h.passwordUser(w, r, loginID, pw)
 	if err != nil {
 		h.internalError(w, r, "password login", err)
 		return
@@ -293,6 +211,8 @@ func (h *Handler) renderPassword(w http.ResponseWriter, r *http.Request, status 
 
 // postPassword is S3's 「ID・パスワード認証」: rules 1, 2 and 7, then the OTP.
 func (h *Handler) postPassword(w http.ResponseWriter, r *http.Request) {
+	r, cancel := detach(r)
+	defer cancel()
 	ctx := r.Context()
 	if !h.parseForm(w, r) {
 		return
@@ -307,7 +227,7 @@ func (h *Handler) postPassword(w http.ResponseWriter, r *http.Request) {
 		h.renderPassword(w, r, http.StatusBadRequest, f, "err.password_required")
 		return
 	}
-	user, status, key, err := h.passwordUser(r, f.LoginID, pw)
+	user, status, key, err := h.passwordUser(w, r, f.LoginID, pw)
 	if err != nil {
 		h.internalError(w, r, "F1 password check", err)
 		return
@@ -366,6 +286,8 @@ const minPasswordLen = 8
 // postChangePassword replaces the temporary password, then completes the
 // login the temporary password began.
 func (h *Handler) postChangePassword(w http.ResponseWriter, r *http.Request) {
+	r, cancel := detach(r)
+	defer cancel()
 	ctx := r.Context()
 	if !h.parseForm(w, r) {
 		return
@@ -387,7 +309,12 @@ func (h *Handler) postChangePassword(w http.ResponseWriter, r *http.Request) {
 		h.log.InfoContext(ctx, "password change refused", "user", user.ID, "reason", key)
 		h.renderChange(w, r, status, f, key)
 	}
-	ok, err := password.Verify(user.PasswordHash, current)
+	ok, err := h.verifier.Verify(ctx, user.PasswordHash, current)
+	if errors.Is(err, password.ErrBusy) {
+		retryAfter(w, busyRetryAfter)
+		fail(http.StatusTooManyRequests, "err.busy")
+		return
+	}
 	if err != nil {
 		h.log.ErrorContext(ctx, "verifying current password", "user", user.ID, "err", err)
 	}
@@ -412,7 +339,12 @@ func (h *Handler) postChangePassword(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusForbidden, "err.locked")
 		return
 	}
-	hash, err := password.Hash(h.cfg.Password, next)
+	hash, err := h.verifier.Hash(ctx, next)
+	if errors.Is(err, password.ErrBusy) {
+		retryAfter(w, busyRetryAfter)
+		fail(http.StatusTooManyRequests, "err.busy")
+		return
+	}
 	if err != nil {
 		h.internalError(w, r, "hashing new password", err)
 		return

@@ -256,6 +256,10 @@ type Store interface {
 	UserByLoginID(ctx context.Context, loginID string) (*User, error)
 	ListUsers(ctx context.Context) ([]User, error)
 	UpdatePassword(ctx context.Context, userID, hash string, temporary bool) error
+	// MaxBcryptCost is the highest cost of any stored bcrypt hash (imported
+	// from the previous system), 0 when none is left: every password check
+	// is padded to it so the stored scheme does not show in the timing.
+	MaxBcryptCost(ctx context.Context) (int, error)
 	SetUserLocked(ctx context.Context, userID string, locked bool) error
 	UpdateUserProfile(ctx context.Context, userID, email, displayName string) error
 	// DeleteUser removes the user with their sessions, credentials, tokens

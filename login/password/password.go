@@ -5,12 +5,15 @@
 package password
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/bcrypt"
@@ -56,7 +59,7 @@ func Verify(phc, pw string) (bool, error) {
 	switch {
 	case strings.HasPrefix(phc, "$argon2id$"):
 		return verifyArgon2id(phc, pw)
-	case strings.HasPrefix(phc, "$2a$"), strings.HasPrefix(phc, "$2b$"), strings.HasPrefix(phc, "$2y$"):
+	case isBcrypt(phc):
 		err := bcrypt.CompareHashAndPassword([]byte(phc), []byte(pw))
 		if errors.Is(err, bcrypt.ErrMismatchedHashAndPassword) {
 			return false, nil
@@ -100,31 +103,140 @@ func verifyArgon2id(phc, pw string) (bool, error) {
 }
 
 // Verifier checks passwords of users who may not exist, spending the same
-// work either way so that response time does not tell whether a login ID is
-// known (SPEC rule 7).
+// work whoever they are, so that response time tells neither whether a
+// login ID is known nor how its password is stored (SPEC rule 7). Every
+// check costs one argon2id computation plus, while bcrypt hashes imported
+// from the previous system remain, one bcrypt computation at the highest
+// stored cost (SetBcryptCost):
+//
+//	argon2id user: real argon2id + dummy bcrypt at that cost
+//	bcrypt user:   dummy argon2id + real bcrypt, padded up to that cost
+//	unknown user:  dummy argon2id + dummy bcrypt at that cost
+//
+// Every computation runs under the Limiter, so a spray queues or gets
+// ErrBusy instead of exhausting memory.
 type Verifier struct {
-	dummy string
+	params     Params
+	dummy      string
+	limiter    *Limiter
+	bcryptCost atomic.Int32
+	// bcryptDummies holds one bcrypt hash per cost, made on first use.
+	bcryptDummies sync.Map // int -> []byte
 }
 
-// NewVerifier precomputes a dummy hash with the given params.
-func NewVerifier(p Params) (*Verifier, error) {
-	buf := make([]byte, 18)
-	if _, err := rand.Read(buf); err != nil {
-		return nil, fmt.Errorf("password: dummy secret: %w", err)
+// NewVerifier precomputes a dummy hash with the params of new hashes.
+func NewVerifier(p Params, limiter *Limiter) (*Verifier, error) {
+	if limiter == nil {
+		return nil, errors.New("password: a verifier needs a limiter")
 	}
-	dummy, err := Hash(p, b64.EncodeToString(buf))
+	dummy, err := Hash(p, randomText())
 	if err != nil {
 		return nil, fmt.Errorf("password: dummy hash: %w", err)
 	}
-	return &Verifier{dummy: dummy}, nil
+	return &Verifier{params: p, dummy: dummy, limiter: limiter}, nil
 }
 
-// Verify checks pw against phc; when phc is empty (unknown user) it checks
-// against the dummy hash and always reports false.
-func (v *Verifier) Verify(phc, pw string) (bool, error) {
-	if phc == "" {
-		_, err := Verify(v.dummy, pw)
+func randomText() string {
+	buf := make([]byte, 18)
+	_, _ = rand.Read(buf) // crypto/rand.Read never fails (Go 1.24+)
+	return b64.EncodeToString(buf)
+}
+
+// Limiter is the bound the verifier's computations run under.
+func (v *Verifier) Limiter() *Limiter { return v.limiter }
+
+// SetBcryptCost sets the bcrypt cost every check is padded to: the highest
+// cost of any stored bcrypt hash, 0 when none is left.
+func (v *Verifier) SetBcryptCost(cost int) {
+	if cost != 0 && (cost < bcrypt.MinCost || cost > bcrypt.MaxCost) {
+		return
+	}
+	v.bcryptCost.Store(int32(cost))
+}
+
+// BcryptCost is the cost checks are padded to now.
+func (v *Verifier) BcryptCost() int { return int(v.bcryptCost.Load()) }
+
+// Verify checks pw against phc; when phc is empty (unknown user) it does
+// the same work against dummies and reports false. ErrBusy: no capacity.
+func (v *Verifier) Verify(ctx context.Context, phc, pw string) (bool, error) {
+	release, err := v.limiter.Acquire(ctx)
+	if err != nil {
 		return false, err
 	}
-	return Verify(phc, pw)
+	defer release()
+	pad := v.BcryptCost()
+	switch {
+	case phc == "":
+		_, err := verifyArgon2id(v.dummy, pw)
+		v.padBcrypt(pw, 0, pad)
+		return false, err
+	case isBcrypt(phc):
+		cost, err := bcrypt.Cost([]byte(phc))
+		if err != nil {
+			_, _ = verifyArgon2id(v.dummy, pw)
+			v.padBcrypt(pw, 0, pad)
+			return false, fmt.Errorf("password: bcrypt: %w", err)
+		}
+		if cost > pad {
+			// A hash costlier than the known maximum: pad everyone to it
+			// from now on rather than stand out.
+			v.SetBcryptCost(cost)
+		}
+		_, _ = verifyArgon2id(v.dummy, pw)
+		ok, err := Verify(phc, pw)
+		v.padBcrypt(pw, cost, pad)
+		return ok, err
+	default:
+		ok, err := Verify(phc, pw)
+		v.padBcrypt(pw, 0, pad)
+		return ok, err
+	}
+}
+
+// padBcrypt spends the bcrypt work between a check that already did cost
+// from (0: none) and one that does cost to. bcrypt's work doubles per cost
+// step, so 2^to - 2^from is exactly the sum of single runs at from,
+// from+1, …, to-1.
+func (v *Verifier) padBcrypt(pw string, from, to int) {
+	if to == 0 || from >= to {
+		return
+	}
+	if from == 0 {
+		_ = bcrypt.CompareHashAndPassword(v.bcryptDummy(to), []byte(pw))
+		return
+	}
+	for c := from; c < to; c++ {
+		_ = bcrypt.CompareHashAndPassword(v.bcryptDummy(c), []byte(pw))
+	}
+}
+
+func (v *Verifier) bcryptDummy(cost int) []byte {
+	if h, ok := v.bcryptDummies.Load(cost); ok {
+		return h.([]byte)
+	}
+	h, err := bcrypt.GenerateFromPassword([]byte(randomText()), cost)
+	if err != nil { // only for an invalid cost, which SetBcryptCost refuses
+		return nil
+	}
+	v.bcryptDummies.Store(cost, h)
+	return h
+}
+
+// Hash is Hash with the verifier's params, under the limiter.
+func (v *Verifier) Hash(ctx context.Context, pw string) (string, error) {
+	release, err := v.limiter.Acquire(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer release()
+	return Hash(v.params, pw)
+}
+
+// NeedsRehash reports whether a stored hash (verified just now) should be
+// replaced by an argon2id hash of the same password: imported bcrypt.
+func NeedsRehash(phc string) bool { return isBcrypt(phc) }
+
+func isBcrypt(phc string) bool {
+	return strings.HasPrefix(phc, "$2a$") || strings.HasPrefix(phc, "$2b$") || strings.HasPrefix(phc, "$2y$")
 }

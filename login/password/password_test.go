@@ -52,15 +52,15 @@ func TestVerifyMalformed(t *testing.T) {
 }
 
 func TestVerifierUnknownUserNeverMatches(t *testing.T) {
-	v, err := NewVerifier(tiny)
+	v, err := NewVerifier(tiny, NewLimiter(LimiterConfig{}, tiny))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ok, err := v.Verify("", ""); err != nil || ok {
+	if ok, err := v.Verify(t.Context(), "", ""); err != nil || ok {
 		t.Fatalf("dummy verify = %v, %v", ok, err)
 	}
 	h, _ := Hash(tiny, "pw")
-	if ok, _ := v.Verify(h, "pw"); !ok {
+	if ok, _ := v.Verify(t.Context(), h, "pw"); !ok {
 		t.Fatal("real hash did not verify through Verifier")
 	}
 }

@@ -39,6 +39,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"RateEvents", testRateEvents},
 		{"RateEventsConcurrent", testRateEventsConcurrent},
 		{"RateReservations", testRateReservations},
+		{"MaxBcryptCost", testMaxBcryptCost},
 		{"RateReservationsConcurrent", func(t *testing.T, s storage.Store) { testRateReservationsConcurrent(t, s, s) }},
 		{"WebAuthnSessions", testWebAuthnSessions},
 		{"Credentials", testCredentials},
@@ -859,6 +860,38 @@ func testRateEventsConcurrent(t *testing.T, s storage.Store) {
 	must(t, "count", err)
 	if got != writers {
 		t.Fatalf("counted %d of %d concurrent events", got, writers)
+	}
+}
+
+func testMaxBcryptCost(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	cost := func() int {
+		t.Helper()
+		c, err := s.MaxBcryptCost(ctx)
+		must(t, "max bcrypt cost", err)
+		return c
+	}
+	if c := cost(); c != 0 {
+		t.Fatalf("empty store: cost %d, want 0", c)
+	}
+	n := now()
+	for i, h := range []string{
+		"$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$a2V5",
+		"$2a$08$abcdefghijklmnopqrstuuXJ1dkZpY1g1Y1ZlZ1Y1Y1Y1Y1Y1Y1Y1",
+		"$2b$11$abcdefghijklmnopqrstuuXJ1dkZpY1g1Y1ZlZ1Y1Y1Y1Y1Y1Y1Y1",
+		"$2y$09$abcdefghijklmnopqrstuuXJ1dkZpY1g1Y1ZlZ1Y1Y1Y1Y1Y1Y1Y1",
+	} {
+		must(t, "create user", s.CreateUser(ctx, &storage.User{
+			ID: fmt.Sprintf("u%d", i), LoginID: fmt.Sprintf("user%d", i), Email: "a@example.com",
+			PasswordHash: h, CreatedAt: n, UpdatedAt: n,
+		}))
+	}
+	if c := cost(); c != 11 {
+		t.Fatalf("cost %d, want the highest stored, 11", c)
+	}
+	must(t, "rehash", s.UpdatePassword(ctx, "u2", "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$a2V5", false))
+	if c := cost(); c != 9 {
+		t.Fatalf("after rehashing the cost-11 user: cost %d, want 9", c)
 	}
 }
 

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -76,6 +77,24 @@ func (s *Store) ListUsers(ctx context.Context) ([]storage.User, error) {
 		out[i] = r.user()
 	}
 	return out, nil
+}
+
+// MaxBcryptCost reads the two cost digits of the modular crypt format
+// ($2b$10$…); the LIKE prefix keeps argon2id hashes out.
+func (s *Store) MaxBcryptCost(ctx context.Context) (int, error) {
+	var cost string
+	if err := s.db.GetContext(ctx, &cost, `SELECT COALESCE(MAX(substr(password_hash, 5, 2)), '') FROM users
+		WHERE password_hash LIKE '$2a$%' OR password_hash LIKE '$2b$%' OR password_hash LIKE '$2y$%'`); err != nil {
+		return 0, wrap("max bcrypt cost", err)
+	}
+	if cost == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(cost)
+	if err != nil {
+		return 0, fmt.Errorf("max bcrypt cost: stored cost %q: %w", cost, err)
+	}
+	return n, nil
 }
 
 func (s *Store) UpdatePassword(ctx context.Context, userID, hash string, temporary bool) error {

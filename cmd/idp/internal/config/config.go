@@ -92,6 +92,13 @@ type Password struct {
 	ThrottleWindow        time.Duration `yaml:"throttle_window"`
 	MaxFailuresPerLoginID int           `yaml:"max_failures_per_login_id"`
 	MaxFailuresPerAddress int           `yaml:"max_failures_per_address"`
+	// HashMemoryMiB bounds the memory concurrent hashes may use (each takes
+	// memory_kib); 0 sizes it from the machine: an eighth of the memory
+	// limit, at most 1 GiB. HashQueue requests wait at most HashMaxWait for
+	// a hashing slot, others get a 429 at once (defaults: 4 per slot, 2s).
+	HashMemoryMiB int           `yaml:"hash_memory_mib"`
+	HashQueue     int           `yaml:"hash_queue"`
+	HashMaxWait   time.Duration `yaml:"hash_max_wait"`
 }
 
 // OTP limits the e-mail one-time password.
@@ -369,6 +376,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Password.MemoryKiB < 19*1024 || c.Password.Iterations < 2 {
 		bad("password", "argon2id below the OWASP minimum (memory_kib >= 19456 with iterations >= 2)")
+	}
+	if c.Password.HashMemoryMiB < 0 || c.Password.HashQueue < 0 || c.Password.HashMaxWait < 0 {
+		bad("password", "hash_memory_mib, hash_queue and hash_max_wait cannot be negative")
+	}
+	if c.Password.HashMemoryMiB > 0 && int64(c.Password.HashMemoryMiB)<<10 < int64(c.Password.MemoryKiB) {
+		bad("password.hash_memory_mib", "must hold at least one hash of memory_kib (%d KiB)", c.Password.MemoryKiB)
 	}
 	if c.OTP.MaxAttempts < 1 || c.OTP.MaxAttempts > 10 {
 		bad("otp.max_attempts", "must be 1..10")

@@ -20,6 +20,7 @@ import (
 	"github.com/comstockloan/idp/login"
 	"github.com/comstockloan/idp/login/mail"
 	"github.com/comstockloan/idp/login/passkey"
+	"github.com/comstockloan/idp/login/password"
 	"github.com/comstockloan/idp/op"
 	"github.com/comstockloan/idp/storage/sqlstore"
 )
@@ -254,6 +255,11 @@ func LoginConfig(cfg *config.Config, devMailURL string) login.Config {
 			Window:        cfg.Password.ThrottleWindow,
 			MaxPerLoginID: cfg.Password.MaxFailuresPerLoginID,
 			MaxPerAddress: cfg.Password.MaxFailuresPerAddress,
+		},
+		PasswordHashing: password.LimiterConfig{
+			MemoryBudget: int64(cfg.Password.HashMemoryMiB) << 20,
+			Queue:        cfg.Password.HashQueue,
+			MaxWait:      cfg.Password.HashMaxWait,
 		},
 	}
 }
