@@ -140,6 +140,10 @@ const maxOTPRaces = 5
 // postOTP checks the code. Every guess is counted: a guess that loses the
 // optimistic-lock race re-reads the flow and is judged again against it.
 func (h *Handler) postOTP(w http.ResponseWriter, r *http.Request) {
+	// Like a password, a code guess is counted whether or not the client
+	// waits for the verdict.
+	r, cancel := detach(r)
+	defer cancel()
 	ctx := r.Context()
 	if !h.parseForm(w, r) {
 		return
