@@ -103,7 +103,7 @@ func truncate(s string, n int) string {
 // errNoSession when there is none, it expired or the user is gone or locked.
 func (h *Handler) accountSession(r *http.Request) (*storage.Session, *storage.User, error) {
 	ctx := r.Context()
-	c, err := r.Cookie(sessionCookie)
+	c, err := r.Cookie(h.cookieName(sessionCookie))
 	if err != nil || c.Value == "" {
 		return nil, nil, errNoSession
 	}

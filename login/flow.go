@@ -79,18 +79,38 @@ func randomSecret() (string, error) {
 	return base64.RawURLEncoding.EncodeToString(b), nil
 }
 
+// cookieName is name with the __Host- prefix when cookies are Secure: the
+// browser then refuses the cookie unless it was set by this host over https
+// for the whole site, so a sibling subdomain or a plain-http answer cannot
+// plant a flow or session handle.
+func (h *Handler) cookieName(name string) string {
+	if h.cfg.SecureCookies {
+		return "__Host-" + name
+	}
+	return name
+}
+
 func (h *Handler) setCookie(w http.ResponseWriter, name, value string, maxAge time.Duration) {
 	http.SetCookie(w, &http.Cookie{
-		Name: name, Value: value, Path: "/", MaxAge: int(maxAge.Seconds()),
+		Name: h.cookieName(name), Value: value, Path: "/", MaxAge: int(maxAge.Seconds()),
 		HttpOnly: true, Secure: h.cfg.SecureCookies, SameSite: http.SameSiteLaxMode,
 	})
 }
 
 func (h *Handler) clearCookie(w http.ResponseWriter, name string) {
 	http.SetCookie(w, &http.Cookie{
-		Name: name, Value: "", Path: "/", MaxAge: -1,
+		Name: h.cookieName(name), Value: "", Path: "/", MaxAge: -1,
 		HttpOnly: true, Secure: h.cfg.SecureCookies, SameSite: http.SameSiteLaxMode,
 	})
+}
+
+// cookie is the value of our cookie name ("" when absent).
+func (h *Handler) cookie(r *http.Request, name string) string {
+	c, err := r.Cookie(h.cookieName(name))
+	if err != nil {
+		return ""
+	}
+	return c.Value
 }
 
 // startFlow creates a fresh flow for an auth request and hands its handle
@@ -124,11 +144,11 @@ func (h *Handler) startFlowWith(w http.ResponseWriter, r *http.Request, authRequ
 // currentFlow loads the flow named by the cookie; errNoFlow when there is
 // none or it expired.
 func (h *Handler) currentFlow(r *http.Request) (*storage.LoginFlow, error) {
-	c, err := r.Cookie(flowCookie)
-	if err != nil || c.Value == "" {
+	handle := h.cookie(r, flowCookie)
+	if handle == "" {
 		return nil, errNoFlow
 	}
-	f, err := h.store.LoginFlowByID(r.Context(), storage.HashSecret(c.Value))
+	f, err := h.store.LoginFlowByID(r.Context(), storage.HashSecret(handle))
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, errNoFlow
 	}
@@ -223,8 +243,8 @@ func (h *Handler) completeLogin(w http.ResponseWriter, r *http.Request, f *stora
 	}
 	// A fresh session per authentication: the previous one (perhaps of
 	// another user on a shared PC) must not linger.
-	if c, err := r.Cookie(sessionCookie); err == nil && c.Value != "" {
-		if err := h.store.DeleteSession(ctx, storage.HashSecret(c.Value)); err != nil && !errors.Is(err, storage.ErrNotFound) {
+	if old := h.cookie(r, sessionCookie); old != "" {
+		if err := h.store.DeleteSession(ctx, storage.HashSecret(old)); err != nil && !errors.Is(err, storage.ErrNotFound) {
 			h.log.ErrorContext(ctx, "deleting previous session", "err", err)
 		}
 	}
@@ -274,6 +294,22 @@ func (h *Handler) updateFlow(r *http.Request, f *storage.LoginFlow) error {
 	if err := h.store.UpdateLoginFlow(r.Context(), f); err != nil {
 		return fmt.Errorf("updating login flow: %w", err)
 	}
+	return nil
+}
+
+// advanceFlow is updateFlow for a step that proved a factor (password,
+// code, passkey): the flow moves to a new handle and the browser gets it,
+// so a handle planted in the victim's browser before the factor, or copied
+// from it, is dead after it (session fixation).
+func (h *Handler) advanceFlow(w http.ResponseWriter, r *http.Request, f *storage.LoginFlow) error {
+	handle, err := randomSecret()
+	if err != nil {
+		return err
+	}
+	if err := h.store.RekeyLoginFlow(r.Context(), f, storage.HashSecret(handle)); err != nil {
+		return fmt.Errorf("rekeying login flow: %w", err)
+	}
+	h.setCookie(w, flowCookie, handle, f.ExpiresAt.Sub(h.now()))
 	return nil
 }
 

@@ -180,7 +180,12 @@ func (h *Handler) postOTP(w http.ResponseWriter, r *http.Request) {
 				f.OTPHash = ""
 			}
 		}
-		err := h.updateFlow(r, f)
+		var err error
+		if right {
+			err = h.advanceFlow(w, r, f)
+		} else {
+			err = h.updateFlow(r, f)
+		}
 		if errors.Is(err, storage.ErrConflict) {
 			f, err = h.currentFlow(r)
 			if err != nil || f.Step != stepOTP {

@@ -168,7 +168,7 @@ func (h *Handler) passkeyLoginFinish(w http.ResponseWriter, r *http.Request) {
 		f.PasskeyVerifiedAt = timePtr(h.now())
 		f.PasswordVerifiedAt, f.OTPVerifiedAt, f.OTPHash = nil, nil, ""
 		encodeFlowData(f, flowData{CrossDevice: true, PasskeyAMR: res.AMR, ReturnTo: decodeFlowData(f).ReturnTo})
-		if err := h.updateFlow(r, f); err != nil {
+		if err := h.advanceFlow(w, r, f); err != nil {
 			h.log.InfoContext(ctx, "storing cross-device login", "err", err)
 			h.jsonFail(w, r, http.StatusConflict, "conflict", "err.conflict")
 			return

@@ -118,7 +118,7 @@ func (h *Handler) postLogin(w http.ResponseWriter, r *http.Request) {
 	f.PasswordVerifiedAt, f.OTPVerifiedAt, f.PasskeyVerifiedAt = timePtr(now), nil, nil
 	if user.PasswordTemporary {
 		f.Step = stepChangePassword
-		if err := h.updateFlow(r, f); err != nil {
+		if err := h.advanceFlow(w, r, f); err != nil {
 			h.conflictOrInternal(w, r, err)
 			return
 		}
@@ -257,7 +257,7 @@ func (h *Handler) postPassword(w http.ResponseWriter, r *http.Request) {
 	f.PasswordVerifiedAt = timePtr(h.now())
 	f.Step = stepOTP
 	f.OTPHash, f.OTPExpiresAt, f.OTPAttempts = "", nil, 0
-	if err := h.updateFlow(r, f); err != nil {
+	if err := h.advanceFlow(w, r, f); err != nil {
 		h.conflictOrInternal(w, r, err)
 		return
 	}

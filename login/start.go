@@ -138,7 +138,7 @@ func (h *Handler) passkeyOnly(ar *storage.AuthRequest) bool {
 // it. It returns false (and has written nothing) when a login is needed.
 func (h *Handler) trySSO(w http.ResponseWriter, r *http.Request, ar *storage.AuthRequest) bool {
 	ctx := r.Context()
-	c, err := r.Cookie(sessionCookie)
+	c, err := r.Cookie(h.cookieName(sessionCookie))
 	if err != nil || c.Value == "" {
 		return false
 	}
@@ -249,7 +249,7 @@ const confirmLogoutField = "confirm_logout"
 
 // currentSession is the live SSO session of the request's cookie, or nil.
 func (h *Handler) currentSession(r *http.Request) *storage.Session {
-	c, err := r.Cookie(sessionCookie)
+	c, err := r.Cookie(h.cookieName(sessionCookie))
 	if err != nil || c.Value == "" {
 		return nil
 	}

@@ -323,6 +323,9 @@ type Store interface {
 	// UpdateLoginFlow writes f if its Version is still the stored one, and
 	// increments f.Version; ErrConflict otherwise.
 	UpdateLoginFlow(ctx context.Context, f *LoginFlow) error
+	// RekeyLoginFlow is UpdateLoginFlow that also moves the flow to newID
+	// (f.ID becomes newID): the handle the browser held before is dead.
+	RekeyLoginFlow(ctx context.Context, f *LoginFlow, newID string) error
 	DeleteLoginFlow(ctx context.Context, id string) error
 
 	// Rate limits

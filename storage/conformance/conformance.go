@@ -35,6 +35,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"SigningKeys", testSigningKeys},
 		{"SigningKeysConcurrent", func(t *testing.T, s storage.Store) { testSigningKeysConcurrent(t, s, s) }},
 		{"LoginFlows", testLoginFlows},
+		{"LoginFlowRekey", testLoginFlowRekey},
 		{"LoginFlowConcurrentUpdate", func(t *testing.T, s storage.Store) { testLoginFlowConcurrentUpdate(t, s, s) }},
 		{"RateEvents", testRateEvents},
 		{"RateEventsConcurrent", testRateEventsConcurrent},
@@ -892,6 +893,36 @@ func testMaxBcryptCost(t *testing.T, s storage.Store) {
 	must(t, "rehash", s.UpdatePassword(ctx, "u2", "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$a2V5", false))
 	if c := cost(); c != 9 {
 		t.Fatalf("after rehashing the cost-11 user: cost %d, want 9", c)
+	}
+}
+
+func testLoginFlowRekey(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	n := now()
+	f := &storage.LoginFlow{ID: "old-handle", LoginID: "taro", Purpose: "enrol", Step: "password", CreatedAt: n, ExpiresAt: n.Add(time.Hour)}
+	must(t, "create", s.CreateLoginFlow(ctx, f))
+	stale := *f
+	f.Step = "otp"
+	must(t, "rekey", s.RekeyLoginFlow(ctx, f, "new-handle"))
+	if f.ID != "new-handle" || f.Version != 1 {
+		t.Fatalf("after rekey: id %q version %d, want new-handle and 1", f.ID, f.Version)
+	}
+	_, err := s.LoginFlowByID(ctx, "old-handle")
+	wantErr(t, "old id after rekey", err, storage.ErrNotFound)
+	got, err := s.LoginFlowByID(ctx, "new-handle")
+	must(t, "new id", err)
+	if got.Step != "otp" || got.LoginID != "taro" || got.Version != 1 {
+		t.Fatalf("rekeyed flow: %+v", got)
+	}
+	// The old handle can neither write nor rekey any more.
+	wantErr(t, "update through the old id", s.UpdateLoginFlow(ctx, &stale), storage.ErrNotFound)
+	wantErr(t, "rekey through the old id", s.RekeyLoginFlow(ctx, &stale, "attacker"), storage.ErrNotFound)
+	// A stale version loses, as for UpdateLoginFlow.
+	stale2 := *got
+	must(t, "update", s.UpdateLoginFlow(ctx, got))
+	wantErr(t, "rekey with a stale version", s.RekeyLoginFlow(ctx, &stale2, "newer"), storage.ErrConflict)
+	if err := s.RekeyLoginFlow(ctx, got, got.ID); err == nil {
+		t.Error("rekey to the same id succeeded")
 	}
 }
 

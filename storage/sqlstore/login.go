@@ -69,20 +69,37 @@ func (s *Store) LoginFlowByID(ctx context.Context, id string) (*storage.LoginFlo
 // UpdateLoginFlow is one compare-and-set UPDATE on Version: of concurrent
 // writers holding the same Version exactly one matches a row.
 func (s *Store) UpdateLoginFlow(ctx context.Context, f *storage.LoginFlow) error {
-	res, err := s.db.ExecContext(ctx, s.q(`UPDATE login_flows SET auth_request_id = ?, user_id = ?, login_id = ?,
+	return s.updateLoginFlow(ctx, f, f.ID, "update login flow")
+}
+
+// RekeyLoginFlow is UpdateLoginFlow that also moves the row to newID, in
+// the same compare-and-set statement.
+func (s *Store) RekeyLoginFlow(ctx context.Context, f *storage.LoginFlow, newID string) error {
+	if newID == "" || newID == f.ID {
+		return fmt.Errorf("rekey login flow: the new id must differ from the old one")
+	}
+	if err := s.updateLoginFlow(ctx, f, newID, "rekey login flow"); err != nil {
+		return err
+	}
+	f.ID = newID
+	return nil
+}
+
+func (s *Store) updateLoginFlow(ctx context.Context, f *storage.LoginFlow, newID, op string) error {
+	res, err := s.db.ExecContext(ctx, s.q(`UPDATE login_flows SET id = ?, auth_request_id = ?, user_id = ?, login_id = ?,
 		purpose = ?, step = ?, password_verified_at = ?, otp_verified_at = ?, passkey_verified_at = ?, otp_hash = ?,
 		otp_expires_at = ?, otp_attempts = ?, otp_sent_at = ?, data = ?, expires_at = ?, version = version + 1
 		WHERE id = ? AND version = ?`),
-		f.AuthRequestID, f.UserID, f.LoginID, f.Purpose, f.Step, s.flavor.timePtrArg(f.PasswordVerifiedAt),
+		newID, f.AuthRequestID, f.UserID, f.LoginID, f.Purpose, f.Step, s.flavor.timePtrArg(f.PasswordVerifiedAt),
 		s.flavor.timePtrArg(f.OTPVerifiedAt), s.flavor.timePtrArg(f.PasskeyVerifiedAt), f.OTPHash,
 		s.flavor.timePtrArg(f.OTPExpiresAt), f.OTPAttempts, s.flavor.timePtrArg(f.OTPSentAt), f.Data,
 		s.flavor.timeArg(f.ExpiresAt), f.ID, f.Version)
 	if err != nil {
-		return wrap("update login flow", err)
+		return wrap(op, err)
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
-		return fmt.Errorf("update login flow: rows affected: %w", err)
+		return fmt.Errorf(op+": rows affected: %w", err)
 	}
 	if n == 1 {
 		f.Version++
@@ -90,12 +107,12 @@ func (s *Store) UpdateLoginFlow(ctx context.Context, f *storage.LoginFlow) error
 	}
 	var exists int
 	if err := s.db.GetContext(ctx, &exists, s.q(`SELECT COUNT(*) FROM login_flows WHERE id = ?`), f.ID); err != nil {
-		return wrap("update login flow: check existence", err)
+		return wrap(op+": check existence", err)
 	}
 	if exists == 0 {
-		return fmt.Errorf("update login flow: %w", storage.ErrNotFound)
+		return fmt.Errorf(op+": %w", storage.ErrNotFound)
 	}
-	return fmt.Errorf("update login flow: version %d is stale: %w", f.Version, storage.ErrConflict)
+	return fmt.Errorf(op+": version %d is stale: %w", f.Version, storage.ErrConflict)
 }
 
 func (s *Store) DeleteLoginFlow(ctx context.Context, id string) error {

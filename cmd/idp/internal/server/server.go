@@ -116,7 +116,7 @@ func build(ctx context.Context, cfg *config.Config, store *sqlstore.Store, logge
 	return &Server{
 		Store:    store,
 		Provider: provider,
-		handler:  recoverPanics(logger, limitBodies(r)),
+		handler:  recoverPanics(logger, strictTransport(cfg.Issuer, limitBodies(r))),
 		logger:   logger,
 	}, nil
 }
@@ -262,6 +262,20 @@ func LoginConfig(cfg *config.Config, devMailURL string) login.Config {
 			MaxWait:      cfg.Password.HashMaxWait,
 		},
 	}
+}
+
+// strictTransport sends HSTS on every answer of an https issuer, so a
+// browser that once reached the IdP never again sends its cookies (or
+// follows a downgraded link) over plain http. Without includeSubDomains:
+// the IdP cannot vouch for the loan website's other hosts.
+func strictTransport(issuer string, next http.Handler) http.Handler {
+	if u, err := url.Parse(issuer); err != nil || u.Scheme != "https" {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Strict-Transport-Security", "max-age=31536000")
+		next.ServeHTTP(w, r)
+	})
 }
 
 func limitBodies(next http.Handler) http.Handler {
