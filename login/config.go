@@ -53,6 +53,8 @@ type Config struct {
 	// PasswordHashing bounds the memory concurrent password hashes use;
 	// zero fields are sized from the machine (password.NewLimiter).
 	PasswordHashing password.LimiterConfig
+	// CeremonyLimit bounds the passkey JSON endpoints per address.
+	CeremonyLimit CeremonyLimit
 	// TrustProxyHeaders: the IdP runs behind a load balancer that appends
 	// the client address to X-Forwarded-For.
 	TrustProxyHeaders bool
@@ -97,6 +99,10 @@ func (c *Config) Defaults() {
 	if c.OTP.Subject == "" {
 		c.OTP.Subject = "【コムストックローン】ワンタイムパスワードのお知らせ"
 	}
+	setDuration(&c.CeremonyLimit.Window, time.Minute)
+	if c.CeremonyLimit.MaxPerAddress == 0 {
+		c.CeremonyLimit.MaxPerAddress = 120
+	}
 	if c.PasswordThrottle.Window == 0 {
 		c.PasswordThrottle.Window = 15 * time.Minute
 	}
@@ -129,6 +135,14 @@ func setDuration(d *time.Duration, def time.Duration) {
 // PasswordThrottle: after MaxPerLoginID failed password checks for one login
 // ID, or MaxPerAddress from one client address, within Window, further
 // attempts are refused until old failures leave the window.
+// CeremonyLimit bounds the WebAuthn JSON calls (options and finish) per
+// client address: each one writes a challenge or verifies a signature, so
+// an unbounded loop of them fills the database or the CPU.
+type CeremonyLimit struct {
+	Window        time.Duration // default 1m
+	MaxPerAddress int           // default 120: a login needs 2–4, and carriers' NAT puts many customers behind one address
+}
+
 type PasswordThrottle struct {
 	Window        time.Duration // default 15m
 	MaxPerLoginID int           // default 10

@@ -287,3 +287,42 @@ func TestRule7BcryptUserTimingMatchesUnknownID(t *testing.T) {
 		t.Fatalf("rehash audited %d times, want 1", n)
 	}
 }
+
+// The passkey JSON calls are limited per address, across 40 concurrent
+// calls too: exactly the limit gets through, the rest a 429 with
+// Retry-After, before any challenge is written or signature checked.
+func TestPasskeyCallsAreLimitedPerAddress(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, flavor string) {
+		e := newEnv(t, flavor, func(c *Config) { c.CeremonyLimit = CeremonyLimit{Window: time.Minute, MaxPerAddress: 5} })
+		ar := e.authRequest(nil)
+		e.expect(e.get("/login?authRequestID="+ar), http.StatusOK)
+		const calls = 40
+		results := make([]resp, calls)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range calls {
+			wg.Go(func() {
+				<-start
+				results[i] = e.postJSON(pathPasskeyLoginOpt, []byte(`{}`))
+			})
+		}
+		close(start)
+		wg.Wait()
+		limited := 0
+		for _, r := range results {
+			if r.status == http.StatusTooManyRequests {
+				limited++
+				if r.header.Get("Retry-After") != "60" || !strings.Contains(r.body, "too_many_requests") {
+					t.Fatalf("429 without Retry-After: 60 or its code: %v %s", r.header, r.body)
+				}
+			}
+		}
+		if limited != calls-5 {
+			t.Fatalf("%d of %d calls limited, want %d", limited, calls, calls-5)
+		}
+		e.clock.Advance(61 * time.Second)
+		if r := e.postJSON(pathPasskeyLoginOpt, []byte(`{}`)); r.status == http.StatusTooManyRequests {
+			t.Fatal("still limited after the window")
+		}
+	})
+}

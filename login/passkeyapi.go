@@ -33,6 +33,32 @@ func (h *Handler) jsonFail(w http.ResponseWriter, r *http.Request, status int, c
 	h.writeJSON(w, status, jsonError{Error: templates.Text(languageFrom(r.Context()), key), Code: code})
 }
 
+const rateCeremony = "passkey_ceremony"
+
+// limitCeremony answers 429 (JSON, Retry-After) once an address has made
+// CeremonyLimit.MaxPerAddress passkey calls in the window; the slot is
+// taken before the call does any work.
+func (h *Handler) limitCeremony(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		l := h.cfg.CeremonyLimit
+		now := h.now()
+		key := "ip:" + h.clientIP(r)
+		_, ok, err := h.store.ReserveRateEvent(r.Context(), rateCeremony, key, now, now.Add(-l.Window), l.MaxPerAddress)
+		if err != nil {
+			h.log.ErrorContext(r.Context(), "reserving a passkey call", "key", key, "err", err)
+			h.jsonFail(w, r, http.StatusServiceUnavailable, "unavailable", "err.internal")
+			return
+		}
+		if !ok {
+			h.log.WarnContext(r.Context(), "passkey calls throttled", "key", key, "limit", l.MaxPerAddress, "window", l.Window)
+			retryAfter(w, l.Window)
+			h.jsonFail(w, r, http.StatusTooManyRequests, "too_many_requests", "err.busy")
+			return
+		}
+		next(w, r)
+	}
+}
+
 // ceremonyFlow loads the flow for a JSON endpoint; nil means answered.
 func (h *Handler) ceremonyFlow(w http.ResponseWriter, r *http.Request) *storage.LoginFlow {
 	if h.passkeys == nil {

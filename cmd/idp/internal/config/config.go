@@ -78,6 +78,9 @@ type WebAuthn struct {
 	RPID    string   `yaml:"rp_id"`
 	RPName  string   `yaml:"rp_name"`
 	Origins []string `yaml:"origins"`
+	// MaxCallsPerAddress bounds the passkey options and finish calls one
+	// client address may make per minute (default 120).
+	MaxCallsPerAddress int `yaml:"max_calls_per_address"`
 }
 
 // Password holds the argon2id cost of new password hashes and the pause
@@ -376,6 +379,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Password.MemoryKiB < 19*1024 || c.Password.Iterations < 2 {
 		bad("password", "argon2id below the OWASP minimum (memory_kib >= 19456 with iterations >= 2)")
+	}
+	if c.WebAuthn.MaxCallsPerAddress < 0 {
+		bad("webauthn.max_calls_per_address", "cannot be negative")
 	}
 	if c.Password.HashMemoryMiB < 0 || c.Password.HashQueue < 0 || c.Password.HashMaxWait < 0 {
 		bad("password", "hash_memory_mib, hash_queue and hash_max_wait cannot be negative")

@@ -256,6 +256,7 @@ func LoginConfig(cfg *config.Config, devMailURL string) login.Config {
 			MaxPerLoginID: cfg.Password.MaxFailuresPerLoginID,
 			MaxPerAddress: cfg.Password.MaxFailuresPerAddress,
 		},
+		CeremonyLimit: login.CeremonyLimit{MaxPerAddress: cfg.WebAuthn.MaxCallsPerAddress},
 		PasswordHashing: password.LimiterConfig{
 			MemoryBudget: int64(cfg.Password.HashMemoryMiB) << 20,
 			Queue:        cfg.Password.HashQueue,
