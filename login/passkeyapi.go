@@ -240,12 +240,12 @@ func (h *Handler) authenticated(f *storage.LoginFlow) (p proof, recent, ok bool)
 	switch {
 	case f.PasskeyVerifiedAt != nil:
 		p = proof{amr: decodeFlowData(f).PasskeyAMR, acr: h.cfg.ACR.Passkey, at: *f.PasskeyVerifiedAt}
-		return p, within(f.PasskeyVerifiedAt, now, h.cfg.RecentAuth), true
+		return p, recentEnough(now, h.cfg.RecentAuth, f.PasskeyVerifiedAt), true
 	case f.PasswordVerifiedAt != nil && f.OTPVerifiedAt != nil:
 		// The login is complete with its second factor; the password
 		// came first.
 		p = proof{amr: []string{"pwd", "otp", "mfa"}, acr: h.cfg.ACR.PasswordOTP, at: *f.OTPVerifiedAt}
-		recent = within(f.PasswordVerifiedAt, now, h.cfg.RecentAuth) && within(f.OTPVerifiedAt, now, h.cfg.RecentAuth)
+		recent = recentEnough(now, h.cfg.RecentAuth, f.PasswordVerifiedAt, f.OTPVerifiedAt)
 		return p, recent, true
 	}
 	return proof{}, false, false
@@ -285,7 +285,7 @@ func (h *Handler) enrolmentFlow(w http.ResponseWriter, r *http.Request) *enrolme
 	}
 	// Password + OTP may only create the first passkey: a phished password
 	// and code must never add one to an account that has one.
-	return &enrolment{flow: f, user: user, proof: p, onlyIfFirst: f.PasskeyVerifiedAt == nil}
+	return &enrolment{flow: f, user: user, proof: p, onlyIfFirst: onlyFirstPasskey(f.PasskeyVerifiedAt != nil)}
 }
 
 func (h *Handler) passkeyRegisterOptions(w http.ResponseWriter, r *http.Request) {

@@ -107,10 +107,10 @@ func (h *Handler) postLogin(w http.ResponseWriter, r *http.Request) {
 		h.internalError(w, r, "counting passkeys", err)
 		return
 	}
-	if n > 0 {
-		h.log.InfoContext(ctx, "password login refused: user has a passkey", "user", user.ID)
-		h.audit(r, "login.failure", user.ID, map[string]string{"method": methodPassword, "reason": "has_passkey"})
-		fail(http.StatusForbidden, "err.passkey_registered_login")
+	if v := passwordRule(useLogin, n, user.PasswordTemporary); !v.allowed() {
+		h.log.InfoContext(ctx, "password login refused", "user", user.ID, "reason", v.reason)
+		h.audit(r, "login.failure", user.ID, map[string]string{"method": methodPassword, "reason": v.reason})
+		fail(v.status, v.key)
 		return
 	}
 	now := h.now()
@@ -236,21 +236,15 @@ func (h *Handler) postPassword(w http.ResponseWriter, r *http.Request) {
 		h.renderPassword(w, r, status, f, key)
 		return
 	}
-	if user.PasswordTemporary {
-		h.log.InfoContext(ctx, "F1 refused: temporary password (rule 2)", "user", user.ID)
-		h.audit(r, "enrol.refused", user.ID, map[string]string{"reason": "temporary_password"})
-		h.renderPassword(w, r, http.StatusForbidden, f, "err.temporary_password")
-		return
-	}
 	n, err := h.store.CountCredentials(ctx, user.ID)
 	if err != nil {
 		h.internalError(w, r, "counting passkeys", err)
 		return
 	}
-	if n > 0 {
-		h.log.InfoContext(ctx, "F1 refused: user has a passkey (rule 1)", "user", user.ID)
-		h.audit(r, "enrol.refused", user.ID, map[string]string{"reason": "has_passkey"})
-		h.renderPassword(w, r, http.StatusForbidden, f, "err.passkey_registered_enrol")
+	if v := passwordRule(useEnrol, n, user.PasswordTemporary); !v.allowed() {
+		h.log.InfoContext(ctx, "F1 refused", "user", user.ID, "reason", v.reason)
+		h.audit(r, "enrol.refused", user.ID, map[string]string{"reason": v.reason})
+		h.renderPassword(w, r, v.status, f, v.key)
 		return
 	}
 	f.UserID = user.ID

@@ -1,0 +1,73 @@
+package login
+
+import (
+	"net/http"
+	"slices"
+	"time"
+)
+
+// The product's rules (docs: rules 1, 2 and 4 of the login design) as pure
+// functions: the handlers gather the facts (how many passkeys, which
+// password, when each factor was proven) and ask here, so each rule is
+// written once and tested as a table (policy_test.go).
+
+// passwordUse is what a right password is being used for.
+type passwordUse int
+
+const (
+	useLogin passwordUse = iota // F4: 「ログイン >」 signs in
+	useEnrol                    // F1 at S3: the way to create the first passkey
+)
+
+// refusal is a rule saying no: the audit reason, the HTTP status and the
+// catalogue key of the customer's message. The zero value allows.
+type refusal struct {
+	reason string
+	status int
+	key    string
+}
+
+func (r refusal) allowed() bool { return r.reason == "" }
+
+// passwordRule applies rules 1 and 2 to a password that was right.
+// Rule 1: a customer with a passkey signs in with it, never with ID +
+// password, and a phished password + OTP must never add another passkey.
+// Rule 2: a temporary password cannot enrol a passkey (F4 sends it to S7
+// instead, which the caller does).
+func passwordRule(use passwordUse, passkeys int, temporary bool) refusal {
+	switch {
+	case use == useEnrol && temporary:
+		return refusal{"temporary_password", http.StatusForbidden, "err.temporary_password"}
+	case passkeys > 0 && use == useLogin:
+		return refusal{"has_passkey", http.StatusForbidden, "err.passkey_registered_login"}
+	case passkeys > 0:
+		return refusal{"has_passkey", http.StatusForbidden, "err.passkey_registered_enrol"}
+	}
+	return refusal{}
+}
+
+// passwordSessionUsable is rule 1 for SSO sessions: once the customer has a
+// passkey, a session that only a password opened (perhaps in another
+// browser, before the passkey was added) signs no one in.
+func passwordSessionUsable(amr []string, passkeys int) bool {
+	return passkeys == 0 || !slices.Equal(amr, []string{"pwd"})
+}
+
+// recentEnough is rule 4: creating a passkey needs every factor of the
+// authentication (the passkey, or the password and the code) proven within
+// window.
+func recentEnough(now time.Time, window time.Duration, factors ...*time.Time) bool {
+	if len(factors) == 0 {
+		return false
+	}
+	for _, t := range factors {
+		if !within(t, now, window) {
+			return false
+		}
+	}
+	return true
+}
+
+// onlyFirstPasskey is rule 1 at registration: an enrolment that a passkey
+// did not authenticate (password + OTP) may create only the first one.
+func onlyFirstPasskey(passkeyVerified bool) bool { return !passkeyVerified }

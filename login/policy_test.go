@@ -1,0 +1,76 @@
+package login
+
+import (
+	"testing"
+	"time"
+)
+
+func TestRule1And2PasswordRule(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		use       passwordUse
+		passkeys  int
+		temporary bool
+		want      string // catalogue key, "" = allowed
+	}{
+		{"F4 without passkey", useLogin, 0, false, ""},
+		{"F4 with a temporary password goes on to S7", useLogin, 0, true, ""},
+		{"F4 with a passkey (rule 1)", useLogin, 1, false, "err.passkey_registered_login"},
+		{"F4 with passkeys and a temporary password (rule 1)", useLogin, 3, true, "err.passkey_registered_login"},
+		{"F1 without passkey", useEnrol, 0, false, ""},
+		{"F1 with a passkey (rule 1)", useEnrol, 1, false, "err.passkey_registered_enrol"},
+		{"F1 with a temporary password (rule 2)", useEnrol, 0, true, "err.temporary_password"},
+		{"F1 with both: rule 2 speaks first", useEnrol, 2, true, "err.temporary_password"},
+	} {
+		got := passwordRule(tc.use, tc.passkeys, tc.temporary)
+		if got.key != tc.want || got.allowed() != (tc.want == "") {
+			t.Errorf("%s: %+v, want key %q", tc.name, got, tc.want)
+		}
+		if !got.allowed() && (got.status != 403 || got.reason == "") {
+			t.Errorf("%s: refusal %+v lacks a 403 or an audit reason", tc.name, got)
+		}
+	}
+}
+
+func TestRule1PasswordSessionUsable(t *testing.T) {
+	for _, tc := range []struct {
+		amr      []string
+		passkeys int
+		want     bool
+	}{
+		{[]string{"pwd"}, 0, true},
+		{[]string{"pwd"}, 1, false},
+		{[]string{"pwd", "otp", "mfa"}, 1, true},
+		{[]string{"hwk", "user", "mfa"}, 1, true},
+	} {
+		if got := passwordSessionUsable(tc.amr, tc.passkeys); got != tc.want {
+			t.Errorf("amr %v with %d passkeys: usable %v, want %v", tc.amr, tc.passkeys, got, tc.want)
+		}
+	}
+}
+
+func TestRule4RecentEnough(t *testing.T) {
+	now := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	ago := func(d time.Duration) *time.Time { t := now.Add(-d); return &t }
+	const window = 5 * time.Minute
+	for _, tc := range []struct {
+		name    string
+		factors []*time.Time
+		want    bool
+	}{
+		{"passkey just now", []*time.Time{ago(0)}, true},
+		{"passkey exactly at the window", []*time.Time{ago(window)}, true},
+		{"passkey just past it", []*time.Time{ago(window + time.Second)}, false},
+		{"password and code recent", []*time.Time{ago(4 * time.Minute), ago(time.Minute)}, true},
+		{"old password, fresh code", []*time.Time{ago(6 * time.Minute), ago(time.Minute)}, false},
+		{"a factor never proven", []*time.Time{ago(time.Minute), nil}, false},
+		{"no factor at all", nil, false},
+	} {
+		if got := recentEnough(now, window, tc.factors...); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	if !onlyFirstPasskey(false) || onlyFirstPasskey(true) {
+		t.Error("onlyFirstPasskey: password + OTP must create only the first passkey, a passkey login any")
+	}
+}
