@@ -7,7 +7,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/comstockloan/idp/login/password"
 	"github.com/comstockloan/idp/storage"
 	"github.com/comstockloan/idp/templates"
 )
@@ -303,12 +302,14 @@ func (h *Handler) postChangePassword(w http.ResponseWriter, r *http.Request) {
 		h.log.InfoContext(ctx, "password change refused", "user", user.ID, "reason", key)
 		h.renderChange(w, r, status, f, key)
 	}
-	ok, err := h.verifier.Verify(ctx, user.PasswordHash, current)
-	if errors.Is(err, password.ErrBusy) {
+	slot, err := h.verifier.Acquire(ctx)
+	if err != nil {
 		retryAfter(w, busyRetryAfter)
 		fail(http.StatusTooManyRequests, "err.busy")
 		return
 	}
+	defer slot.Release()
+	ok, err := h.verifier.Verify(slot, user.PasswordHash, current)
 	if err != nil {
 		h.log.ErrorContext(ctx, "verifying current password", "user", user.ID, "err", err)
 	}
@@ -333,12 +334,7 @@ func (h *Handler) postChangePassword(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusForbidden, "err.locked")
 		return
 	}
-	hash, err := h.verifier.Hash(ctx, next)
-	if errors.Is(err, password.ErrBusy) {
-		retryAfter(w, busyRetryAfter)
-		fail(http.StatusTooManyRequests, "err.busy")
-		return
-	}
+	hash, err := h.verifier.Hash(slot, next)
 	if err != nil {
 		h.internalError(w, r, "hashing new password", err)
 		return

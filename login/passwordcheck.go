@@ -16,13 +16,14 @@ import (
 // A password check is what an online guesser buys with each request, so
 // it is ordered so that no request gets a verdict without paying for it:
 //
-//  1. a slot is reserved against the per-login-ID and per-address limits
-//     (ReserveRateEvent, atomic across replicas) before any hashing, so
-//     N concurrent guesses verify at most the limit;
-//  2. the hash runs under the verifier's limiter (bounded memory; a full
-//     queue is a fast 429 and gives the slots back, nothing was checked);
-//  3. a right password gives its slots back, a wrong one keeps them as
-//     its failure records, and the failure is audited.
+//  1. a hashing slot is taken from the verifier's limiter (bounded
+//     memory); a full queue is a fast 429 that touches nothing else, so a
+//     spray beyond capacity costs no database writes either;
+//  2. a slot is reserved against the per-login-ID and per-address limits
+//     (ReserveRateEvent, atomic across replicas) before the hash, so N
+//     concurrent guesses verify at most the limit;
+//  3. a right password gives its reservations back, a wrong one keeps
+//     them as its failure records, and the failure is audited.
 //
 // The handlers run all of it, and what follows, on a context the client
 // cannot cancel (detach): a client that hangs up after sending a password
@@ -100,11 +101,18 @@ func (h *Handler) releaseAttempt(r *http.Request, s *attemptSlots) {
 // right; errTooManyAttempts and errHashBusy say why nothing was checked.
 func (h *Handler) checkPassword(r *http.Request, loginID, pw string) (*storage.User, error) {
 	ctx := r.Context()
-	slots, err := h.reserveAttempt(r, loginID)
+	slot, err := h.verifier.Acquire(ctx)
+	if err != nil {
+		h.log.WarnContext(ctx, "password check refused: hashing at capacity",
+			"slots", h.verifier.Limiter().Slots(), "waiting", h.verifier.Limiter().Waiting())
+		return nil, errHashBusy
+	}
+	defer slot.Release()
+	reserved, err := h.reserveAttempt(r, loginID)
 	if err != nil {
 		return nil, err
 	}
-	if slots == nil {
+	if reserved == nil {
 		return nil, errTooManyAttempts
 	}
 	var user *storage.User
@@ -114,7 +122,7 @@ func (h *Handler) checkPassword(r *http.Request, loginID, pw string) (*storage.U
 		case err == nil:
 			user = u
 		case !errors.Is(err, storage.ErrNotFound):
-			h.releaseAttempt(r, slots)
+			h.releaseAttempt(r, reserved)
 			return nil, err
 		}
 	}
@@ -123,13 +131,7 @@ func (h *Handler) checkPassword(r *http.Request, loginID, pw string) (*storage.U
 		phc = user.PasswordHash
 	}
 	h.refreshBcryptCost(ctx)
-	ok, err := h.verifier.Verify(ctx, phc, pw)
-	if errors.Is(err, password.ErrBusy) {
-		h.releaseAttempt(r, slots)
-		h.log.WarnContext(ctx, "password check refused: hashing at capacity",
-			"slots", h.verifier.Limiter().Slots(), "waiting", h.verifier.Limiter().Waiting())
-		return nil, errHashBusy
-	}
+	ok, err := h.verifier.Verify(slot, phc, pw)
 	if err != nil {
 		// A broken stored hash must not lock the page up: log, deny.
 		h.log.ErrorContext(ctx, "verifying password", "user", userIDOf(user), "err", err)
@@ -140,21 +142,21 @@ func (h *Handler) checkPassword(r *http.Request, loginID, pw string) (*storage.U
 		h.log.InfoContext(ctx, "wrong login ID or password", "path", r.URL.Path)
 		return nil, nil
 	}
-	h.releaseAttempt(r, slots)
-	h.upgradeHash(r, user, pw)
+	h.releaseAttempt(r, reserved)
+	h.upgradeHash(r, slot, user, pw)
 	return user, nil
 }
 
 // upgradeHash replaces an imported bcrypt hash by argon2id once the
 // password is known to be right, so the bcrypt padding of every check
 // (password.Verifier) ends when the last imported user has signed in.
-func (h *Handler) upgradeHash(r *http.Request, user *storage.User, pw string) {
+func (h *Handler) upgradeHash(r *http.Request, slot *password.Slot, user *storage.User, pw string) {
 	if !password.NeedsRehash(user.PasswordHash) {
 		return
 	}
-	hash, err := h.verifier.Hash(r.Context(), pw)
+	hash, err := h.verifier.Hash(slot, pw)
 	if err != nil {
-		h.log.WarnContext(r.Context(), "rehashing imported password deferred", "user", user.ID, "err", err)
+		h.log.ErrorContext(r.Context(), "rehashing imported password", "user", user.ID, "err", err)
 		return
 	}
 	if err := h.store.UpdatePassword(r.Context(), user.ID, hash, user.PasswordTemporary); err != nil {

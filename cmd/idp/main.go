@@ -24,6 +24,7 @@ commands:
   keys    list|rotate --config FILE
   users   …               support-centre account tools (run "idp users" for help)
   audit   verify|list --config FILE
+  bench   spray --issuer URL  load a running IdP you operate (a password spray beside passkey calls)
 
 Run "idp <command> -h" for the flags of a command.
 `
@@ -85,6 +86,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return cmdUsers(ctx, rest, stdin, stdout, stderr)
 	case "audit":
 		return cmdAudit(ctx, rest, stdout, stderr)
+	case "bench":
+		return cmdBench(ctx, rest, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

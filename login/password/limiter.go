@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -46,8 +47,9 @@ type LimiterConfig struct {
 const DefaultMaxWait = 2 * time.Second
 
 // NewLimiter sizes the limiter from cfg and the hash cost p: as many slots
-// as the memory budget holds, but no more than twice the CPUs (more would
-// only make every hash slower), and at least one. The default budget is an
+// as the memory budget holds, but no more than half the CPUs, so that a
+// spray leaves the other half to passkey logins and tokens, and at least
+// one. The default budget is an
 // eighth of the memory this process may use (cgroup limit, else physical
 // memory), at most 1 GiB; the default queue is four waiters per slot.
 func NewLimiter(cfg LimiterConfig, p Params) *Limiter {
@@ -60,7 +62,7 @@ func NewLimiter(cfg LimiterConfig, p Params) *Limiter {
 		per = 1
 	}
 	n := int(budget / per)
-	n = min(n, 2*runtime.GOMAXPROCS(0))
+	n = min(n, (runtime.GOMAXPROCS(0)+1)/2)
 	n = max(n, 1)
 	queue := cfg.Queue
 	if queue <= 0 {
@@ -82,9 +84,24 @@ func (l *Limiter) Waiting() int { return int(l.waiting.Load()) }
 // Peak is the highest number of hashes that ran at once so far.
 func (l *Limiter) Peak() int { return int(l.peak.Load()) }
 
-// Acquire takes a slot, waiting in the queue at most MaxWait; release must
-// be called once the hash is done. ErrBusy means no slot: answer 429.
-func (l *Limiter) Acquire(ctx context.Context) (release func(), err error) {
+// Slot is one hashing slot, held from Acquire to Release. The verifier's
+// computations take it as an argument, so none can run outside the bound.
+type Slot struct {
+	l    *Limiter
+	once sync.Once
+}
+
+// Release gives the slot back; later calls do nothing.
+func (s *Slot) Release() {
+	s.once.Do(func() {
+		s.l.running.Add(-1)
+		<-s.l.slots
+	})
+}
+
+// Acquire takes a slot, waiting in the queue at most MaxWait. ErrBusy
+// means no slot: answer 429 at once, before any other work.
+func (l *Limiter) Acquire(ctx context.Context) (*Slot, error) {
 	select {
 	case l.slots <- struct{}{}:
 		return l.took(), nil
@@ -107,7 +124,7 @@ func (l *Limiter) Acquire(ctx context.Context) (release func(), err error) {
 	}
 }
 
-func (l *Limiter) took() func() {
+func (l *Limiter) took() *Slot {
 	n := l.running.Add(1)
 	for {
 		p := l.peak.Load()
@@ -115,13 +132,7 @@ func (l *Limiter) took() func() {
 			break
 		}
 	}
-	var once atomic.Bool
-	return func() {
-		if once.CompareAndSwap(false, true) {
-			l.running.Add(-1)
-			<-l.slots
-		}
-	}
+	return &Slot{l: l}
 }
 
 const maxDefaultBudget = 1 << 30

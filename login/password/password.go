@@ -113,8 +113,8 @@ func verifyArgon2id(phc, pw string) (bool, error) {
 //	bcrypt user:   dummy argon2id + real bcrypt, padded up to that cost
 //	unknown user:  dummy argon2id + dummy bcrypt at that cost
 //
-// Every computation runs under the Limiter, so a spray queues or gets
-// ErrBusy instead of exhausting memory.
+// Every computation needs a Slot of the Limiter (Acquire), so a spray
+// queues or gets ErrBusy instead of exhausting memory.
 type Verifier struct {
 	params     Params
 	dummy      string
@@ -145,6 +145,9 @@ func randomText() string {
 // Limiter is the bound the verifier's computations run under.
 func (v *Verifier) Limiter() *Limiter { return v.limiter }
 
+// Acquire takes the hashing slot that Verify and Hash need.
+func (v *Verifier) Acquire(ctx context.Context) (*Slot, error) { return v.limiter.Acquire(ctx) }
+
 // SetBcryptCost sets the bcrypt cost every check is padded to: the highest
 // cost of any stored bcrypt hash, 0 when none is left.
 func (v *Verifier) SetBcryptCost(cost int) {
@@ -158,13 +161,8 @@ func (v *Verifier) SetBcryptCost(cost int) {
 func (v *Verifier) BcryptCost() int { return int(v.bcryptCost.Load()) }
 
 // Verify checks pw against phc; when phc is empty (unknown user) it does
-// the same work against dummies and reports false. ErrBusy: no capacity.
-func (v *Verifier) Verify(ctx context.Context, phc, pw string) (bool, error) {
-	release, err := v.limiter.Acquire(ctx)
-	if err != nil {
-		return false, err
-	}
-	defer release()
+// the same work against dummies and reports false. The slot must be held.
+func (v *Verifier) Verify(_ *Slot, phc, pw string) (bool, error) {
 	pad := v.BcryptCost()
 	switch {
 	case phc == "":
@@ -223,13 +221,8 @@ func (v *Verifier) bcryptDummy(cost int) []byte {
 	return h
 }
 
-// Hash is Hash with the verifier's params, under the limiter.
-func (v *Verifier) Hash(ctx context.Context, pw string) (string, error) {
-	release, err := v.limiter.Acquire(ctx)
-	if err != nil {
-		return "", err
-	}
-	defer release()
+// Hash is Hash with the verifier's params; the slot must be held.
+func (v *Verifier) Hash(_ *Slot, pw string) (string, error) {
 	return Hash(v.params, pw)
 }
 

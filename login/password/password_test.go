@@ -56,11 +56,16 @@ func TestVerifierUnknownUserNeverMatches(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ok, err := v.Verify(t.Context(), "", ""); err != nil || ok {
+	slot, err := v.Acquire(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slot.Release()
+	if ok, err := v.Verify(slot, "", ""); err != nil || ok {
 		t.Fatalf("dummy verify = %v, %v", ok, err)
 	}
 	h, _ := Hash(tiny, "pw")
-	if ok, _ := v.Verify(t.Context(), h, "pw"); !ok {
+	if ok, _ := v.Verify(slot, h, "pw"); !ok {
 		t.Fatal("real hash did not verify through Verifier")
 	}
 }
