@@ -36,8 +36,6 @@ const (
 // japan is JST as a fixed zone: no tzdata needed and Japan has no DST.
 var japan = time.FixedZone("JST", 9*60*60)
 
-var errNoSession = errors.New("login: no usable session")
-
 // registerAccount mounts S8 and /logged-out; page is Register's helper.
 func (h *Handler) registerAccount(page func(path string, get, post http.HandlerFunc)) {
 	page(pathAccount, h.getAccount, nil)
@@ -99,42 +97,10 @@ func truncate(s string, n int) string {
 	return s[:n]
 }
 
-// accountSession loads the SSO session of the cookie and its user; it is
-// errNoSession when there is none, it expired or the user is gone or locked.
-func (h *Handler) accountSession(r *http.Request) (*storage.Session, *storage.User, error) {
-	ctx := r.Context()
-	c, err := r.Cookie(sessionCookie)
-	if err != nil || c.Value == "" {
-		return nil, nil, errNoSession
-	}
-	s, err := h.store.SessionByID(ctx, storage.HashSecret(c.Value))
-	if errors.Is(err, storage.ErrNotFound) {
-		return nil, nil, errNoSession
-	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("loading session: %w", err)
-	}
-	if !h.now().Before(s.ExpiresAt) {
-		return nil, nil, errNoSession
-	}
-	user, err := h.store.UserByID(ctx, s.UserID)
-	if errors.Is(err, storage.ErrNotFound) {
-		return nil, nil, errNoSession
-	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("loading session user: %w", err)
-	}
-	if user.Locked {
-		h.log.InfoContext(ctx, "session of a locked user refused on S8", "user", user.ID)
-		return nil, nil, errNoSession
-	}
-	return s, user, nil
-}
-
-// sessionOrAnswer is accountSession for pages: nil means the error page
+// sessionOrAnswer is loadSession for pages: nil means the error page
 // (with a way to sign in) was written.
 func (h *Handler) sessionOrAnswer(w http.ResponseWriter, r *http.Request, returnTo string) (*storage.Session, *storage.User) {
-	s, user, err := h.accountSession(r)
+	s, user, err := h.loadSession(r)
 	if errors.Is(err, errNoSession) {
 		h.log.InfoContext(r.Context(), "S8 action without a session", "path", r.URL.Path)
 		h.renderError(w, r, http.StatusUnauthorized, "err.session_required", signInURL(returnTo))
@@ -195,7 +161,7 @@ func (sr sessionRights) addBlocked(user *storage.User, count int) string {
 func (h *Handler) getAccount(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	rt := h.returnTo(r, r.URL.Query().Get("return_to"))
-	s, user, err := h.accountSession(r)
+	s, user, err := h.loadSession(r)
 	if errors.Is(err, errNoSession) {
 		h.startAccountSignIn(w, r, rt, pathLogin)
 		return
@@ -470,7 +436,7 @@ func (h *Handler) accountCeremony(w http.ResponseWriter, r *http.Request) (*stor
 		h.jsonFail(w, r, http.StatusServiceUnavailable, "unavailable", "err.passkey_unavailable")
 		return nil, nil
 	}
-	s, user, err := h.accountSession(r)
+	s, user, err := h.loadSession(r)
 	if errors.Is(err, errNoSession) {
 		h.jsonFail(w, r, http.StatusUnauthorized, "session_required", "err.session_required")
 		return nil, nil
@@ -520,7 +486,7 @@ func (h *Handler) accountStepUpFinish(w http.ResponseWriter, r *http.Request) {
 		h.jsonFail(w, r, http.StatusForbidden, "wrong_user", "err.step_up_wrong_user")
 		return
 	}
-	if err := h.renewSession(w, r, s, res.AMR, h.cfg.ACR.Passkey); err != nil {
+	if _, err := h.renewSession(w, r, s, proof{amr: res.AMR, acr: h.cfg.ACR.Passkey, at: h.now()}); err != nil {
 		h.log.ErrorContext(ctx, "renewing session after step-up", "err", err)
 		h.jsonFail(w, r, http.StatusInternalServerError, "internal", "err.internal")
 		return
@@ -534,30 +500,6 @@ func (h *Handler) accountStepUpFinish(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	h.writeJSON(w, http.StatusOK, map[string]string{"redirect": next})
-}
-
-// renewSession replaces s by a session authenticated now. The store has no
-// in-place update of AuthTime, and a new cookie value after a new proof is
-// the better practice anyway (no fixation of the old value).
-func (h *Handler) renewSession(w http.ResponseWriter, r *http.Request, s *storage.Session, amr []string, acr string) error {
-	ctx := r.Context()
-	handle, err := randomSecret()
-	if err != nil {
-		return err
-	}
-	now := h.now()
-	next := &storage.Session{
-		ID: storage.HashSecret(handle), UserID: s.UserID, AuthTime: now, AMR: amr, ACR: acr,
-		CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(h.cfg.SessionLifetime),
-	}
-	if err := h.store.CreateSession(ctx, next); err != nil {
-		return fmt.Errorf("creating renewed session: %w", err)
-	}
-	if err := h.store.DeleteSession(ctx, s.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
-		h.log.ErrorContext(ctx, "deleting replaced session", "err", err)
-	}
-	h.setCookie(w, sessionCookie, handle, h.cfg.SessionLifetime)
-	return nil
 }
 
 // accountRegistration checks rules 1, 2 and 4 for 「このデバイスでパスキーを

@@ -138,21 +138,15 @@ func (h *Handler) passkeyOnly(ar *storage.AuthRequest) bool {
 // it. It returns false (and has written nothing) when a login is needed.
 func (h *Handler) trySSO(w http.ResponseWriter, r *http.Request, ar *storage.AuthRequest) bool {
 	ctx := r.Context()
-	c, err := r.Cookie(sessionCookie)
-	if err != nil || c.Value == "" {
-		return false
-	}
-	s, err := h.store.SessionByID(ctx, storage.HashSecret(c.Value))
+	s, user, err := h.loadSession(r)
 	if err != nil {
-		if !errors.Is(err, storage.ErrNotFound) {
-			h.log.ErrorContext(ctx, "loading session", "err", err)
+		if !errors.Is(err, errNoSession) {
+			h.log.ErrorContext(ctx, "loading session for SSO", "err", err)
 		}
 		return false
 	}
 	now := h.now()
 	switch {
-	case !now.Before(s.ExpiresAt):
-		return false
 	case slices.Contains(ar.Prompt, oidc.PromptLogin):
 		return false
 	case ar.MaxAge != nil && now.Sub(s.AuthTime) > *ar.MaxAge:
@@ -160,11 +154,6 @@ func (h *Handler) trySSO(w http.ResponseWriter, r *http.Request, ar *storage.Aut
 	case slices.Contains(ar.ACRValues, h.cfg.ACR.Passkey) && s.ACR != h.cfg.ACR.Passkey && !slices.Contains(ar.ACRValues, s.ACR):
 		return false
 	case ar.IDTokenHintSubject != "" && ar.IDTokenHintSubject != s.UserID:
-		return false
-	}
-	user, err := h.store.UserByID(ctx, s.UserID)
-	if err != nil || user.Locked {
-		h.log.InfoContext(ctx, "session of a missing or locked user ignored", "user", s.UserID, "err", err)
 		return false
 	}
 	// Rule 1 for sessions: once the user has a passkey, a session that only
@@ -213,8 +202,11 @@ func (h *Handler) EndSession(next http.Handler) http.Handler {
 	ask := securityHeaders(true, h.withLanguage(http.HandlerFunc(h.confirmLogout)))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
-		s := h.currentSession(r)
-		if s == nil {
+		s, err := h.cookieSession(r)
+		if err != nil {
+			if !errors.Is(err, errNoSession) {
+				h.log.ErrorContext(ctx, "loading session at logout", "err", err)
+			}
 			h.clearCookie(w, sessionCookie)
 			h.clearCookie(w, flowCookie)
 			next.ServeHTTP(w, r)
@@ -246,35 +238,6 @@ func (h *Handler) EndSession(next http.Handler) http.Handler {
 }
 
 const confirmLogoutField = "confirm_logout"
-
-// currentSession is the live SSO session of the request's cookie, or nil.
-func (h *Handler) currentSession(r *http.Request) *storage.Session {
-	c, err := r.Cookie(sessionCookie)
-	if err != nil || c.Value == "" {
-		return nil
-	}
-	s, err := h.store.SessionByID(r.Context(), storage.HashSecret(c.Value))
-	if err != nil {
-		if !errors.Is(err, storage.ErrNotFound) {
-			h.log.ErrorContext(r.Context(), "loading session", "err", err)
-		}
-		return nil
-	}
-	return s
-}
-
-// endSession deletes the SSO session and the login cookies.
-func (h *Handler) endSession(w http.ResponseWriter, r *http.Request) {
-	if s := h.currentSession(r); s != nil {
-		if err := h.store.DeleteSession(r.Context(), s.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
-			h.log.ErrorContext(r.Context(), "deleting session at logout", "err", err)
-		} else {
-			h.audit(r, "session.ended", s.UserID, nil)
-		}
-	}
-	h.clearCookie(w, sessionCookie)
-	h.clearCookie(w, flowCookie)
-}
 
 // confirmLogout asks 「ログアウトしますか？」 and re-posts the logout
 // parameters with the confirmation.
