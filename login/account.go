@@ -423,9 +423,20 @@ func (h *Handler) postAccountDelete(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		h.log.ErrorContext(ctx, "counting passkeys after delete", "err", err)
 	}
-	h.audit(r, "passkey.deleted", user.ID, map[string]string{
+	detail := map[string]string{
 		"credential": base64.RawURLEncoding.EncodeToString(cred.ID), "name": cred.Name, "remaining": fmt.Sprint(left),
-	})
+	}
+	// A passkey is deleted because a device is lost or not trusted: what
+	// it signed in elsewhere must end with it. This browser just proved
+	// who it is, so it stays signed in.
+	ended, err := h.endUserAccess(r, user.ID, s.ID)
+	if err != nil {
+		detail["access_ended"] = "failed"
+		h.audit(r, "passkey.deleted", user.ID, detail)
+		h.internalError(w, r, "S8 delete", err)
+		return
+	}
+	h.audit(r, "passkey.deleted", user.ID, accessEndedDetail(detail, ended))
 	http.Redirect(w, r, accountURL(rt, "deleted", "1"), http.StatusSeeOther)
 }
 
