@@ -194,22 +194,39 @@ func (h *Handler) trySSO(w http.ResponseWriter, r *http.Request, ar *storage.Aut
 // the session ends at once only when the request carries an id_token_hint
 // we signed for the session's user (a real RP logout); otherwise the user is
 // asked to confirm with a same-origin POST (OpenID RP-Initiated Logout §2).
+// Either way the OP checks client_id, post_logout_redirect_uri and the hint
+// first, and the session ends only if it accepts them (see logoutWriter).
 func (h *Handler) EndSession(next http.Handler) http.Handler {
-	confirmed := h.csrf.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h.endSession(w, r)
-		next.ServeHTTP(w, r)
-	}))
+	logout := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		lw := &logoutWriter{w: w, header: http.Header{}, accept: func() { h.endSession(w, r) }}
+		next.ServeHTTP(lw, r)
+		if lw.accepted {
+			return
+		}
+		status, key := lw.status, "err.logout_request"
+		if status < 400 || status >= 500 {
+			status, key = http.StatusInternalServerError, "err.internal"
+		}
+		h.log.InfoContext(r.Context(), "end_session refused by the OP; session kept", "status", lw.status, "client", truncate(r.Form.Get("client_id"), 100))
+		securityHeaders(true, h.withLanguage(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			h.renderError(w, r, status, key, "")
+		}))).ServeHTTP(w, r)
+	})
+	confirmed := h.csrf.Handler(logout)
 	ask := securityHeaders(true, h.withLanguage(http.HandlerFunc(h.confirmLogout)))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
+		if r.Method != http.MethodGet && r.Method != http.MethodPost {
+			// The OP's 405, or its answer to a CORS preflight.
+			next.ServeHTTP(w, r)
+			return
+		}
 		s, err := h.cookieSession(r)
 		if err != nil {
 			if !errors.Is(err, errNoSession) {
 				h.log.ErrorContext(ctx, "loading session at logout", "err", err)
 			}
-			h.clearCookie(w, sessionCookie)
-			h.clearCookie(w, flowCookie)
-			next.ServeHTTP(w, r)
+			logout.ServeHTTP(w, r)
 			return
 		}
 		if err := r.ParseForm(); err != nil {
@@ -220,8 +237,7 @@ func (h *Handler) EndSession(next http.Handler) http.Handler {
 		if hint := r.Form.Get("id_token_hint"); hint != "" {
 			sub, err := h.op.IDTokenHintSubject(ctx, hint)
 			if err == nil && sub == s.UserID {
-				h.endSession(w, r)
-				next.ServeHTTP(w, r)
+				logout.ServeHTTP(w, r)
 				return
 			}
 			h.log.InfoContext(ctx, "end_session: id_token_hint does not name the session's user", "err", err)
@@ -235,6 +251,47 @@ func (h *Handler) EndSession(next http.Handler) http.Handler {
 		}
 		ask.ServeHTTP(w, r)
 	})
+}
+
+// logoutWriter holds the OP's answer to end_session. A redirect means the
+// OP accepted the request: only then is our session ended (accept) and the
+// answer passed on. Anything else is a refusal (an unknown client_id, an
+// unregistered post_logout_redirect_uri, a hint for another client): the
+// session stays, and the customer gets our page instead of the OP's JSON.
+type logoutWriter struct {
+	w        http.ResponseWriter
+	header   http.Header
+	accept   func()
+	status   int
+	accepted bool
+}
+
+func (lw *logoutWriter) Header() http.Header { return lw.header }
+
+func (lw *logoutWriter) WriteHeader(status int) {
+	if lw.status != 0 {
+		return
+	}
+	lw.status = status
+	if status < 300 || status >= 400 {
+		return
+	}
+	lw.accepted = true
+	lw.accept()
+	for k, v := range lw.header {
+		lw.w.Header()[k] = append(lw.w.Header()[k], v...)
+	}
+	lw.w.WriteHeader(status)
+}
+
+func (lw *logoutWriter) Write(b []byte) (int, error) {
+	if lw.status == 0 {
+		lw.WriteHeader(http.StatusOK)
+	}
+	if !lw.accepted {
+		return len(b), nil
+	}
+	return lw.w.Write(b)
 }
 
 const confirmLogoutField = "confirm_logout"

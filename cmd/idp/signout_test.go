@@ -33,6 +33,7 @@ const (
 	bankClientID = "bank"
 	bankSecret   = "bank-secret-0123456789"
 	bankRedirect = "https://bank.example/cb"
+	bankBye      = "https://bank.example/bye"
 )
 
 // stackWithCLI runs the whole IdP (real OP, login pages, passkeys) on a
@@ -46,7 +47,7 @@ func stackWithCLI(t *testing.T, flavor string) (*devstack.Stack, *cli) {
 	dsn := storagetest.DSN(t, flavor)
 	st, err := devstack.Start(context.Background(), devstack.Options{
 		DataDir: t.TempDir(), Database: dsn, IdPAddr: "127.0.0.1:0", RPAddr: "127.0.0.1:0", FastHashes: true,
-		ExtraClients: []config.Client{{ID: bankClientID, SecretHash: hash, RedirectURIs: []string{bankRedirect}}},
+		ExtraClients: []config.Client{{ID: bankClientID, SecretHash: hash, RedirectURIs: []string{bankRedirect}, PostLogoutRedirectURIs: []string{bankBye}}},
 	}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatalf("start stack: %v", err)
@@ -72,6 +73,7 @@ type tokenSet struct {
 	status       int
 	AccessToken  string `json:"access_token"`
 	RefreshToken string `json:"refresh_token"`
+	IDToken      string `json:"id_token"`
 	Error        string `json:"error"`
 }
 
