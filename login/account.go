@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/comstockloan/idp/login/mail"
+	"github.com/comstockloan/idp/login/passkey"
 	"github.com/comstockloan/idp/storage"
 	"github.com/comstockloan/idp/templates"
 )
@@ -483,18 +484,19 @@ func (h *Handler) accountStepUpFinish(w http.ResponseWriter, r *http.Request) {
 	if body == nil {
 		return
 	}
-	res, err := h.passkeys.FinishLogin(ctx, s.ID, body)
+	res, err := h.passkeys.FinishStepUp(ctx, s.ID, user.ID, body)
+	var wrong *passkey.WrongUserError
+	if errors.As(err, &wrong) {
+		// Someone else's passkey on this browser proves nothing about
+		// the session's owner.
+		h.log.WarnContext(ctx, "S8 step-up with another user's passkey", "user", user.ID, "asserted_user", wrong.AssertedUserID)
+		h.audit(r, "login.failure", user.ID, map[string]string{"method": methodPasskey, "reason": "step_up_other_user", "asserted_user": wrong.AssertedUserID})
+		h.jsonFail(w, r, http.StatusForbidden, "wrong_user", "err.step_up_wrong_user")
+		return
+	}
 	if err != nil {
 		h.auditPasskeyFailure(r, err)
 		h.passkeyError(w, r, "finish step-up", err)
-		return
-	}
-	if res.User.ID != user.ID {
-		// Someone else's passkey on this browser proves nothing about
-		// the session's owner.
-		h.log.WarnContext(ctx, "S8 step-up with another user's passkey", "user", user.ID, "asserted_user", res.User.ID)
-		h.audit(r, "login.failure", user.ID, map[string]string{"method": methodPasskey, "reason": "step_up_other_user", "asserted_user": res.User.ID})
-		h.jsonFail(w, r, http.StatusForbidden, "wrong_user", "err.step_up_wrong_user")
 		return
 	}
 	if _, err := h.renewSession(w, r, s, proof{amr: res.AMR, acr: h.cfg.ACR.Passkey, at: h.now()}); err != nil {
