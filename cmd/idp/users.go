@@ -32,6 +32,8 @@ commands (for the support centre):
   import FILE.csv | -                          import users from CSV (header: login_id,email,
                                                display_name,temporary_password,password_hash)
 
+reset-password, delete-passkeys, lock and delete also end every session of the
+customer and revoke the tokens relying parties hold (the output says how many).
 Every command is recorded in the audit trail as staff:$IDP_OPERATOR (or the OS user).
 `
 
