@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/comstockloan/idp/login/mail"
+	"github.com/comstockloan/idp/login/passkey"
 	"github.com/comstockloan/idp/storage"
 	"github.com/comstockloan/idp/templates"
 )
@@ -35,8 +36,6 @@ const (
 
 // japan is JST as a fixed zone: no tzdata needed and Japan has no DST.
 var japan = time.FixedZone("JST", 9*60*60)
-
-var errNoSession = errors.New("login: no usable session")
 
 // registerAccount mounts S8 and /logged-out; page is Register's helper.
 func (h *Handler) registerAccount(page func(path string, get, post http.HandlerFunc)) {
@@ -99,42 +98,10 @@ func truncate(s string, n int) string {
 	return s[:n]
 }
 
-// accountSession loads the SSO session of the cookie and its user; it is
-// errNoSession when there is none, it expired or the user is gone or locked.
-func (h *Handler) accountSession(r *http.Request) (*storage.Session, *storage.User, error) {
-	ctx := r.Context()
-	c, err := r.Cookie(h.cookieName(sessionCookie))
-	if err != nil || c.Value == "" {
-		return nil, nil, errNoSession
-	}
-	s, err := h.store.SessionByID(ctx, storage.HashSecret(c.Value))
-	if errors.Is(err, storage.ErrNotFound) {
-		return nil, nil, errNoSession
-	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("loading session: %w", err)
-	}
-	if !h.now().Before(s.ExpiresAt) {
-		return nil, nil, errNoSession
-	}
-	user, err := h.store.UserByID(ctx, s.UserID)
-	if errors.Is(err, storage.ErrNotFound) {
-		return nil, nil, errNoSession
-	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("loading session user: %w", err)
-	}
-	if user.Locked {
-		h.log.InfoContext(ctx, "session of a locked user refused on S8", "user", user.ID)
-		return nil, nil, errNoSession
-	}
-	return s, user, nil
-}
-
-// sessionOrAnswer is accountSession for pages: nil means the error page
+// sessionOrAnswer is loadSession for pages: nil means the error page
 // (with a way to sign in) was written.
 func (h *Handler) sessionOrAnswer(w http.ResponseWriter, r *http.Request, returnTo string) (*storage.Session, *storage.User) {
-	s, user, err := h.accountSession(r)
+	s, user, err := h.loadSession(r)
 	if errors.Is(err, errNoSession) {
 		h.log.InfoContext(r.Context(), "S8 action without a session", "path", r.URL.Path)
 		h.renderError(w, r, http.StatusUnauthorized, "err.session_required", signInURL(returnTo))
@@ -195,7 +162,7 @@ func (sr sessionRights) addBlocked(user *storage.User, count int) string {
 func (h *Handler) getAccount(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	rt := h.returnTo(r, r.URL.Query().Get("return_to"))
-	s, user, err := h.accountSession(r)
+	s, user, err := h.loadSession(r)
 	if errors.Is(err, errNoSession) {
 		h.startAccountSignIn(w, r, rt, pathLogin)
 		return
@@ -457,9 +424,20 @@ func (h *Handler) postAccountDelete(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		h.log.ErrorContext(ctx, "counting passkeys after delete", "err", err)
 	}
-	h.audit(r, "passkey.deleted", user.ID, map[string]string{
+	detail := map[string]string{
 		"credential": base64.RawURLEncoding.EncodeToString(cred.ID), "name": cred.Name, "remaining": fmt.Sprint(left),
-	})
+	}
+	// A passkey is deleted because a device is lost or not trusted: what
+	// it signed in elsewhere must end with it. This browser just proved
+	// who it is, so it stays signed in.
+	ended, err := h.endUserAccess(r, user.ID, s.ID)
+	if err != nil {
+		detail["access_ended"] = "failed"
+		h.audit(r, "passkey.deleted", user.ID, detail)
+		h.internalError(w, r, "S8 delete", err)
+		return
+	}
+	h.audit(r, "passkey.deleted", user.ID, accessEndedDetail(detail, ended))
 	http.Redirect(w, r, accountURL(rt, "deleted", "1"), http.StatusSeeOther)
 }
 
@@ -470,7 +448,7 @@ func (h *Handler) accountCeremony(w http.ResponseWriter, r *http.Request) (*stor
 		h.jsonFail(w, r, http.StatusServiceUnavailable, "unavailable", "err.passkey_unavailable")
 		return nil, nil
 	}
-	s, user, err := h.accountSession(r)
+	s, user, err := h.loadSession(r)
 	if errors.Is(err, errNoSession) {
 		h.jsonFail(w, r, http.StatusUnauthorized, "session_required", "err.session_required")
 		return nil, nil
@@ -506,21 +484,22 @@ func (h *Handler) accountStepUpFinish(w http.ResponseWriter, r *http.Request) {
 	if body == nil {
 		return
 	}
-	res, err := h.passkeys.FinishLogin(ctx, s.ID, body)
+	res, err := h.passkeys.FinishStepUp(ctx, s.ID, user.ID, body)
+	var wrong *passkey.WrongUserError
+	if errors.As(err, &wrong) {
+		// Someone else's passkey on this browser proves nothing about
+		// the session's owner.
+		h.log.WarnContext(ctx, "S8 step-up with another user's passkey", "user", user.ID, "asserted_user", wrong.AssertedUserID)
+		h.audit(r, "login.failure", user.ID, map[string]string{"method": methodPasskey, "reason": "step_up_other_user", "asserted_user": wrong.AssertedUserID})
+		h.jsonFail(w, r, http.StatusForbidden, "wrong_user", "err.step_up_wrong_user")
+		return
+	}
 	if err != nil {
 		h.auditPasskeyFailure(r, err)
 		h.passkeyError(w, r, "finish step-up", err)
 		return
 	}
-	if res.User.ID != user.ID {
-		// Someone else's passkey on this browser proves nothing about
-		// the session's owner.
-		h.log.WarnContext(ctx, "S8 step-up with another user's passkey", "user", user.ID, "asserted_user", res.User.ID)
-		h.audit(r, "login.failure", user.ID, map[string]string{"method": methodPasskey, "reason": "step_up_other_user", "asserted_user": res.User.ID})
-		h.jsonFail(w, r, http.StatusForbidden, "wrong_user", "err.step_up_wrong_user")
-		return
-	}
-	if err := h.renewSession(w, r, s, res.AMR, h.cfg.ACR.Passkey); err != nil {
+	if _, err := h.renewSession(w, r, s, proof{amr: res.AMR, acr: h.cfg.ACR.Passkey, at: h.now()}); err != nil {
 		h.log.ErrorContext(ctx, "renewing session after step-up", "err", err)
 		h.jsonFail(w, r, http.StatusInternalServerError, "internal", "err.internal")
 		return
@@ -534,30 +513,6 @@ func (h *Handler) accountStepUpFinish(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	h.writeJSON(w, http.StatusOK, map[string]string{"redirect": next})
-}
-
-// renewSession replaces s by a session authenticated now. The store has no
-// in-place update of AuthTime, and a new cookie value after a new proof is
-// the better practice anyway (no fixation of the old value).
-func (h *Handler) renewSession(w http.ResponseWriter, r *http.Request, s *storage.Session, amr []string, acr string) error {
-	ctx := r.Context()
-	handle, err := randomSecret()
-	if err != nil {
-		return err
-	}
-	now := h.now()
-	next := &storage.Session{
-		ID: storage.HashSecret(handle), UserID: s.UserID, AuthTime: now, AMR: amr, ACR: acr,
-		CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(h.cfg.SessionLifetime),
-	}
-	if err := h.store.CreateSession(ctx, next); err != nil {
-		return fmt.Errorf("creating renewed session: %w", err)
-	}
-	if err := h.store.DeleteSession(ctx, s.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
-		h.log.ErrorContext(ctx, "deleting replaced session", "err", err)
-	}
-	h.setCookie(w, sessionCookie, handle, h.cfg.SessionLifetime)
-	return nil
 }
 
 // accountRegistration checks rules 1, 2 and 4 for 「このデバイスでパスキーを

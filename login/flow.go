@@ -201,7 +201,6 @@ type proof struct {
 
 func (h *Handler) completeLogin(w http.ResponseWriter, r *http.Request, f *storage.LoginFlow, user *storage.User, p proof) (string, error) {
 	ctx := r.Context()
-	now := h.now()
 	amr, acr := p.amr, p.acr
 	// Every way of finishing a login passes here, so this is where a client
 	// that demands a phishing-resistant login is protected from receiving
@@ -218,16 +217,9 @@ func (h *Handler) completeLogin(w http.ResponseWriter, r *http.Request, f *stora
 			return loginURL(ar.ID) + "&" + noticeParam + "=" + noticePasskeyRequired, errPasskeyRequired
 		}
 	}
-	handle, err := randomSecret()
+	handle, s, err := h.createSession(r, user.ID, p)
 	if err != nil {
 		return "", err
-	}
-	s := &storage.Session{
-		ID: storage.HashSecret(handle), UserID: user.ID, AuthTime: p.at, AMR: amr, ACR: acr,
-		CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(h.cfg.SessionLifetime),
-	}
-	if err := h.store.CreateSession(ctx, s); err != nil {
-		return "", fmt.Errorf("creating session: %w", err)
 	}
 	// A flow without an auth request was started by S8 for the IdP's own
 	// account pages: it ends there, not at the OP.
@@ -241,17 +233,11 @@ func (h *Handler) completeLogin(w http.ResponseWriter, r *http.Request, f *stora
 		}
 		return "", fmt.Errorf("completing auth request: %w", err)
 	}
-	// A fresh session per authentication: the previous one (perhaps of
-	// another user on a shared PC) must not linger.
-	if old := h.cookie(r, sessionCookie); old != "" {
-		if err := h.store.DeleteSession(ctx, storage.HashSecret(old)); err != nil && !errors.Is(err, storage.ErrNotFound) {
-			h.log.ErrorContext(ctx, "deleting previous session", "err", err)
-		}
-	}
+	h.dropCookieSession(r)
 	if err := h.store.DeleteLoginFlow(ctx, f.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
 		h.log.ErrorContext(ctx, "deleting finished flow", "err", err)
 	}
-	h.setCookie(w, sessionCookie, handle, h.cfg.SessionLifetime)
+	h.setSessionCookie(w, handle)
 	h.clearCookie(w, flowCookie)
 	h.audit(r, "login.success", user.ID, map[string]string{"method": loginMethod(amr), "amr": fmt.Sprint(amr), "acr": acr, "auth_request": f.AuthRequestID})
 	h.log.InfoContext(ctx, "login completed", "user", user.ID, "amr", amr, "acr", acr, "auth_request", f.AuthRequestID)

@@ -67,6 +67,9 @@ type PasskeyLogin = passkey.LoginResult
 type Passkeys interface {
 	BeginLogin(ctx context.Context, flowID string, conditional bool) (json.RawMessage, error)
 	FinishLogin(ctx context.Context, flowID string, assertionJSON []byte) (*PasskeyLogin, error)
+	// FinishStepUp is FinishLogin accepting only userID's passkeys; another
+	// user's is a *passkey.WrongUserError, with nothing written.
+	FinishStepUp(ctx context.Context, flowID, userID string, assertionJSON []byte) (*PasskeyLogin, error)
 	BeginRegistration(ctx context.Context, user *storage.User, flowID string) (json.RawMessage, error)
 	FinishRegistration(ctx context.Context, user *storage.User, flowID string, attestationJSON []byte, onlyIfFirst bool) (*storage.Credential, error)
 	// RPID is the relying party ID, for signalAllAcceptedCredentials.

@@ -46,12 +46,11 @@ func passwordRule(use passwordUse, passkeys int, temporary bool) refusal {
 	return refusal{}
 }
 
-// passwordSessionUsable is rule 1 for SSO sessions: once the customer has a
-// passkey, a session that only a password opened (perhaps in another
-// browser, before the passkey was added) signs no one in.
-func passwordSessionUsable(amr []string, passkeys int) bool {
-	return passkeys == 0 || !slices.Equal(amr, []string{"pwd"})
-}
+// passwordOnlySession is rule 1 for SSO sessions: a session that only a
+// password opened (perhaps in another browser, before the passkey was
+// added) signs the customer in only while they have no passkey; the caller
+// counts the passkeys of such a session.
+func passwordOnlySession(amr []string) bool { return slices.Equal(amr, []string{"pwd"}) }
 
 // recentEnough is rule 4: creating a passkey needs every factor of the
 // authentication (the passkey, or the password and the code) proven within

@@ -32,19 +32,18 @@ func TestRule1And2PasswordRule(t *testing.T) {
 	}
 }
 
-func TestRule1PasswordSessionUsable(t *testing.T) {
+func TestRule1PasswordOnlySession(t *testing.T) {
 	for _, tc := range []struct {
-		amr      []string
-		passkeys int
-		want     bool
+		amr  []string
+		want bool
 	}{
-		{[]string{"pwd"}, 0, true},
-		{[]string{"pwd"}, 1, false},
-		{[]string{"pwd", "otp", "mfa"}, 1, true},
-		{[]string{"hwk", "user", "mfa"}, 1, true},
+		{[]string{"pwd"}, true},
+		{[]string{"pwd", "otp", "mfa"}, false},
+		{[]string{"hwk", "user", "mfa"}, false},
+		{nil, false},
 	} {
-		if got := passwordSessionUsable(tc.amr, tc.passkeys); got != tc.want {
-			t.Errorf("amr %v with %d passkeys: usable %v, want %v", tc.amr, tc.passkeys, got, tc.want)
+		if got := passwordOnlySession(tc.amr); got != tc.want {
+			t.Errorf("amr %v: password-only %v, want %v", tc.amr, got, tc.want)
 		}
 	}
 }

@@ -138,21 +138,15 @@ func (h *Handler) passkeyOnly(ar *storage.AuthRequest) bool {
 // it. It returns false (and has written nothing) when a login is needed.
 func (h *Handler) trySSO(w http.ResponseWriter, r *http.Request, ar *storage.AuthRequest) bool {
 	ctx := r.Context()
-	c, err := r.Cookie(h.cookieName(sessionCookie))
-	if err != nil || c.Value == "" {
-		return false
-	}
-	s, err := h.store.SessionByID(ctx, storage.HashSecret(c.Value))
+	s, user, err := h.loadSession(r)
 	if err != nil {
-		if !errors.Is(err, storage.ErrNotFound) {
-			h.log.ErrorContext(ctx, "loading session", "err", err)
+		if !errors.Is(err, errNoSession) {
+			h.log.ErrorContext(ctx, "loading session for SSO", "err", err)
 		}
 		return false
 	}
 	now := h.now()
 	switch {
-	case !now.Before(s.ExpiresAt):
-		return false
 	case slices.Contains(ar.Prompt, oidc.PromptLogin):
 		return false
 	case ar.MaxAge != nil && now.Sub(s.AuthTime) > *ar.MaxAge:
@@ -162,15 +156,7 @@ func (h *Handler) trySSO(w http.ResponseWriter, r *http.Request, ar *storage.Aut
 	case ar.IDTokenHintSubject != "" && ar.IDTokenHintSubject != s.UserID:
 		return false
 	}
-	user, err := h.store.UserByID(ctx, s.UserID)
-	if err != nil || user.Locked {
-		h.log.InfoContext(ctx, "session of a missing or locked user ignored", "user", s.UserID, "err", err)
-		return false
-	}
-	// Rule 1 for sessions: once the user has a passkey, a session that only
-	// a password opened (perhaps in another browser, before the passkey was
-	// added) no longer signs anyone in.
-	if slices.Equal(s.AMR, []string{"pwd"}) {
+	if passwordOnlySession(s.AMR) {
 		n, err := h.store.CountCredentials(ctx, user.ID)
 		if err != nil {
 			h.log.ErrorContext(ctx, "counting passkeys for SSO", "user", user.ID, "err", err)
@@ -205,19 +191,39 @@ func (h *Handler) trySSO(w http.ResponseWriter, r *http.Request, ar *storage.Aut
 // the session ends at once only when the request carries an id_token_hint
 // we signed for the session's user (a real RP logout); otherwise the user is
 // asked to confirm with a same-origin POST (OpenID RP-Initiated Logout §2).
+// Either way the OP checks client_id, post_logout_redirect_uri and the hint
+// first, and the session ends only if it accepts them (see logoutWriter).
 func (h *Handler) EndSession(next http.Handler) http.Handler {
-	confirmed := h.csrf.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h.endSession(w, r)
-		next.ServeHTTP(w, r)
-	}))
+	logout := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		lw := &logoutWriter{w: w, header: http.Header{}, accept: func() { h.endSession(w, r) }}
+		next.ServeHTTP(lw, r)
+		if lw.accepted {
+			return
+		}
+		status, key := lw.status, "err.logout_request"
+		if status < 400 || status >= 500 {
+			status, key = http.StatusInternalServerError, "err.internal"
+		}
+		h.log.InfoContext(r.Context(), "end_session refused by the OP; session kept", "status", lw.status, "client", truncate(r.Form.Get("client_id"), 100))
+		securityHeaders(true, h.withLanguage(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			h.renderError(w, r, status, key, "")
+		}))).ServeHTTP(w, r)
+	})
+	confirmed := h.csrf.Handler(logout)
 	ask := securityHeaders(true, h.withLanguage(http.HandlerFunc(h.confirmLogout)))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
-		s := h.currentSession(r)
-		if s == nil {
-			h.clearCookie(w, sessionCookie)
-			h.clearCookie(w, flowCookie)
+		if r.Method != http.MethodGet && r.Method != http.MethodPost {
+			// The OP's 405, or its answer to a CORS preflight.
 			next.ServeHTTP(w, r)
+			return
+		}
+		s, err := h.cookieSession(r)
+		if err != nil {
+			if !errors.Is(err, errNoSession) {
+				h.log.ErrorContext(ctx, "loading session at logout", "err", err)
+			}
+			logout.ServeHTTP(w, r)
 			return
 		}
 		if err := r.ParseForm(); err != nil {
@@ -228,8 +234,7 @@ func (h *Handler) EndSession(next http.Handler) http.Handler {
 		if hint := r.Form.Get("id_token_hint"); hint != "" {
 			sub, err := h.op.IDTokenHintSubject(ctx, hint)
 			if err == nil && sub == s.UserID {
-				h.endSession(w, r)
-				next.ServeHTTP(w, r)
+				logout.ServeHTTP(w, r)
 				return
 			}
 			h.log.InfoContext(ctx, "end_session: id_token_hint does not name the session's user", "err", err)
@@ -245,36 +250,48 @@ func (h *Handler) EndSession(next http.Handler) http.Handler {
 	})
 }
 
+// logoutWriter holds the OP's answer to end_session. A redirect means the
+// OP accepted the request: only then is our session ended (accept) and the
+// answer passed on. Anything else is a refusal (an unknown client_id, an
+// unregistered post_logout_redirect_uri, a hint for another client): the
+// session stays, and the customer gets our page instead of the OP's JSON.
+type logoutWriter struct {
+	w        http.ResponseWriter
+	header   http.Header
+	accept   func()
+	status   int
+	accepted bool
+}
+
+func (lw *logoutWriter) Header() http.Header { return lw.header }
+
+func (lw *logoutWriter) WriteHeader(status int) {
+	if lw.status != 0 {
+		return
+	}
+	lw.status = status
+	if status < 300 || status >= 400 {
+		return
+	}
+	lw.accepted = true
+	lw.accept()
+	for k, v := range lw.header {
+		lw.w.Header()[k] = append(lw.w.Header()[k], v...)
+	}
+	lw.w.WriteHeader(status)
+}
+
+func (lw *logoutWriter) Write(b []byte) (int, error) {
+	if lw.status == 0 {
+		lw.WriteHeader(http.StatusOK)
+	}
+	if !lw.accepted {
+		return len(b), nil
+	}
+	return lw.w.Write(b)
+}
+
 const confirmLogoutField = "confirm_logout"
-
-// currentSession is the live SSO session of the request's cookie, or nil.
-func (h *Handler) currentSession(r *http.Request) *storage.Session {
-	c, err := r.Cookie(h.cookieName(sessionCookie))
-	if err != nil || c.Value == "" {
-		return nil
-	}
-	s, err := h.store.SessionByID(r.Context(), storage.HashSecret(c.Value))
-	if err != nil {
-		if !errors.Is(err, storage.ErrNotFound) {
-			h.log.ErrorContext(r.Context(), "loading session", "err", err)
-		}
-		return nil
-	}
-	return s
-}
-
-// endSession deletes the SSO session and the login cookies.
-func (h *Handler) endSession(w http.ResponseWriter, r *http.Request) {
-	if s := h.currentSession(r); s != nil {
-		if err := h.store.DeleteSession(r.Context(), s.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
-			h.log.ErrorContext(r.Context(), "deleting session at logout", "err", err)
-		} else {
-			h.audit(r, "session.ended", s.UserID, nil)
-		}
-	}
-	h.clearCookie(w, sessionCookie)
-	h.clearCookie(w, flowCookie)
-}
 
 // confirmLogout asks 「ログアウトしますか？」 and re-posts the logout
 // parameters with the confirmation.

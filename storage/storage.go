@@ -69,6 +69,14 @@ type Session struct {
 	ExpiresAt  time.Time
 }
 
+// AccessEnded counts what EndUserAccess ended: rows that were still live
+// (unexpired, not yet rotated or revoked), for the audit trail.
+type AccessEnded struct {
+	Sessions      int
+	AccessTokens  int
+	RefreshTokens int
+}
+
 // AuthRequest is an OIDC authorization request from /authorize until its code
 // is exchanged (and then kept, consumed, until it expires so that a replayed
 // code can be recognised).
@@ -271,7 +279,12 @@ type Store interface {
 	SessionByID(ctx context.Context, id string) (*Session, error)
 	TouchSession(ctx context.Context, id string, lastSeen time.Time) error
 	DeleteSession(ctx context.Context, id string) error
-	DeleteUserSessions(ctx context.Context, userID string) error
+	// EndUserAccess signs the user out everywhere, in one transaction: it
+	// deletes their SSO sessions except keepSessionID (none when empty),
+	// deletes their access tokens and revokes their refresh tokens, for
+	// every client. It is what a lost device, a lock or a new password
+	// calls for.
+	EndUserAccess(ctx context.Context, userID, keepSessionID string, now time.Time) (AccessEnded, error)
 
 	// OIDC authorization requests and codes
 	CreateAuthRequest(ctx context.Context, a *AuthRequest) error
@@ -306,9 +319,6 @@ type Store interface {
 	// RevokeGrant deletes every access token and revokes every refresh token
 	// issued from an authorization request (code replay).
 	RevokeGrant(ctx context.Context, authRequestID string, now time.Time) error
-	// RevokeUserTokens revokes every token of a user for one client, or for
-	// all clients when clientID is empty.
-	RevokeUserTokens(ctx context.Context, userID, clientID string, now time.Time) error
 
 	// Signing keys
 	ListSigningKeys(ctx context.Context) ([]SigningKey, error)

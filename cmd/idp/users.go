@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/mail"
 	"os"
 	"os/user"
@@ -31,6 +32,8 @@ commands (for the support centre):
   import FILE.csv | -                          import users from CSV (header: login_id,email,
                                                display_name,temporary_password,password_hash)
 
+reset-password, delete-passkeys, lock and delete also end every session of the
+customer and revoke the tokens relying parties hold (the output says how many).
 Every command is recorded in the audit trail as staff:$IDP_OPERATOR (or the OS user).
 `
 
@@ -284,14 +287,13 @@ func (u *usersCmd) resetPassword(ctx context.Context, loginID string) error {
 	if err := u.store.UpdatePassword(ctx, usr.ID, hash, true); err != nil {
 		return fmt.Errorf("store temporary password: %w", err)
 	}
-	// Whoever holds a session may be the one the customer lost control to.
-	if err := u.store.DeleteUserSessions(ctx, usr.ID); err != nil {
-		return fmt.Errorf("end sessions: %w", err)
-	}
-	if err := u.audit(ctx, "password.temporary_issued", usr, nil); err != nil {
+	// Whoever holds a session or a token may be the one the customer lost
+	// control to.
+	ended, err := u.endAccess(ctx, usr, "password.temporary_issued", nil)
+	if err != nil {
 		return err
 	}
-	fmt.Fprintf(u.out, "issued a temporary password for %s; their sessions are ended\ntemporary password (仮パスワード): %s\n", loginID, temp)
+	fmt.Fprintf(u.out, "issued a temporary password for %s; %s\ntemporary password (仮パスワード): %s\n", loginID, ended, temp)
 	return nil
 }
 
@@ -310,19 +312,22 @@ func (u *usersCmd) deletePasskeys(ctx context.Context, loginID, credID string) e
 		} else if err != nil {
 			return fmt.Errorf("delete passkey: %w", err)
 		}
-		if err := u.audit(ctx, "passkey.deleted", usr, map[string]string{"credential_id": credID}); err != nil {
+		// The lost device may still hold a session or an RP's tokens.
+		ended, err := u.endAccess(ctx, usr, "passkey.deleted", map[string]string{"credential_id": credID})
+		if err != nil {
 			return err
 		}
-		fmt.Fprintf(u.out, "deleted passkey %s of %s (the copy on the customer's device stays; it no longer works here)\n", credID, loginID)
+		fmt.Fprintf(u.out, "deleted passkey %s of %s (the copy on the customer's device stays; it no longer works here); %s\n", credID, loginID, ended)
 	} else {
 		n, err := u.store.DeleteUserCredentials(ctx, usr.ID)
 		if err != nil {
 			return fmt.Errorf("delete passkeys: %w", err)
 		}
-		if err := u.audit(ctx, "passkey.deleted_all", usr, map[string]string{"count": fmt.Sprint(n)}); err != nil {
+		ended, err := u.endAccess(ctx, usr, "passkey.deleted_all", map[string]string{"count": fmt.Sprint(n)})
+		if err != nil {
 			return err
 		}
-		fmt.Fprintf(u.out, "deleted %d passkey(s) of %s (copies on devices stay; they no longer work here)\n", n, loginID)
+		fmt.Fprintf(u.out, "deleted %d passkey(s) of %s (copies on devices stay; they no longer work here); %s\n", n, loginID, ended)
 	}
 	left, err := u.store.CountCredentials(ctx, usr.ID)
 	if err != nil {
@@ -344,24 +349,18 @@ func (u *usersCmd) setLocked(ctx context.Context, loginID string, locked bool) e
 	if err := u.store.SetUserLocked(ctx, usr.ID, locked); err != nil {
 		return fmt.Errorf("set locked: %w", err)
 	}
-	typ, verb := "user.unlocked", "unlocked"
-	if locked {
-		typ, verb = "user.locked", "locked"
-		if err := u.store.DeleteUserSessions(ctx, usr.ID); err != nil {
-			return fmt.Errorf("end sessions: %w", err)
+	if !locked {
+		if err := u.audit(ctx, "user.unlocked", usr, nil); err != nil {
+			return err
 		}
-		if err := u.store.RevokeUserTokens(ctx, usr.ID, "", time.Now()); err != nil {
-			return fmt.Errorf("revoke tokens: %w", err)
-		}
+		fmt.Fprintf(u.out, "unlocked %s\n", loginID)
+		return nil
 	}
-	if err := u.audit(ctx, typ, usr, nil); err != nil {
+	ended, err := u.endAccess(ctx, usr, "user.locked", nil)
+	if err != nil {
 		return err
 	}
-	if locked {
-		fmt.Fprintf(u.out, "locked %s: sessions ended, tokens revoked, no login until unlocked\n", loginID)
-	} else {
-		fmt.Fprintf(u.out, "%s %s\n", verb, loginID)
-	}
+	fmt.Fprintf(u.out, "locked %s: %s, no login until unlocked\n", loginID, ended)
 	return nil
 }
 
@@ -370,14 +369,58 @@ func (u *usersCmd) delete(ctx context.Context, loginID string) error {
 	if err != nil {
 		return err
 	}
+	// DeleteUser removes the sessions and tokens too; ending them first
+	// only tells the trail how many there were.
+	e, err := u.store.EndUserAccess(ctx, usr.ID, "", time.Now())
+	if err != nil {
+		return fmt.Errorf("end sessions and tokens: %w", err)
+	}
+	ended := accessEnded(e)
 	if err := u.store.DeleteUser(ctx, usr.ID); err != nil {
 		return fmt.Errorf("delete user: %w", err)
 	}
-	if err := u.audit(ctx, "user.deleted", usr, map[string]string{"login_id": loginID}); err != nil {
+	detail := ended.auditDetail()
+	detail["login_id"] = loginID
+	if err := u.audit(ctx, "user.deleted", usr, detail); err != nil {
 		return err
 	}
-	fmt.Fprintf(u.out, "deleted %s with their passkeys, sessions and tokens\n", loginID)
+	fmt.Fprintf(u.out, "deleted %s with their passkeys; %s\n", loginID, ended)
 	return nil
+}
+
+// accessEnded is what EndUserAccess ended, as the CLI and the trail say it.
+type accessEnded storage.AccessEnded
+
+func (a accessEnded) String() string {
+	return fmt.Sprintf("ended %d session(s), revoked %d refresh token(s) and %d access token(s)", a.Sessions, a.RefreshTokens, a.AccessTokens)
+}
+
+func (a accessEnded) auditDetail() map[string]string {
+	return map[string]string{
+		"sessions_ended":         fmt.Sprint(a.Sessions),
+		"refresh_tokens_revoked": fmt.Sprint(a.RefreshTokens),
+		"access_tokens_revoked":  fmt.Sprint(a.AccessTokens),
+	}
+}
+
+// endAccess signs usr out of every browser and relying party after the
+// staff action typ, then audits typ with detail and what ended. The action
+// is already done, so it is audited even when ending access fails.
+func (u *usersCmd) endAccess(ctx context.Context, usr *storage.User, typ string, detail map[string]string) (accessEnded, error) {
+	if detail == nil {
+		detail = map[string]string{}
+	}
+	ended, err := u.store.EndUserAccess(ctx, usr.ID, "", time.Now())
+	if err != nil {
+		detail["access_ended"] = "failed"
+		if aerr := u.audit(ctx, typ, usr, detail); aerr != nil {
+			u.logger.Error("audit", "type", typ, "user_id", usr.ID, "err", aerr)
+		}
+		return accessEnded{}, fmt.Errorf("%s is done, but ending the sessions and tokens failed (`idp users lock %s` ends them): %w", typ, usr.LoginID, err)
+	}
+	a := accessEnded(ended)
+	maps.Copy(detail, a.auditDetail())
+	return a, u.audit(ctx, typ, usr, detail)
 }
 
 // temporaryPassword is 12 characters from an alphabet without look-alikes,

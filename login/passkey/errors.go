@@ -27,7 +27,23 @@ var (
 	// ErrWrongFlow: the challenge was issued to another flow or for the
 	// other kind of ceremony.
 	ErrWrongFlow = errors.New("passkey: ceremony belongs to another flow")
+	// ErrWrongUser: a step-up was answered with a valid passkey of another
+	// user. Returned wrapped in a *WrongUserError naming that user.
+	ErrWrongUser = errors.New("passkey: another user's passkey")
 )
+
+// WrongUserError reports a step-up by another user's passkey; the
+// signature was valid, so AssertedUserID is who really answered.
+type WrongUserError struct {
+	AssertedUserID string
+}
+
+func (e *WrongUserError) Error() string {
+	return "passkey: step-up by another user's passkey (" + e.AssertedUserID + ")"
+}
+
+// Is makes errors.Is(err, ErrWrongUser) true.
+func (e *WrongUserError) Is(target error) bool { return target == ErrWrongUser }
 
 // UnknownCredentialError reports an assertion by a credential the server
 // does not know, so the page can ask the browser to forget it

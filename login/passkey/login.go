@@ -62,6 +62,23 @@ func (s *Service) BeginLogin(ctx context.Context, flowID string, conditional boo
 // support centre sees the flag in S8 and the CLI. The stored counter never
 // goes down, so later regressions are detected against the highest value.
 func (s *Service) FinishLogin(ctx context.Context, flowID string, assertionJSON []byte) (*LoginResult, error) {
+	return s.finishLogin(ctx, flowID, "", assertionJSON)
+}
+
+// FinishStepUp is FinishLogin for a user who is signed in already (S8's
+// re-authentication): the passkey must be userID's. Another user's passkey
+// is refused with a *WrongUserError before anything is written, so it
+// leaves no trace on that passkey (counter, last use).
+func (s *Service) FinishStepUp(ctx context.Context, flowID, userID string, assertionJSON []byte) (*LoginResult, error) {
+	if userID == "" {
+		return nil, errors.New("passkey: step-up without a user")
+	}
+	return s.finishLogin(ctx, flowID, userID, assertionJSON)
+}
+
+// finishLogin verifies an assertion; owner, when set, is the only user
+// whose passkey is accepted.
+func (s *Service) finishLogin(ctx context.Context, flowID, owner string, assertionJSON []byte) (*LoginResult, error) {
 	parsed, err := protocol.ParseCredentialRequestResponseBytes(assertionJSON)
 	if err != nil {
 		s.logger.InfoContext(ctx, "passkey login: unparsable assertion", "err", err)
@@ -101,6 +118,10 @@ func (s *Service) FinishLogin(ctx context.Context, flowID string, assertionJSON 
 		return nil, err
 	}
 
+	if owner != "" && user.ID != owner {
+		s.logger.InfoContext(ctx, "passkey step-up refused: another user's passkey", "user_id", owner, "asserted_user_id", user.ID)
+		return nil, &WrongUserError{AssertedUserID: user.ID}
+	}
 	if user.Locked {
 		s.logger.InfoContext(ctx, "passkey login refused: user locked", "user_id", user.ID)
 		return nil, ErrLocked

@@ -290,26 +290,47 @@ func (s *Store) RevokeGrant(ctx context.Context, authRequestID string, now time.
 	})
 }
 
-// RevokeUserTokens deletes the user's access tokens and revokes their
-// refresh tokens, for one client or (clientID "") all of them.
-func (s *Store) RevokeUserTokens(ctx context.Context, userID, clientID string, now time.Time) error {
-	where, args := `subject = ?`, []any{userID}
-	if clientID != "" {
-		where, args = `subject = ? AND client_id = ?`, []any{userID, clientID}
-	}
-	return s.inTx(ctx, "revoke user tokens", func(tx *sqlx.Tx) error {
-		if err := s.lockFamilies(ctx, tx, where, args...); err != nil {
-			return fmt.Errorf("revoke user tokens: %w", err)
+// EndUserAccess counts the rows that still work before it ends them, so
+// the audit trail says what really stopped working. The family locks keep
+// a rotation from slipping a successor past the revocation.
+func (s *Store) EndUserAccess(ctx context.Context, userID, keepSessionID string, now time.Time) (storage.AccessEnded, error) {
+	var ended storage.AccessEnded
+	t := s.flavor.timeArg(now)
+	err := s.inTx(ctx, "end user access", func(tx *sqlx.Tx) error {
+		if err := s.lockFamilies(ctx, tx, `subject = ?`, userID); err != nil {
+			return fmt.Errorf("end user access: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM access_tokens WHERE `+where), args...); err != nil {
-			return wrap("revoke user tokens: delete access tokens", err)
+		// Session IDs are hashes, never empty: keepSessionID "" keeps none.
+		for _, c := range []struct {
+			n     *int
+			query string
+			args  []any
+		}{
+			{&ended.Sessions, `SELECT COUNT(*) FROM sessions WHERE user_id = ? AND id <> ? AND expires_at > ?`, []any{userID, keepSessionID, t}},
+			{&ended.AccessTokens, `SELECT COUNT(*) FROM access_tokens WHERE subject = ? AND expires_at > ?`, []any{userID, t}},
+			{&ended.RefreshTokens, `SELECT COUNT(*) FROM refresh_tokens WHERE subject = ? AND rotated_at IS NULL
+				AND revoked_at IS NULL AND expires_at > ?`, []any{userID, t}},
+		} {
+			if err := tx.GetContext(ctx, c.n, s.q(c.query), c.args...); err != nil {
+				return wrap("end user access: count", err)
+			}
 		}
-		if _, err := tx.ExecContext(ctx, s.q(`UPDATE refresh_tokens SET revoked_at = ? WHERE revoked_at IS NULL AND `+where),
-			append([]any{s.flavor.timeArg(now)}, args...)...); err != nil {
-			return wrap("revoke user tokens: revoke refresh tokens", err)
+		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM sessions WHERE user_id = ? AND id <> ?`), userID, keepSessionID); err != nil {
+			return wrap("end user access: delete sessions", err)
+		}
+		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM access_tokens WHERE subject = ?`), userID); err != nil {
+			return wrap("end user access: delete access tokens", err)
+		}
+		if _, err := tx.ExecContext(ctx, s.q(`UPDATE refresh_tokens SET revoked_at = ? WHERE subject = ? AND revoked_at IS NULL`),
+			t, userID); err != nil {
+			return wrap("end user access: revoke refresh tokens", err)
 		}
 		return nil
 	})
+	if err != nil {
+		return storage.AccessEnded{}, err
+	}
+	return ended, nil
 }
 
 type signingKeyRow struct {

@@ -199,11 +199,6 @@ func (s *Store) DeleteSession(ctx context.Context, id string) error {
 	return wrap("delete session", err)
 }
 
-func (s *Store) DeleteUserSessions(ctx context.Context, userID string) error {
-	_, err := s.db.ExecContext(ctx, s.q(`DELETE FROM sessions WHERE user_id = ?`), userID)
-	return wrap("delete user sessions", err)
-}
-
 // expired is the one expiry rule: a row is gone at its ExpiresAt.
 func expired(expiresAt, now time.Time) bool {
 	return !expiresAt.After(now)
