@@ -285,3 +285,22 @@ func timeArg(flavor string, t time.Time) any {
 	}
 	return t
 }
+
+// BenchmarkAppendAuditParallel appends from many goroutines at once, as
+// concurrent logins do.
+func BenchmarkAppendAuditParallel(b *testing.B) {
+	for _, flavor := range storagetest.Flavors() {
+		b.Run(flavor, func(b *testing.B) {
+			s := storagetest.New(b, flavor)
+			b.SetParallelism(8)
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if err := s.AppendAudit(context.Background(), &storage.AuditEvent{Type: "login.success", UserID: "u1", IP: "203.0.113.7"}); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
