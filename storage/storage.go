@@ -239,8 +239,11 @@ type CredentialUse struct {
 	UsedAt       time.Time
 }
 
-// AuditEvent is one security event. Seq, PrevHash and Hash are assigned by
-// the store: each row's Hash covers its content and the previous row's Hash.
+// AuditEvent is one security event. The store assigns Seq, Nonce and MAC
+// (the keyed MAC of the content, see AuditMAC) when it appends the event,
+// and PrevHash and Hash when the sealer links it into the chain (see
+// AuditLink); until then they are empty. Rows written before the chain was
+// keyed have no MAC and carry the old unkeyed hashes (LegacyAuditHash).
 type AuditEvent struct {
 	Seq       int64
 	Time      time.Time
@@ -250,8 +253,21 @@ type AuditEvent struct {
 	IP        string
 	UserAgent string
 	Detail    map[string]string
+	Nonce     string
+	MAC       string
 	PrevHash  string
 	Hash      string
+}
+
+// AuditSealOptions tells SealAudit what time it is and when to checkpoint.
+type AuditSealOptions struct {
+	Now time.Time
+	// CheckpointEvery writes a checkpoint when the newest is at least this
+	// old (or there is none); 0 writes one in any case.
+	CheckpointEvery time.Duration
+	// Wait queues behind a sealer running elsewhere instead of leaving the
+	// work to it (for `idp audit verify`, which must see everything sealed).
+	Wait bool
 }
 
 // Store is the whole persistence contract. Methods that look a row up return
@@ -378,10 +394,19 @@ type Store interface {
 	DeleteCredential(ctx context.Context, userID string, id []byte) error
 	DeleteUserCredentials(ctx context.Context, userID string) (int, error)
 
-	// Audit trail (hash-chained)
+	// Audit trail (keyed chain, see audit.go)
+	// AppendAudit stores e with a MAC and sets e.Seq, e.Nonce, e.MAC (and
+	// e.Time when zero). It takes no store-wide lock: logins of every
+	// replica append side by side; SealAudit chains the rows later.
 	AppendAudit(ctx context.Context, e *AuditEvent) error
 	// ListAudit returns events in Seq order, starting after afterSeq.
 	ListAudit(ctx context.Context, afterSeq int64, limit int) ([]AuditEvent, error)
+	// SealAudit links the appended events into the chain in Seq order and
+	// writes a checkpoint when one is due; it returns the checkpoint, or
+	// nil when none was due or another replica was sealing.
+	SealAudit(ctx context.Context, opts AuditSealOptions) (*AuditCheckpoint, error)
+	// ListAuditCheckpoints returns every checkpoint, oldest first.
+	ListAuditCheckpoints(ctx context.Context) ([]AuditCheckpoint, error)
 
 	// Housekeeping
 	// DeleteExpired removes every expired auth request, session, login flow,

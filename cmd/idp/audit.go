@@ -10,13 +10,19 @@ import (
 	"strings"
 	"time"
 
+	"github.com/comstockloan/idp/cmd/idp/internal/server"
 	"github.com/comstockloan/idp/storage"
 	"github.com/comstockloan/idp/storage/sqlstore"
 )
 
 const auditUsage = `usage: idp audit <command> --config FILE
 
-  verify                             check the hash chain; prints "intact: N events" or the first broken seq
+  verify [--expect-seq N --expect-hash H] [--allow-stale]
+        seal new events, then check every MAC, the keyed chain and the checkpoints; prints
+        "intact: N events; last seq S, hash H" (note S and H elsewhere, and pass them next
+        time to prove nothing was cut off) or the first broken seq. A newest checkpoint much
+        older than audit.checkpoint_interval fails too (a cut-off tail looks like that);
+        --allow-stale accepts it after a time when no server ran
   list [--user LOGIN_ID] [--limit N] the latest events (time in JST, type, actor, user, ip)
 `
 
@@ -37,6 +43,12 @@ func cmdAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cf.register(fs)
 	var loginID *string
 	var limit *int
+	var opts verifyOptions
+	if sub == "verify" {
+		fs.Int64Var(&opts.expect.Seq, "expect-seq", 0, "a last seq printed by an earlier verify: it must still be in the chain")
+		fs.StringVar(&opts.expect.Hash, "expect-hash", "", "the hash printed with --expect-seq")
+		fs.BoolVar(&opts.allowStale, "allow-stale", false, "accept an old newest checkpoint (no server ran since)")
+	}
 	if sub == "list" {
 		loginID = fs.String("user", "", "only events of the user with this login ID")
 		limit = fs.Int("limit", 50, "print at most this many of the latest events")
@@ -51,51 +63,132 @@ func cmdAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if limit != nil && *limit <= 0 {
 		return fmt.Errorf("--limit must be a positive number, got %d", *limit)
 	}
-	_, store, err := openStore(ctx, &cf, newLogger(stderr, cf.logFormat, slog.LevelWarn))
+	if (opts.expect.Seq == 0) != (opts.expect.Hash == "") || opts.expect.Seq < 0 {
+		return usagef("audit verify: --expect-seq (a positive number) and --expect-hash go together")
+	}
+	cfg, store, err := openStore(ctx, &cf, newLogger(stderr, cf.logFormat, slog.LevelWarn))
 	if err != nil {
 		return err
 	}
 	defer store.Close()
 	if sub == "verify" {
-		return verifyAudit(ctx, store, stdout)
+		opts.checkpointInterval = cfg.Audit.CheckpointInterval
+		if opts.key, err = server.AuditKey(cfg); err != nil {
+			return err
+		}
+		return verifyAudit(ctx, store, opts, stdout)
 	}
 	return listAudit(ctx, store, *loginID, *limit, stdout)
 }
 
-func verifyAudit(ctx context.Context, store storage.Store, stdout io.Writer) error {
-	var after int64
-	prev := ""
-	total := 0
-	for {
-		events, err := store.ListAudit(ctx, after, auditPage)
-		if err != nil {
-			return fmt.Errorf("read audit trail: %w", err)
-		}
-		if len(events) == 0 {
-			break
-		}
-		// A row deleted at the very start shows as a first seq other than 1.
-		if after == 0 && events[0].Seq != 1 {
-			return fmt.Errorf("audit chain broken at event seq %d: earlier events were removed", events[0].Seq)
-		}
-		if after != 0 && events[0].Seq != after+1 {
-			return fmt.Errorf("audit chain broken at event seq %d: events were removed before it", events[0].Seq)
-		}
-		if seq, ok := storage.VerifyAuditChain(events, prev); !ok {
-			return fmt.Errorf("audit chain broken at event seq %d: it or an earlier row was altered or removed", seq)
-		}
-		total += len(events)
-		last := events[len(events)-1]
-		after, prev = last.Seq, last.Hash
+type verifyOptions struct {
+	key                []byte
+	checkpointInterval time.Duration
+	expect             storage.AuditAnchor
+	allowStale         bool
+}
+
+// staleAfter is how many checkpoint intervals may pass between two
+// checkpoints before verify calls it a hole rather than a slow sealer.
+const staleAfter = 2
+
+func verifyAudit(ctx context.Context, store storage.Store, opts verifyOptions, stdout io.Writer) error {
+	now := time.Now()
+	// Judged before this run seals and checkpoints: a tail cut together
+	// with its checkpoints leaves the newest one old (or none at all), and
+	// a checkpoint written now would hide that from the next run.
+	stale, err := staleCheckpoints(ctx, store, now, opts.checkpointInterval)
+	if err != nil {
+		return err
 	}
-	if total == 0 {
+	if stale != "" {
+		stale += ": either no server ran since, or the newest events and checkpoints were removed; " +
+			"compare with the audit checkpoints in the server logs"
+		if !opts.allowStale {
+			return errors.New(stale + ", or pass --allow-stale if no server ran")
+		}
+		fmt.Fprintln(stdout, "warning: "+stale)
+	}
+	// Seal as a server would, so that the newest events are checked too;
+	// the checkpoint of this run is written only once the trail verified,
+	// so that a broken trail gets no checkpoint of its broken end.
+	seal := storage.AuditSealOptions{Now: now, CheckpointEvery: opts.checkpointInterval, Wait: true}
+	if _, err := store.SealAudit(ctx, seal); err != nil {
+		return fmt.Errorf("seal audit trail: %w", err)
+	}
+	var expect []storage.AuditAnchor
+	if opts.expect.Seq > 0 {
+		expect = append(expect, opts.expect)
+	}
+	rep, err := storage.VerifyAudit(ctx, store, opts.key, expect...)
+	if err != nil {
+		return err
+	}
+	seal.CheckpointEvery = 0
+	if _, err := store.SealAudit(ctx, seal); err != nil {
+		return fmt.Errorf("checkpoint audit trail: %w", err)
+	}
+	if rep.Events == 0 {
 		fmt.Fprintln(stdout, "audit chain intact: 0 events")
 		return nil
 	}
-	// The chain cannot show rows cut off its end; the last hash, noted
-	// somewhere else (a ticket, a daily mail), lets a later run prove that.
-	fmt.Fprintf(stdout, "audit chain intact: %d events; last seq %d, hash %s\n", total, after, prev)
+	fmt.Fprintf(stdout, "audit chain intact: %d events; last seq %d, hash %s\n", rep.Events, rep.Last.Seq, rep.Last.Hash)
+	if rep.Legacy > 0 {
+		fmt.Fprintf(stdout, "  %d event(s) from before the chain was keyed (seq 1-%d): checked by the old unkeyed rule, pinned by the keyed rows and checkpoints after them\n",
+			rep.Legacy, rep.Legacy)
+	}
+	for _, g := range rep.SealGaps {
+		fmt.Fprintf(stdout, "  seq %s missing when sealed: a rolled-back insert, or an event deleted before sealing\n", seqRange(g))
+	}
+	for _, seq := range rep.Orphans {
+		fmt.Fprintf(stdout, "  seq %d committed after the chain was sealed past it: its MAC is valid, it is not chained\n", seq)
+	}
+	if rep.Unsealed > 0 {
+		fmt.Fprintf(stdout, "  %d newest event(s) not sealed yet: they wait for an earlier seq to commit or time out\n", rep.Unsealed)
+	}
+	cps, err := store.ListAuditCheckpoints(ctx)
+	if err != nil {
+		return fmt.Errorf("read audit checkpoints: %w", err)
+	}
+	for i := 1; i < len(cps); i++ {
+		if gap := cps[i].Time.Sub(cps[i-1].Time); gap > staleAfter*opts.checkpointInterval {
+			fmt.Fprintf(stdout, "  no checkpoint from %s to %s: no server ran, or events of that time were removed and the chain went on\n",
+				cps[i-1].Time.In(jst).Format(time.DateTime), cps[i].Time.In(jst).Format(time.DateTime+" MST"))
+		}
+	}
 	return nil
+}
+
+// staleCheckpoints describes why the newest checkpoint is too old, or
+// returns "".
+func staleCheckpoints(ctx context.Context, store storage.Store, now time.Time, interval time.Duration) (string, error) {
+	cps, err := store.ListAuditCheckpoints(ctx)
+	if err != nil {
+		return "", fmt.Errorf("read audit checkpoints: %w", err)
+	}
+	if n := len(cps); n > 0 {
+		newest := cps[n-1].Time
+		if age := now.Sub(newest); age > staleAfter*interval {
+			return fmt.Sprintf("the newest audit checkpoint is from %s, %s ago (checkpoints every %s)",
+				newest.In(jst).Format(time.DateTime+" MST"), age.Round(time.Second), interval), nil
+		}
+		return "", nil
+	}
+	first, err := store.ListAudit(ctx, 0, 1)
+	if err != nil {
+		return "", fmt.Errorf("read audit trail: %w", err)
+	}
+	if len(first) > 0 {
+		return "there are audit events but no checkpoint", nil
+	}
+	return "", nil
+}
+
+func seqRange(r storage.SeqRange) string {
+	if r.From == r.To {
+		return fmt.Sprint(r.From)
+	}
+	return fmt.Sprintf("%d-%d", r.From, r.To)
 }
 
 func listAudit(ctx context.Context, store *sqlstore.Store, loginID string, limit int, stdout io.Writer) error {

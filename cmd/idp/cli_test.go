@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/comstockloan/idp/cmd/idp/internal/server"
 	"github.com/comstockloan/idp/login/password"
 	"github.com/comstockloan/idp/storage"
 	"github.com/comstockloan/idp/storage/sqlstore"
@@ -52,7 +53,17 @@ func (r result) status() int { return exitStatus(r.err) }
 func newCLI(t *testing.T, flavor string) *cli {
 	t.Helper()
 	dsn := storagetest.DSN(t, flavor)
-	return &cli{t: t, config: writeConfig(t, dsn), store: storagetest.Open(t, dsn)}
+	config := writeConfig(t, dsn)
+	cfg, err := (&configFlags{path: config}).load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := server.AuditKey(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The deployment's audit key, so that what the test appends verifies.
+	return &cli{t: t, config: config, store: storagetest.Open(t, dsn).WithAuditKey(key)}
 }
 
 func writeConfig(t *testing.T, dsn string) string {

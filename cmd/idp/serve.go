@@ -67,10 +67,15 @@ func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
-// openStore loads the config and connects to its database, bounded in time
-// so that an unreachable server gives a clear error instead of a hang.
+// openStore loads the config and connects to its database (with the audit
+// key, so that staff actions are appended to the keyed chain), bounded in
+// time so that an unreachable server gives a clear error instead of a hang.
 func openStore(ctx context.Context, cf *configFlags, logger *slog.Logger) (*config.Config, *sqlstore.Store, error) {
 	cfg, err := cf.load()
+	if err != nil {
+		return nil, nil, err
+	}
+	auditKey, err := server.AuditKey(cfg)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -80,7 +85,7 @@ func openStore(ctx context.Context, cf *configFlags, logger *slog.Logger) (*conf
 	if err != nil {
 		return nil, nil, fmt.Errorf("database unreachable: %w", err)
 	}
-	return cfg, store, nil
+	return cfg, store.WithAuditKey(auditKey), nil
 }
 
 func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {

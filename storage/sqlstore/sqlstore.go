@@ -47,6 +47,9 @@ type Store struct {
 	// now is the clock for lookups that do not take a time; tests of
 	// other packages may replace it through WithClock.
 	now func() time.Time
+	// auditKey MACs the audit trail (see audit.go); it never reaches the
+	// database.
+	auditKey []byte
 }
 
 var _ storage.Store = (*Store)(nil)

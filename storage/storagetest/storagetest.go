@@ -16,6 +16,7 @@ import (
 
 	_ "github.com/lib/pq" // the postgres driver, for creating test schemas
 
+	"github.com/comstockloan/idp/storage"
 	"github.com/comstockloan/idp/storage/sqlstore"
 )
 
@@ -58,6 +59,17 @@ func EmptyDSN(t testing.TB, flavor string) string {
 	return ""
 }
 
+// AuditKey is the audit MAC key of every store Open returns: a fixed test
+// secret, so that separately opened stores on one database ("replicas")
+// agree, as a deployment's replicas do.
+func AuditKey() []byte {
+	key, err := storage.AuditKey([]byte("storagetest audit secret, 32+ bytes long"))
+	if err != nil {
+		panic("storagetest: " + err.Error())
+	}
+	return key
+}
+
 // New opens a store on DSN(t, flavor) and closes it when t ends.
 func New(t testing.TB, flavor string) *sqlstore.Store {
 	t.Helper()
@@ -65,7 +77,7 @@ func New(t testing.TB, flavor string) *sqlstore.Store {
 }
 
 // Open opens another store on dsn (e.g. a second "replica" of the same
-// database) and closes it when t ends.
+// database) with AuditKey and closes it when t ends.
 func Open(t testing.TB, dsn string) *sqlstore.Store {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -74,6 +86,7 @@ func Open(t testing.TB, dsn string) *sqlstore.Store {
 	if err != nil {
 		t.Fatalf("storagetest: open: %v", err)
 	}
+	s.WithAuditKey(AuditKey())
 	t.Cleanup(func() {
 		if err := s.Close(); err != nil {
 			t.Errorf("storagetest: close: %v", err)

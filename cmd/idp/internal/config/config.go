@@ -42,6 +42,7 @@ type Config struct {
 	OTP       OTP       `yaml:"otp"`
 	Lifetimes Lifetimes `yaml:"lifetimes"`
 	Keys      Keys      `yaml:"keys"`
+	Audit     Audit     `yaml:"audit"`
 	ACR       ACR       `yaml:"acr"`
 	Clients   []Client  `yaml:"clients"`
 	// TrustProxyHeaders makes the audit log and throttles take the client
@@ -129,6 +130,17 @@ type Keys struct {
 	Algorithm      string        `yaml:"algorithm"`
 	RotationPeriod time.Duration `yaml:"rotation_period"`
 	PublishDelay   time.Duration `yaml:"publish_delay"`
+}
+
+// Audit paces the sealing of the audit trail (see storage/sqlstore/audit.go).
+type Audit struct {
+	// SealInterval is how often each replica links new events into the
+	// keyed chain; until then an event can be deleted unnoticed (default 10s).
+	SealInterval time.Duration `yaml:"seal_interval"`
+	// CheckpointInterval is the most time between two checkpoints, also
+	// without events; `idp audit verify` fails when the newest is much
+	// older, since a cut-off tail looks like that (default 5m).
+	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
 }
 
 // ACR names the assurance levels put in the acr claim.
@@ -299,6 +311,8 @@ func (c *Config) Defaults() {
 	def(&c.Keys.Algorithm, "RS256")
 	defDur(&c.Keys.RotationPeriod, 30*24*time.Hour)
 	defDur(&c.Keys.PublishDelay, 24*time.Hour)
+	defDur(&c.Audit.SealInterval, 10*time.Second)
+	defDur(&c.Audit.CheckpointInterval, 5*time.Minute)
 	def(&c.ACR.Passkey, "phr")
 	def(&c.ACR.PasswordOTP, "urn:comstockloan:acr:mfa")
 	def(&c.ACR.Password, "urn:comstockloan:acr:pwd")
@@ -342,6 +356,12 @@ func (c *Config) Validate() error {
 	}
 	if _, err := c.CryptoKeyBytes(); err != nil {
 		bad("crypto_key", "%v", err)
+	}
+	if c.Audit.SealInterval < time.Second {
+		bad("audit.seal_interval", "must be at least 1s, got %s", c.Audit.SealInterval)
+	}
+	if c.Audit.CheckpointInterval < c.Audit.SealInterval {
+		bad("audit.checkpoint_interval", "must be at least audit.seal_interval (%s), got %s", c.Audit.SealInterval, c.Audit.CheckpointInterval)
 	}
 	if c.SMTP.Host == "" {
 		bad("smtp.host", "is required")

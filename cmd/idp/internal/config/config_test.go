@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 const validYAML = `
@@ -35,6 +36,9 @@ func TestParseValidAppliesDefaults(t *testing.T) {
 	if _, err := c.CryptoKeyBytes(); err != nil {
 		t.Errorf("crypto key: %v", err)
 	}
+	if c.Audit.SealInterval != 10*time.Second || c.Audit.CheckpointInterval != 5*time.Minute {
+		t.Errorf("audit defaults: %+v", c.Audit)
+	}
 }
 
 func TestParseErrorsNameTheField(t *testing.T) {
@@ -48,6 +52,7 @@ func TestParseErrorsNameTheField(t *testing.T) {
 		"plain secret":      {"$2a$10$abcdefghijklmnopqrstuu5W1eTu8C9cZp5M9aQxQ6mP1lWcE4b6y", "hunter2", "clients[0].secret_hash: must be a bcrypt hash"},
 		"smtp tls":          {"host: smtp.example.com,", "host: smtp.example.com, tls: ssl,", `smtp.tls: must be "starttls"`},
 		"ip rp id":          {"smtp:", "webauthn: {rp_id: 10.0.0.1}\nsmtp:", "webauthn.rp_id: must be a domain"},
+		"audit intervals":   {"smtp:", "audit: {seal_interval: 1m, checkpoint_interval: 30s}\nsmtp:", "audit.checkpoint_interval: must be at least audit.seal_interval"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -22,6 +22,7 @@ import (
 	"github.com/comstockloan/idp/login/passkey"
 	"github.com/comstockloan/idp/login/password"
 	"github.com/comstockloan/idp/op"
+	"github.com/comstockloan/idp/storage"
 	"github.com/comstockloan/idp/storage/sqlstore"
 )
 
@@ -35,6 +36,7 @@ type Server struct {
 	Provider *op.Provider
 	handler  http.Handler
 	logger   *slog.Logger
+	audit    config.Audit
 }
 
 // Options are the parts that only development mode adds.
@@ -49,10 +51,15 @@ type Options struct {
 // Open connects to the database, applies migrations, makes sure a signing
 // key exists and builds the handler.
 func Open(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Options) (*Server, error) {
+	auditKey, err := AuditKey(cfg)
+	if err != nil {
+		return nil, err
+	}
 	store, err := sqlstore.Open(ctx, cfg.Database, logger)
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
+	store.WithAuditKey(auditKey)
 	s, err := build(ctx, cfg, store, logger, opts)
 	if err != nil {
 		store.Close()
@@ -118,12 +125,23 @@ func build(ctx context.Context, cfg *config.Config, store *sqlstore.Store, logge
 		Provider: provider,
 		handler:  recoverPanics(logger, strictTransport(cfg.Issuer, limitBodies(r))),
 		logger:   logger,
+		audit:    cfg.Audit,
 	}, nil
 }
 
+// AuditKey derives the audit trail's MAC key from crypto_key; every command
+// that appends to or verifies the trail uses it.
+func AuditKey(cfg *config.Config) ([]byte, error) {
+	secret, err := cfg.CryptoKeyBytes()
+	if err != nil {
+		return nil, fmt.Errorf("crypto_key: %w", err)
+	}
+	return storage.AuditKey(secret[:])
+}
+
 // Serve serves on l until ctx ends, then shuts down gracefully. It also runs
-// the housekeeping loops (expired rows, key rotation) every replica may run:
-// both are safe to run concurrently against one database.
+// the housekeeping loops (expired rows, key rotation, audit sealing) every
+// replica may run: all are safe to run concurrently against one database.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	srv := &http.Server{
 		Handler:           s.handler,
@@ -135,6 +153,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
 	}
 	go s.sweep(ctx, time.Minute)
+	go s.sealAudit(ctx)
 	go s.Provider.RunKeyRotation(ctx, time.Hour)
 
 	errc := make(chan error, 1)
@@ -168,6 +187,24 @@ func (s *Server) sweep(ctx context.Context, every time.Duration) {
 			s.logger.Warn("sweep expired rows", "error", err)
 		case n > 0:
 			s.logger.Debug("swept expired rows", "rows", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// sealAudit links new audit events into the keyed chain and writes the
+// periodic checkpoints; a replica finding another one sealing skips a turn.
+func (s *Server) sealAudit(ctx context.Context) {
+	t := time.NewTicker(s.audit.SealInterval)
+	defer t.Stop()
+	for {
+		_, err := s.Store.SealAudit(ctx, storage.AuditSealOptions{Now: time.Now(), CheckpointEvery: s.audit.CheckpointInterval})
+		if err != nil && ctx.Err() == nil {
+			s.logger.Warn("seal audit trail", "err", err)
 		}
 		select {
 		case <-ctx.Done():
