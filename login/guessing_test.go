@@ -55,6 +55,23 @@ func (e *env) postHalfClosed(path string, form url.Values) int {
 	return res.StatusCode
 }
 
+// concurrently runs n requests at once (released together) and returns
+// their answers in order: the concurrent version of an attack.
+func concurrently(n int, req func(i int) resp) []resp {
+	out := make([]resp, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			out[i] = req(i)
+		})
+	}
+	close(start)
+	wg.Wait()
+	return out
+}
+
 // createUserHashed stores a user with a given password hash.
 func (e *env) createUserHashed(loginID, hash string) *storage.User {
 	e.t.Helper()
@@ -147,20 +164,12 @@ func TestRule7ConcurrentGuessesCheckAtMostTheLimit(t *testing.T) {
 		ar := e.authRequest(nil)
 		e.expect(e.get("/login?authRequestID="+ar), http.StatusOK)
 		const guesses = 40
-		statuses := make([]int, guesses)
-		var wg sync.WaitGroup
-		start := make(chan struct{})
-		for i := range guesses {
-			wg.Go(func() {
-				<-start
-				statuses[i] = e.post("/login", url.Values{"loginID": {"hana"}, "password": {fmt.Sprintf("guess-%02d", i)}}).status
-			})
-		}
-		close(start)
-		wg.Wait()
+		results := concurrently(guesses, func(i int) resp {
+			return e.post("/login", url.Values{"loginID": {"hana"}, "password": {fmt.Sprintf("guess-%02d", i)}})
+		})
 		checked, paused := 0, 0
-		for _, s := range statuses {
-			switch s {
+		for _, r := range results {
+			switch s := r.status; s {
 			case http.StatusUnauthorized:
 				checked++
 			case http.StatusTooManyRequests:
@@ -192,17 +201,9 @@ func TestPasswordSprayIsBoundedAndAnswered(t *testing.T) {
 	ar := e.authRequest(nil)
 	e.expect(e.get("/login?authRequestID="+ar), http.StatusOK)
 	const spray = 30
-	results := make([]resp, spray)
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	for i := range spray {
-		wg.Go(func() {
-			<-start
-			results[i] = e.post("/login", url.Values{"loginID": {fmt.Sprintf("user%02d", i)}, "password": {"wrong-pass"}})
-		})
-	}
-	close(start)
-	wg.Wait()
+	results := concurrently(spray, func(i int) resp {
+		return e.post("/login", url.Values{"loginID": {fmt.Sprintf("user%02d", i)}, "password": {"wrong-pass"}})
+	})
 	busy := 0
 	for _, r := range results {
 		switch r.status {
@@ -299,17 +300,7 @@ func TestPasskeyCallsAreLimitedPerAddress(t *testing.T) {
 		ar := e.authRequest(nil)
 		e.expect(e.get("/login?authRequestID="+ar), http.StatusOK)
 		const calls = 40
-		results := make([]resp, calls)
-		var wg sync.WaitGroup
-		start := make(chan struct{})
-		for i := range calls {
-			wg.Go(func() {
-				<-start
-				results[i] = e.postJSON(pathPasskeyLoginOpt, []byte(`{}`))
-			})
-		}
-		close(start)
-		wg.Wait()
+		results := concurrently(calls, func(int) resp { return e.postJSON(pathPasskeyLoginOpt, []byte(`{}`)) })
 		limited := 0
 		for _, r := range results {
 			if r.status == http.StatusTooManyRequests {

@@ -261,10 +261,11 @@ func (cu *customer) exchange(next string, pk pkce) tokenSet {
 	return ts
 }
 
-// token is the bank's server calling the token endpoint.
-func (cu *customer) token(form url.Values) tokenSet {
+// backChannel is the bank's server posting a form to the IdP with its
+// client credentials; the caller closes the body.
+func (cu *customer) backChannel(path string, form url.Values) *http.Response {
 	cu.t.Helper()
-	req, err := http.NewRequest(http.MethodPost, cu.st.IdPURL+"/oauth/token", strings.NewReader(form.Encode()))
+	req, err := http.NewRequest(http.MethodPost, cu.st.IdPURL+path, strings.NewReader(form.Encode()))
 	if err != nil {
 		cu.t.Fatal(err)
 	}
@@ -274,6 +275,13 @@ func (cu *customer) token(form url.Values) tokenSet {
 	if err != nil {
 		cu.t.Fatal(err)
 	}
+	return res
+}
+
+// token is the bank's server calling the token endpoint.
+func (cu *customer) token(form url.Values) tokenSet {
+	cu.t.Helper()
+	res := cu.backChannel("/oauth/token", form)
 	defer res.Body.Close()
 	var ts tokenSet
 	if err := json.NewDecoder(res.Body).Decode(&ts); err != nil {
@@ -307,17 +315,7 @@ func (cu *customer) userinfo() int {
 // introspect reports the access token's "active".
 func (cu *customer) introspect() bool {
 	cu.t.Helper()
-	req, err := http.NewRequest(http.MethodPost, cu.st.IdPURL+"/oauth/introspect",
-		strings.NewReader(url.Values{"token": {cu.tokens.AccessToken}}.Encode()))
-	if err != nil {
-		cu.t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(bankClientID, bankSecret)
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		cu.t.Fatal(err)
-	}
+	res := cu.backChannel("/oauth/introspect", url.Values{"token": {cu.tokens.AccessToken}})
 	defer res.Body.Close()
 	var v struct{ Active bool }
 	if err := json.NewDecoder(res.Body).Decode(&v); err != nil {
