@@ -191,10 +191,10 @@ func TestPageScriptInBrowser(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		var got string
 		if wantPath != "" {
-			got, err = waitFor(sctx, `location.pathname === "`+wantPath+`" ? location.pathname : ""`)
+			_, err = waitFor(sctx, `location.pathname === "`+wantPath+`" ? location.pathname : ""`)
 		} else {
+			var got string
 			got, err = waitFor(sctx, `document.getElementById("err") && !document.getElementById("err").hidden ? document.getElementById("err").textContent : ""`)
 			if err == nil && got != wantError {
 				err = fmt.Errorf("error shown %q, want %q", got, wantError)
@@ -239,7 +239,7 @@ func TestPageScriptInBrowser(t *testing.T) {
 	// stale passkey from the authenticator.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		got, err := chromedp.Call(browser, webauthn.GetCredentials, webauthn.GetCredentialsParams{AuthenticatorID: added.AuthenticatorID})
+		got, err := chromedp.Call(browser, webauthn.GetCredentials, webauthn.GetCredentialsParams(added))
 		if err != nil {
 			t.Fatalf("GetCredentials: %v", err)
 		}
