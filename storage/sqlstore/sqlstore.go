@@ -32,12 +32,59 @@ func init() {
 	sqlx.BindDriver("sqlite", sqlx.QUESTION)
 }
 
-// PostgreSQL pool limits of each Store (each replica has one).
-const (
-	postgresMaxOpenConns    = 24
-	postgresConnMaxLifetime = 30 * time.Minute
-	postgresConnMaxIdleTime = 5 * time.Minute
-)
+// Pool sizes a Store's connection pool (each replica has one). Zero
+// fields keep the defaults of DefaultPool.
+type Pool struct {
+	// MaxOpenConns bounds the connections, so several replicas cannot
+	// exhaust the server's max_connections between them; requests queue for
+	// a connection instead.
+	MaxOpenConns int
+	// MaxIdleConns kept open; below MaxOpenConns, a burst closes and
+	// reopens connections (with lib/pq a TCP and TLS handshake each).
+	MaxIdleConns int
+	// ConnMaxLifetime recycles connections so a replica follows a database
+	// failover or a change behind a pooler instead of pinning the old
+	// server for ever; ConnMaxIdleTime gives idle ones back to the others.
+	ConnMaxLifetime time.Duration
+	ConnMaxIdleTime time.Duration
+}
+
+// DefaultPool is the pool of PostgreSQL stores unless configured: idle as
+// many as open, so a load that rises reuses its connections.
+var DefaultPool = Pool{MaxOpenConns: 24, MaxIdleConns: 24, ConnMaxLifetime: 30 * time.Minute, ConnMaxIdleTime: 5 * time.Minute}
+
+// sqliteFilePool keeps every connection of a file database: opening one
+// re-reads the schema and re-prepares statements.
+var sqliteFilePool = Pool{MaxOpenConns: 8, MaxIdleConns: 8}
+
+// WithPool resizes the pool (zero fields keep the current defaults); an
+// in-memory SQLite database keeps its single connection. It returns s.
+func (s *Store) WithPool(p Pool) *Store {
+	if s.memory {
+		return s
+	}
+	def := DefaultPool
+	if s.flavor == flavorSQLite {
+		def = sqliteFilePool
+	}
+	if p.MaxOpenConns == 0 {
+		p.MaxOpenConns = def.MaxOpenConns
+	}
+	if p.MaxIdleConns == 0 {
+		p.MaxIdleConns = min(def.MaxIdleConns, p.MaxOpenConns)
+	}
+	if p.ConnMaxLifetime == 0 {
+		p.ConnMaxLifetime = def.ConnMaxLifetime
+	}
+	if p.ConnMaxIdleTime == 0 {
+		p.ConnMaxIdleTime = def.ConnMaxIdleTime
+	}
+	s.db.SetMaxOpenConns(p.MaxOpenConns)
+	s.db.SetMaxIdleConns(p.MaxIdleConns)
+	s.db.SetConnMaxLifetime(p.ConnMaxLifetime)
+	s.db.SetConnMaxIdleTime(p.ConnMaxIdleTime)
+	return s
+}
 
 // Store is a storage.Store backed by an SQL database.
 type Store struct {
@@ -50,6 +97,9 @@ type Store struct {
 	// auditKey MACs the audit trail (see audit.go); it never reaches the
 	// database.
 	auditKey []byte
+	// memory: an in-memory SQLite database, whose one connection is the
+	// database.
+	memory bool
 }
 
 var _ storage.Store = (*Store)(nil)
@@ -74,17 +124,6 @@ func Open(ctx context.Context, dsn string, logger *slog.Logger) (*Store, error) 
 		if err != nil {
 			return nil, fmt.Errorf("open postgres: %w", err)
 		}
-		// Bounded so that several replicas cannot exhaust the server's
-		// max_connections between them; requests queue for a connection
-		// instead.
-		db.SetMaxOpenConns(postgresMaxOpenConns)
-		db.SetMaxIdleConns(postgresMaxOpenConns / 4)
-		// Recycled connections follow a database failover or a change
-		// behind a pooler or load balancer instead of pinning a replica to
-		// the old server for ever, and idle ones give their server slots
-		// back to the other replicas.
-		db.SetConnMaxLifetime(postgresConnMaxLifetime)
-		db.SetConnMaxIdleTime(postgresConnMaxIdleTime)
 	case strings.HasPrefix(dsn, "sqlite:"):
 		fl = flavorSQLite
 		db, err = openSQLite(strings.TrimPrefix(dsn, "sqlite:"))
@@ -102,7 +141,8 @@ func Open(ctx context.Context, dsn string, logger *slog.Logger) (*Store, error) 
 		db.Close()
 		return nil, fmt.Errorf("open %s store: ping: %w", fl, err)
 	}
-	return &Store{db: db, flavor: fl, logger: logger, now: time.Now}, nil
+	s := &Store{db: db, flavor: fl, logger: logger, now: time.Now, memory: strings.HasSuffix(dsn, ":memory:")}
+	return s.WithPool(Pool{}), nil
 }
 
 func openSQLite(path string) (*sqlx.DB, error) {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -265,6 +266,40 @@ func TestCountRateEventsUsesIndex(t *testing.T) {
 		joined := strings.Join(plan, "\n")
 		if !strings.Contains(joined, "rate_events_kind_key_at") {
 			t.Fatalf("count does not use rate_events_kind_key_at:\n%s", joined)
+		}
+	})
+}
+
+// The pool keeps as many idle connections as it may open (a burst then
+// reuses them rather than reconnecting), and configured sizes apply.
+func TestPoolDefaultsAndConfiguration(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, flavor string) {
+		s := storagetest.Open(t, storagetest.DSN(t, flavor))
+		st := s.DB().Stats()
+		want := sqlstore.DefaultPool.MaxOpenConns
+		if flavor == "sqlite" {
+			want = 8
+		}
+		if st.MaxOpenConnections != want {
+			t.Fatalf("default max open %d, want %d", st.MaxOpenConnections, want)
+		}
+		// A burst of 8 concurrent queries leaves its connections idle,
+		// none closed for exceeding the idle limit.
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Go(func() {
+				if _, err := s.DB().Exec("SELECT 1"); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		if st := s.DB().Stats(); st.MaxIdleClosed != 0 {
+			t.Fatalf("%d connections closed for the idle limit after a burst of 8", st.MaxIdleClosed)
+		}
+		s.WithPool(sqlstore.Pool{MaxOpenConns: 3})
+		if st := s.DB().Stats(); st.MaxOpenConnections != 3 {
+			t.Fatalf("configured max open %d, want 3", st.MaxOpenConnections)
 		}
 	})
 }

@@ -24,10 +24,12 @@ import (
 // Config is the whole configuration of one IdP process. All replicas of a
 // deployment must share the same file (in particular crypto_key).
 type Config struct {
-	Issuer    string `yaml:"issuer"`
-	Listen    string `yaml:"listen"`
-	Database  string `yaml:"database"`
-	CryptoKey string `yaml:"crypto_key"`
+	Issuer   string `yaml:"issuer"`
+	Listen   string `yaml:"listen"`
+	Database string `yaml:"database"`
+	// DatabasePool sizes each replica's connection pool.
+	DatabasePool DatabasePool `yaml:"database_pool"`
+	CryptoKey    string       `yaml:"crypto_key"`
 	// CryptoKeyFile is read when CryptoKey is empty (a mounted secret).
 	CryptoKeyFile string `yaml:"crypto_key_file"`
 	SiteName      string `yaml:"site_name"`
@@ -48,6 +50,17 @@ type Config struct {
 	// TrustProxyHeaders makes the audit log and throttles take the client
 	// address from X-Forwarded-For (only behind a proxy that sets it).
 	TrustProxyHeaders bool `yaml:"trust_proxy_headers"`
+}
+
+// DatabasePool sizes each replica's pool of database connections; zero
+// fields take the store's defaults (PostgreSQL: 24 open, as many idle,
+// recycled after 30m, idle ones closed after 5m). Replicas × max_open_conns
+// must stay below the server's max_connections.
+type DatabasePool struct {
+	MaxOpenConns    int           `yaml:"max_open_conns"`
+	MaxIdleConns    int           `yaml:"max_idle_conns"`
+	ConnMaxLifetime time.Duration `yaml:"conn_max_lifetime"`
+	ConnMaxIdleTime time.Duration `yaml:"conn_max_idle_time"`
 }
 
 // Support is the contact shown on help and error pages.
@@ -399,6 +412,11 @@ func (c *Config) Validate() error {
 	}
 	if c.Password.MemoryKiB < 19*1024 || c.Password.Iterations < 2 {
 		bad("password", "argon2id below the OWASP minimum (memory_kib >= 19456 with iterations >= 2)")
+	}
+	if p := c.DatabasePool; p.MaxOpenConns < 0 || p.MaxIdleConns < 0 || p.ConnMaxLifetime < 0 || p.ConnMaxIdleTime < 0 {
+		bad("database_pool", "cannot be negative")
+	} else if p.MaxOpenConns > 0 && p.MaxIdleConns > p.MaxOpenConns {
+		bad("database_pool.max_idle_conns", "must not exceed max_open_conns (%d)", p.MaxOpenConns)
 	}
 	if c.WebAuthn.MaxCallsPerAddress < 0 {
 		bad("webauthn.max_calls_per_address", "cannot be negative")

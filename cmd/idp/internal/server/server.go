@@ -59,7 +59,12 @@ func Open(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts Opt
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
-	store.WithAuditKey(auditKey)
+	store.WithAuditKey(auditKey).WithPool(sqlstore.Pool{
+		MaxOpenConns:    cfg.DatabasePool.MaxOpenConns,
+		MaxIdleConns:    cfg.DatabasePool.MaxIdleConns,
+		ConnMaxLifetime: cfg.DatabasePool.ConnMaxLifetime,
+		ConnMaxIdleTime: cfg.DatabasePool.ConnMaxIdleTime,
+	})
 	s, err := build(ctx, cfg, store, logger, opts)
 	if err != nil {
 		store.Close()
