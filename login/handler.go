@@ -274,7 +274,21 @@ func (h *Handler) renderError(w http.ResponseWriter, r *http.Request, status int
 // internalError logs err and shows the generic apology (never the detail).
 func (h *Handler) internalError(w http.ResponseWriter, r *http.Request, msg string, err error) {
 	h.log.ErrorContext(r.Context(), msg, "path", r.URL.Path, "err", err)
-	h.renderError(w, r, http.StatusInternalServerError, "err.internal", "")
+	h.renderError(w, r, failureStatus(w, err), "err.internal", "")
+}
+
+// unavailableRetry is what a 503 asks the browser to wait.
+const unavailableRetry = 5 * time.Second
+
+// failureStatus is the status of a failure that is ours, not the
+// client's: 503 with Retry-After while the database cannot serve (a
+// restart, a failover: trying again soon will work), 500 otherwise.
+func failureStatus(w http.ResponseWriter, err error) int {
+	if errors.Is(err, storage.ErrUnavailable) {
+		retryAfter(w, unavailableRetry)
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
 }
 
 // pageOfPost is the GET page that shows the state a POST-only path

@@ -72,7 +72,7 @@ func (h *Handler) ceremonyFlow(w http.ResponseWriter, r *http.Request) *storage.
 	}
 	if err != nil {
 		h.log.ErrorContext(r.Context(), "loading flow for passkey ceremony", "err", err)
-		h.jsonFail(w, r, http.StatusInternalServerError, "internal", "err.internal")
+		h.jsonFail(w, r, failureStatus(w, err), "internal", "err.internal")
 		return nil
 	}
 	return f
@@ -120,7 +120,7 @@ func (h *Handler) passkeyError(w http.ResponseWriter, r *http.Request, op string
 		body.Error = templates.Text(lang, "err.locked")
 	default:
 		h.log.ErrorContext(ctx, "passkey ceremony failed", "op", op, "err", err)
-		h.writeJSON(w, http.StatusInternalServerError, jsonError{Error: templates.Text(lang, "err.internal"), Code: "internal"})
+		h.writeJSON(w, failureStatus(w, err), jsonError{Error: templates.Text(lang, "err.internal"), Code: "internal"})
 		return
 	}
 	h.log.InfoContext(ctx, "passkey ceremony refused", "op", op, "code", body.Code, "err", err)

@@ -27,6 +27,11 @@ var (
 	// (the row's Version changed since it was read) or a guarded insert's
 	// precondition no longer holds.
 	ErrConflict = errors.New("storage: conflict")
+	// ErrUnavailable wraps a failure to reach the database (connection
+	// refused or lost, server shutting down or starting, too many
+	// connections, SQLite busy beyond its timeout): the request may succeed
+	// later, so callers answer 503, never a 4xx that blames the client.
+	ErrUnavailable = errors.New("storage: database unavailable")
 	// ErrRefreshTokenReused is returned by RotateRefreshToken when the
 	// presented token was already rotated or revoked; the store has revoked
 	// the whole family before returning it.

@@ -9,12 +9,16 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -213,7 +217,7 @@ func (s *Store) q(query string) string { return s.db.Rebind(query) }
 func (s *Store) inTx(ctx context.Context, op string, fn func(tx *sqlx.Tx) error) error {
 	tx, err := s.db.BeginTxx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("%s: begin: %w", op, err)
+		return wrap(op+": begin", err)
 	}
 	if err := fn(tx); err != nil {
 		if rbErr := tx.Rollback(); rbErr != nil && !errors.Is(rbErr, sql.ErrTxDone) {
@@ -283,24 +287,53 @@ func wrap(op string, err error) error {
 func classify(err error) error {
 	var pqErr *pq.Error
 	if errors.As(err, &pqErr) {
-		switch pqErr.Code {
-		case pqerror.UniqueViolation:
+		switch {
+		case pqErr.Code == pqerror.UniqueViolation:
 			return storage.ErrAlreadyExists
-		case pqerror.ForeignKeyViolation:
+		case pqErr.Code == pqerror.ForeignKeyViolation:
 			return storage.ErrNotFound
+		case pqUnavailable(pqErr.Code):
+			return storage.ErrUnavailable
 		}
 		return nil
 	}
 	var liteErr *sqlite.Error
 	if errors.As(err, &liteErr) {
-		switch liteErr.Code() {
-		case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
-			return storage.ErrAlreadyExists
-		case sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
-			return storage.ErrNotFound
+		switch liteErr.Code() & 0xff { // the primary result code
+		case sqlite3.SQLITE_CONSTRAINT:
+			switch liteErr.Code() {
+			case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+				return storage.ErrAlreadyExists
+			case sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
+				return storage.ErrNotFound
+			}
+		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
+			return storage.ErrUnavailable
 		}
+		return nil
+	}
+	var netErr net.Error
+	if errors.Is(err, driver.ErrBadConn) || errors.As(err, &netErr) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) {
+		return storage.ErrUnavailable
 	}
 	return nil
+}
+
+// pqUnavailable: the SQLSTATEs of a server that cannot serve now
+// (connection exceptions, shutting down or starting, out of connections),
+// as opposed to a statement it refused.
+func pqUnavailable(code pq.ErrorCode) bool {
+	switch code.Class() {
+	case "08": // connection_exception
+		return true
+	}
+	switch code {
+	case "57P01", "57P02", "57P03", // admin_shutdown, crash_shutdown, cannot_connect_now
+		"53300": // too_many_connections
+		return true
+	}
+	return false
 }
 
 // mustAffect turns "no row matched" into ErrNotFound.
