@@ -44,6 +44,9 @@ var allowedMethods = map[string][]string{
 	pathEndSess:   {http.MethodGet, http.MethodPost},
 }
 
+// noStorePaths answer with tokens, credentials or personal data.
+var noStorePaths = map[string]bool{pathToken: true, pathIntrospec: true, pathUserinfo: true, pathRevoke: true}
+
 // guard answers what zitadel would answer with a 500 or not at all
 // (unknown paths, wrong methods, oversized or malformed bodies) with a 4xx
 // and a log line, and adds the RFC 9207 iss parameter and our restrictions
@@ -55,6 +58,12 @@ func (p *Provider) guard(next http.Handler) http.Handler {
 			p.log.InfoContext(r.Context(), "op: unknown endpoint", "path", r.URL.Path, "method", r.Method)
 			http.NotFound(w, r)
 			return
+		}
+		if noStorePaths[r.URL.Path] {
+			// RFC 6749 section 5.1 (MUST), for errors too; Pragma for
+			// HTTP/1.0 caches.
+			w.Header().Set("Cache-Control", "no-store")
+			w.Header().Set("Pragma", "no-cache")
 		}
 		// OPTIONS reaches zitadel's CORS middleware for preflights.
 		if r.Method != http.MethodOptions && !slices.Contains(methods, r.Method) {
