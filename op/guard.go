@@ -201,8 +201,14 @@ func (p *Provider) serveDiscovery(w http.ResponseWriter, r *http.Request, next h
 	doc["response_modes_supported"] = []string{string(oidc.ResponseModeQuery)}
 	doc["grant_types_supported"] = []string{string(oidc.GrantTypeCode), string(oidc.GrantTypeRefreshToken)}
 	doc["code_challenge_methods_supported"] = []string{string(oidc.CodeChallengeMethodS256)}
-	doc["token_endpoint_auth_methods_supported"] = []string{string(oidc.AuthMethodBasic), string(oidc.AuthMethodNone)}
-	doc["revocation_endpoint_auth_methods_supported"] = []string{string(oidc.AuthMethodBasic), string(oidc.AuthMethodNone)}
+	// zitadel takes a client_secret from the form body wherever it takes
+	// Basic, except at introspection; advertising it is the compatible
+	// choice (RFC 6749 section 2.3.1 allows it, relying-party libraries
+	// pick it from this list) and it goes through the same secret check
+	// and throttles as Basic.
+	tokenAuth := []string{string(oidc.AuthMethodBasic), string(oidc.AuthMethodPost), string(oidc.AuthMethodNone)}
+	doc["token_endpoint_auth_methods_supported"] = tokenAuth
+	doc["revocation_endpoint_auth_methods_supported"] = tokenAuth
 	doc["introspection_endpoint_auth_methods_supported"] = []string{string(oidc.AuthMethodBasic)}
 	doc["scopes_supported"] = knownScopes
 	doc["claims_supported"] = supportedClaims
