@@ -86,6 +86,15 @@ func (p *Provider) guard(next http.Handler) http.Handler {
 			return
 		}
 		switch r.URL.Path {
+		case pathUserinfo:
+			// RFC 6750 section 2.3: a token in the URL leaks into logs,
+			// history and Referer headers.
+			if r.URL.Query().Has("access_token") {
+				p.log.InfoContext(r.Context(), "userinfo: access token in the query string refused")
+				writeOAuthError(w, http.StatusBadRequest, oidc.ErrInvalidRequest().
+					WithDescription("send the access token in the Authorization header or the form body, not the URL"))
+				return
+			}
 		case pathDiscovery:
 			p.serveDiscovery(w, r, next)
 			return
@@ -267,4 +276,17 @@ func (b *bufferedWriter) flush(w http.ResponseWriter) {
 	}
 	w.WriteHeader(b.status)
 	_, _ = w.Write(b.body.Bytes())
+}
+
+// writeOAuthError answers an OAuth error as JSON (RFC 6749 section 5.2) for
+// refusals made here, before zitadel sees the request.
+func writeOAuthError(w http.ResponseWriter, status int, e *oidc.Error) {
+	body, err := json.Marshal(e)
+	if err != nil {
+		http.Error(w, http.StatusText(status), status)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
 }
