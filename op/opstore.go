@@ -131,7 +131,7 @@ func (s *opStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest
 	if err := s.store.CreateAuthRequest(ctx, ar); err != nil {
 		return nil, fmt.Errorf("store auth request: %w", err)
 	}
-	return authRequest{ar}, nil
+	return authRequest{r: ar}, nil
 }
 
 func (s *opStorage) AuthRequestByID(ctx context.Context, id string) (zop.AuthRequest, error) {
@@ -148,19 +148,25 @@ func (s *opStorage) AuthRequestByID(ctx context.Context, id string) (zop.AuthReq
 		s.log.InfoContext(ctx, "authorize callback: code already issued", "auth_request_id", id)
 		return nil, oidc.ErrInvalidRequest().WithDescription("authorization request already answered")
 	}
-	return authRequest{ar}, nil
+	return authRequest{r: ar}, nil
 }
 
 // AuthRequestByCode finds the request of a code. A code already exchanged
-// is a replay: everything the first exchange issued is revoked.
+// is a replay, but zitadel calls this before it authenticates the client:
+// revoking here would let anyone holding a used code (from a browser
+// history or a log) revoke a customer's tokens with no secret at all. The
+// request goes back marked replayed, and refuseReplay revokes once zitadel
+// has checked the PKCE verifier, the client's secret (for a public client
+// the verifier is the only proof it has) and that the code is the
+// client's own.
 func (s *opStorage) AuthRequestByCode(ctx context.Context, code string) (zop.AuthRequest, error) {
 	ar, err := s.store.AuthRequestByCode(ctx, storage.HashSecret(code))
 	if err != nil {
 		return nil, fmt.Errorf("load auth request by code: %w", err)
 	}
 	if ar.ConsumedAt != nil {
-		s.revokeReplayedGrant(ctx, ar.ID)
-		return nil, errors.New("authorization code already used")
+		s.log.InfoContext(ctx, "token: used authorization code presented", "auth_request_id", ar.ID, "client_id", ar.ClientID)
+		return authRequest{r: ar, replayed: true}, nil
 	}
 	// Checked after the replay test: a late replay still revokes the grant.
 	// A zero expiry (a code saved before expiries were stored) is expired.
@@ -172,7 +178,17 @@ func (s *opStorage) AuthRequestByCode(ctx context.Context, code string) (zop.Aut
 	if !ar.Done {
 		return nil, errors.New("authorization request not completed")
 	}
-	return authRequest{ar}, nil
+	return authRequest{r: ar}, nil
+}
+
+// refuseReplay revokes the grant of a replayed code; zitadel reaches token
+// creation only for the authenticated client the code was issued to.
+func (s *opStorage) refuseReplay(ctx context.Context, a authRequest) error {
+	if !a.replayed {
+		return nil
+	}
+	s.revokeReplayedGrant(ctx, a.r.ID)
+	return oidc.ErrInvalidGrant().WithDescription("authorization code already used")
 }
 
 func (s *opStorage) revokeReplayedGrant(ctx context.Context, authRequestID string) {
@@ -262,6 +278,9 @@ func (s *opStorage) CreateAccessToken(ctx context.Context, req zop.TokenRequest)
 	if !ok {
 		return "", time.Time{}, oidc.ErrUnsupportedGrantType()
 	}
+	if err := s.refuseReplay(ctx, a); err != nil {
+		return "", time.Time{}, err
+	}
 	if _, err := s.activeUser(ctx, a.r.UserID); err != nil {
 		return "", time.Time{}, err
 	}
@@ -291,6 +310,9 @@ func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req zop.To
 	now := s.now()
 	switch r := req.(type) {
 	case authRequest:
+		if err := s.refuseReplay(ctx, r); err != nil {
+			return "", "", time.Time{}, err
+		}
 		if _, err := s.activeUser(ctx, r.r.UserID); err != nil {
 			return "", "", time.Time{}, err
 		}

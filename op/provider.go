@@ -221,7 +221,7 @@ func (p *Provider) RedirectError(w http.ResponseWriter, r *http.Request, authReq
 	// polls with prompt=none must not pile cookies up in the browser.
 	http.SetCookie(w, p.bindingCookie(authRequestID, -1))
 	r = r.WithContext(zop.ContextWithIssuer(r.Context(), p.cfg.Issuer))
-	zop.AuthRequestError(&issWriter{ResponseWriter: w, issuer: p.cfg.Issuer}, r, authRequest{ar}, err, p.zop)
+	zop.AuthRequestError(&issWriter{ResponseWriter: w, issuer: p.cfg.Issuer}, r, authRequest{r: ar}, err, p.zop)
 }
 
 // ClientName returns the display name of a client for the login pages.
