@@ -135,11 +135,15 @@ func (s *opStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest
 }
 
 func (s *opStorage) AuthRequestByID(ctx context.Context, id string) (zop.AuthRequest, error) {
+	if !s.storable(ctx, "auth_request_id", id) {
+		return nil, oidc.ErrInvalidRequest().WithDescription("unknown or expired authorization request")
+	}
 	ar, err := s.store.AuthRequestByID(ctx, id)
 	if err != nil {
 		if errors.Is(err, storage.ErrNotFound) {
 			return nil, oidc.ErrInvalidRequest().WithDescription("unknown or expired authorization request").WithParent(err)
 		}
+		s.log.ErrorContext(ctx, "authorize callback: load auth request", "auth_request_id", id, "error", err)
 		return nil, fmt.Errorf("load auth request %s: %w", id, err)
 	}
 	// zitadel reads requests by ID only in the callback: one that already
@@ -160,8 +164,16 @@ func (s *opStorage) AuthRequestByID(ctx context.Context, id string) (zop.AuthReq
 // the verifier is the only proof it has) and that the code is the
 // client's own.
 func (s *opStorage) AuthRequestByCode(ctx context.Context, code string) (zop.AuthRequest, error) {
+	if !s.storable(ctx, "code", code) {
+		return nil, errors.New("unknown authorization code")
+	}
 	ar, err := s.store.AuthRequestByCode(ctx, storage.HashSecret(code))
 	if err != nil {
+		// zitadel answers any error here as invalid_grant: the log is
+		// the only place a store failure shows.
+		if !errors.Is(err, storage.ErrNotFound) {
+			s.log.ErrorContext(ctx, "token: load auth request by code", "error", err)
+		}
 		return nil, fmt.Errorf("load auth request by code: %w", err)
 	}
 	if ar.ConsumedAt != nil {
@@ -363,8 +375,15 @@ func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req zop.To
 }
 
 func (s *opStorage) TokenRequestByRefreshToken(ctx context.Context, token string) (zop.RefreshTokenRequest, error) {
+	if !s.storable(ctx, "refresh_token", token) {
+		return nil, errors.New("unknown refresh token")
+	}
 	rt, err := s.store.RefreshTokenByID(ctx, storage.HashSecret(token))
 	if err != nil {
+		// zitadel answers any error here as invalid_grant.
+		if !errors.Is(err, storage.ErrNotFound) {
+			s.log.ErrorContext(ctx, "token: load refresh token", "error", err)
+		}
 		return nil, fmt.Errorf("load refresh token: %w", err)
 	}
 	if rt.RotatedAt != nil || rt.RevokedAt != nil {
@@ -387,6 +406,9 @@ func (s *opStorage) TokenRequestByRefreshToken(ctx context.Context, token string
 }
 
 func (s *opStorage) GetRefreshTokenInfo(ctx context.Context, clientID, token string) (string, string, error) {
+	if !s.storable(ctx, "token", token) {
+		return "", "", zop.ErrInvalidRefreshToken
+	}
 	rt, err := s.store.RefreshTokenByID(ctx, storage.HashSecret(token))
 	if errors.Is(err, storage.ErrNotFound) {
 		return "", "", zop.ErrInvalidRefreshToken
@@ -403,7 +425,18 @@ func (s *opStorage) GetRefreshTokenInfo(ctx context.Context, clientID, token str
 // RevokeToken answers success for unknown tokens (RFC 7009 section 2.2) and
 // ignores tokens of other clients.
 func (s *opStorage) RevokeToken(ctx context.Context, tokenID, _ string, clientID string) *oidc.Error {
-	now := s.now()
+	// zitadel passes a token it cannot decrypt through as it came.
+	if !s.storable(ctx, "token", tokenID) {
+		return nil
+	}
+	if oerr := s.revokeToken(ctx, tokenID, clientID); oerr != nil {
+		s.log.ErrorContext(ctx, "revoke: store failure", "client_id", clientID, "error", oerr.Parent)
+		return oerr
+	}
+	return nil
+}
+
+func (s *opStorage) revokeToken(ctx context.Context, tokenID, clientID string) *oidc.Error {
 	if at, err := s.store.AccessTokenByID(ctx, tokenID); err == nil {
 		if at.ClientID != clientID {
 			s.log.InfoContext(ctx, "revoke: access token belongs to another client", "client_id", clientID)
@@ -427,7 +460,7 @@ func (s *opStorage) RevokeToken(ctx context.Context, tokenID, _ string, clientID
 		s.log.InfoContext(ctx, "revoke: refresh token belongs to another client", "client_id", clientID)
 		return nil
 	}
-	if err := s.store.RevokeRefreshToken(ctx, rt.ID, now); err != nil {
+	if err := s.store.RevokeRefreshToken(ctx, rt.ID, s.now()); err != nil {
 		return oidc.ErrServerError().WithParent(fmt.Errorf("revoke refresh token: %w", err))
 	}
 	return nil
@@ -436,8 +469,14 @@ func (s *opStorage) RevokeToken(ctx context.Context, tokenID, _ string, clientID
 // liveAccessToken loads an access token and its user, refusing expired
 // tokens and locked or deleted users.
 func (s *opStorage) liveAccessToken(ctx context.Context, tokenID, subject string) (*storage.AccessToken, *storage.User, error) {
+	if !s.storable(ctx, "access_token", tokenID) {
+		return nil, nil, errors.New("unknown access token")
+	}
 	at, err := s.store.AccessTokenByID(ctx, tokenID)
 	if err != nil {
+		if !errors.Is(err, storage.ErrNotFound) {
+			s.log.ErrorContext(ctx, "load access token", "error", err)
+		}
 		return nil, nil, fmt.Errorf("load access token: %w", err)
 	}
 	if at.Subject != subject || !s.now().Before(at.ExpiresAt) {
@@ -589,7 +628,20 @@ func (s *opStorage) Health(ctx context.Context) error {
 	return nil
 }
 
-// storableParam: valid UTF-8 without NUL, at most 2 KiB.
+// storableParam: valid UTF-8 without NUL, at most 2 KiB. PostgreSQL
+// refuses the rest even in a WHERE clause, and no token, code, ID or
+// parameter we issue or accept comes near the length.
 func storableParam(v string) bool {
 	return len(v) <= 2048 && utf8.ValidString(v) && !strings.ContainsRune(v, 0)
+}
+
+// storable is the check at every place client input reaches the store:
+// a value the database cannot hold is one it does not know, answered as
+// unknown instead of as the store's error.
+func (s *opStorage) storable(ctx context.Context, param, v string) bool {
+	if storableParam(v) {
+		return true
+	}
+	s.log.InfoContext(ctx, "op: unstorable input treated as unknown", "param", param, "bytes", len(v))
+	return false
 }

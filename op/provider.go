@@ -183,6 +183,9 @@ func (p *Provider) IssuerInterceptor(h http.Handler) http.Handler {
 // Complete marks the auth request done and returns the URL to send the
 // browser to (the op callback).
 func (p *Provider) Complete(ctx context.Context, authRequestID, userID string, authTime time.Time, amr []string, acr string) (string, error) {
+	if !p.storage.storable(ctx, "auth_request_id", authRequestID) {
+		return "", fmt.Errorf("complete auth request: unstorable id: %w", storage.ErrNotFound)
+	}
 	ar, err := p.store.AuthRequestByID(ctx, authRequestID)
 	if err != nil {
 		return "", fmt.Errorf("complete auth request %s: %w", authRequestID, err)
@@ -209,10 +212,19 @@ func (p *Provider) Complete(ctx context.Context, authRequestID, userID string, a
 // RedirectError sends the browser back to the client's redirect_uri with an
 // OAuth error, e.g. oidc.ErrLoginRequired() for prompt=none.
 func (p *Provider) RedirectError(w http.ResponseWriter, r *http.Request, authRequestID string, err error) {
-	ar, lerr := p.store.AuthRequestByID(r.Context(), authRequestID)
-	if lerr != nil {
+	lerr := storage.ErrNotFound
+	var ar *storage.AuthRequest
+	if p.storage.storable(r.Context(), "auth_request_id", authRequestID) {
+		ar, lerr = p.store.AuthRequestByID(r.Context(), authRequestID)
+	}
+	switch {
+	case errors.Is(lerr, storage.ErrNotFound):
 		p.log.InfoContext(r.Context(), "redirect error: unknown auth request", "auth_request_id", authRequestID, "error", lerr)
 		http.Error(w, "unknown or expired authorization request", http.StatusBadRequest)
+		return
+	case lerr != nil:
+		p.log.ErrorContext(r.Context(), "redirect error: load auth request", "auth_request_id", authRequestID, "error", lerr)
+		http.Error(w, "the sign-in could not be finished; try again", http.StatusInternalServerError)
 		return
 	}
 	p.log.InfoContext(r.Context(), "auth request ends with error", "auth_request_id", authRequestID,
