@@ -85,7 +85,13 @@ func (p *Provider) guard(next http.Handler) http.Handler {
 			http.Error(w, http.StatusText(status), status)
 			return
 		}
+		info := &requestInfo{addr: clientAddress(r, p.cfg.TrustProxyHeaders)}
+		r = r.WithContext(withRequestInfo(r.Context(), info))
 		switch r.URL.Path {
+		case pathToken, pathIntrospec, pathRevoke:
+			if !p.authenticateClient(w, r, info) {
+				return
+			}
 		case pathUserinfo:
 			// RFC 6750 section 2.3: a token in the URL leaks into logs,
 			// history and Referer headers.

@@ -28,6 +28,7 @@ type opStorage struct {
 	log     *slog.Logger
 	clients map[string]*client
 	keys    *keyManager
+	secrets *secretChecker
 	now     func() time.Time
 }
 
@@ -566,16 +567,33 @@ func (s *opStorage) GetClientByClientID(_ context.Context, id string) (zop.Clien
 	return s.client(id)
 }
 
+// AuthorizeClientIDSecret is zitadel's check of a client secret. guard has
+// already checked the pair of every request that carries one
+// (authenticateClient); a pair it has not seen takes the same check.
 func (s *opStorage) AuthorizeClientIDSecret(ctx context.Context, id, secret string) error {
-	c, err := s.client(id)
-	if err != nil {
-		return err
+	info := requestInfoFrom(ctx)
+	if v := info.verified; v != nil && v.id == id && v.secret == secret {
+		return nil
 	}
-	if !c.secretMatches(secret) {
-		s.log.InfoContext(ctx, "client authentication failed", "client_id", id)
+	if secret == "" {
+		s.log.InfoContext(ctx, "client authentication without a secret", "client_id", id)
 		return oidc.ErrInvalidClient().WithDescription("client authentication failed")
 	}
-	return nil
+	outcome, err := s.secrets.check(ctx, info.addr, id, secret)
+	if err != nil {
+		s.log.ErrorContext(ctx, "client authentication", "client_id", id, "error", err)
+		return oidc.ErrServerError().WithParent(err)
+	}
+	switch outcome {
+	case secretOK:
+		return nil
+	case secretThrottled:
+		return oidc.ErrInvalidClient().WithDescription("too many failed client authentications; retry later")
+	case secretBusy:
+		return oidc.ErrServerError().WithDescription("too many client authentications at once; retry later")
+	default:
+		return oidc.ErrInvalidClient().WithDescription("client authentication failed")
+	}
 }
 
 // JWT profile grants and client assertions are not offered.

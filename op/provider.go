@@ -70,7 +70,11 @@ func New(cfg Config, store storage.Store, logger *slog.Logger) (*Provider, error
 		clients[c.ID] = &client{cfg: c, idTokenLifetime: idLife}
 	}
 	keys := newKeyManager(cfg, store, log, now)
-	st := &opStorage{cfg: cfg, store: store, log: log, clients: clients, keys: keys, now: now}
+	secrets, err := newSecretChecker(cfg, store, log, now, clients)
+	if err != nil {
+		return nil, err
+	}
+	st := &opStorage{cfg: cfg, store: store, log: log, clients: clients, keys: keys, secrets: secrets, now: now}
 
 	zcfg := &zop.Config{
 		CryptoKey:                cfg.CryptoKey,
