@@ -22,8 +22,8 @@ func TestSecretCheckerCache(t *testing.T) {
 		}
 		cfg := Config{
 			Clients: []ClientConfig{{ID: "web", SecretHash: string(hash)}, {ID: "spa", Public: true}},
-			ClientAuthThrottle: ClientAuthThrottle{Window: time.Minute, MaxFailuresPerClient: 100,
-				MaxFailuresPerAddress: 100, MaxConcurrentChecks: 2},
+			Throttle: Throttle{Window: time.Minute, MaxSecretFailuresPerClient: 100,
+				MaxSecretFailuresPerAddress: 100, MaxConcurrentSecretChecks: 2},
 		}
 		clients := map[string]*client{}
 		for _, c := range cfg.Clients {

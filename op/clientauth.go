@@ -18,31 +18,10 @@ import (
 	"github.com/comstockloan/idp/storage"
 )
 
-// ClientAuthThrottle bounds client secret guessing: after
-// MaxFailuresPerClient failed checks for one client ID (known or not), or
-// MaxFailuresPerAddress from one client address, within Window, further
-// checks are refused until old failures leave the window. At most
-// MaxConcurrentChecks bcrypt comparisons run at once per process.
-type ClientAuthThrottle struct {
-	Window                time.Duration `yaml:"window"`                   // default 15m, at most 24h
-	MaxFailuresPerClient  int           `yaml:"max_failures_per_client"`  // default 100
-	MaxFailuresPerAddress int           `yaml:"max_failures_per_address"` // default 20
-	MaxConcurrentChecks   int           `yaml:"max_concurrent_checks"`    // default 4
-}
-
-// Throttle defaults. The per-client limit is the higher one: an attacker
-// who fills it locks the client out on replicas that have not verified its
-// secret yet; the per-address one is low because a relying party's
-// back-end never fails unless misconfigured.
 const (
-	DefaultClientAuthWindow      = 15 * time.Minute
-	DefaultMaxFailuresPerClient  = 100
-	DefaultMaxFailuresPerAddress = 20
-	DefaultMaxConcurrentChecks   = 4
-	maxClientAuthWindow          = 24 * time.Hour // rate events are swept after that (sqlstore.RateEventRetention)
-	defaultSecretCheckWait       = time.Second
-	rateClientAuthFailure        = "client_auth_failure"
-	retryAfterBusy               = time.Second
+	defaultSecretCheckWait = time.Second
+	rateClientAuthFailure  = "client_auth_failure"
+	retryAfterBusy         = time.Second
 )
 
 type secretOutcome int
@@ -56,7 +35,7 @@ const (
 
 // secretChecker is the one place a client secret is checked.
 type secretChecker struct {
-	cfg     ClientAuthThrottle
+	cfg     Throttle
 	store   storage.Store
 	log     *slog.Logger
 	now     func() time.Time
@@ -89,8 +68,8 @@ func newSecretChecker(cfg Config, store storage.Store, log *slog.Logger, now fun
 		return nil, fmt.Errorf("dummy client secret hash: %w", err)
 	}
 	return &secretChecker{
-		cfg: cfg.ClientAuthThrottle, store: store, log: log, now: now, clients: clients,
-		dummyHash: dummy, slots: make(chan struct{}, cfg.ClientAuthThrottle.MaxConcurrentChecks), wait: defaultSecretCheckWait,
+		cfg: cfg.Throttle, store: store, log: log, now: now, clients: clients,
+		dummyHash: dummy, slots: make(chan struct{}, cfg.Throttle.MaxConcurrentSecretChecks), wait: defaultSecretCheckWait,
 	}, nil
 }
 
@@ -139,7 +118,7 @@ func (c *secretChecker) check(ctx context.Context, addr, id, secret string) (sec
 	for _, l := range []struct {
 		key   string
 		limit int
-	}{{"ip:" + addr, c.cfg.MaxFailuresPerAddress}, {throttleKeyClient(id), c.cfg.MaxFailuresPerClient}} {
+	}{{"ip:" + addr, c.cfg.MaxSecretFailuresPerAddress}, {throttleKeyClient(id), c.cfg.MaxSecretFailuresPerClient}} {
 		slot, ok, err := c.store.ReserveRateEvent(ctx, rateClientAuthFailure, l.key, now, since, l.limit)
 		if err != nil {
 			giveBack()
@@ -238,7 +217,7 @@ func (p *Provider) authenticateClient(w http.ResponseWriter, r *http.Request, in
 		info.verified = &ps
 		return true
 	case secretThrottled:
-		w.Header().Set("Retry-After", retryAfterSeconds(p.cfg.ClientAuthThrottle.Window))
+		w.Header().Set("Retry-After", retryAfterSeconds(p.cfg.Throttle.Window))
 		writeOAuthError(w, http.StatusTooManyRequests, oidc.ErrInvalidClient().
 			WithDescription("too many failed client authentications; retry later"))
 	case secretBusy:

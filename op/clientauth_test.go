@@ -55,8 +55,8 @@ func countChecks(p *op.Provider) *checkCounter {
 
 func throttle(perClient, perAddress, concurrent int) func(*op.Config) {
 	return func(c *op.Config) {
-		c.ClientAuthThrottle = op.ClientAuthThrottle{Window: 15 * time.Minute,
-			MaxFailuresPerClient: perClient, MaxFailuresPerAddress: perAddress, MaxConcurrentChecks: concurrent}
+		c.Throttle = op.Throttle{Window: 15 * time.Minute,
+			MaxSecretFailuresPerClient: perClient, MaxSecretFailuresPerAddress: perAddress, MaxConcurrentSecretChecks: concurrent}
 	}
 }
 
@@ -296,4 +296,33 @@ func median(d []time.Duration) time.Duration {
 	s := slices.Clone(d)
 	slices.Sort(s)
 	return s[len(s)/2]
+}
+
+// Refused token requests are limited per address in the database; a
+// successful one gives its slot back.
+func TestTokenRequestsThrottledPerAddress(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, flavor string) {
+		e := newEnv(t, flavor, func(c *op.Config) { c.Throttle.MaxTokenFailuresPerAddress = 3 })
+		garbage := url.Values{"grant_type": {"authorization_code"}, "client_id": {spaClientID}, "code": {"garbage"},
+			"redirect_uri": {spaRedirect}, "code_verifier": {newPKCE().verifier}}
+		if tr := e.token(garbage); tr.status != http.StatusBadRequest {
+			t.Fatalf("first refused request: %d %q", tr.status, tr.Error)
+		}
+		e.login("openid") // a successful exchange in between
+		for i := range 2 {
+			if tr := e.token(garbage); tr.status != http.StatusBadRequest {
+				t.Fatalf("refused request %d: %d %q (a success must not count)", i+2, tr.status, tr.Error)
+			}
+		}
+		resp := e.postForm("/oauth/token", garbage, "", "")
+		tr := decodeToken(t, resp)
+		if tr.status != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+			t.Errorf("request past the limit: %d %q Retry-After %q, want 429 with Retry-After", tr.status, tr.Error, resp.Header.Get("Retry-After"))
+		}
+		pk := newPKCE()
+		code := e.authorize(authParams(webClientID, webRedirect, "openid", pk)).Query().Get("code")
+		if tr := e.exchange(code, webRedirect, pk); tr.status != http.StatusTooManyRequests {
+			t.Errorf("valid exchange from a throttled address: %d", tr.status)
+		}
+	})
 }

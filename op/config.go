@@ -42,10 +42,10 @@ type Config struct {
 	// the client address to X-Forwarded-For; the throttles then key on
 	// that last entry, as package login's do.
 	TrustProxyHeaders bool `yaml:"trust_proxy_headers"`
-	// ClientAuthThrottle bounds client secret guessing (zero fields take
+	// Throttle bounds guessing at the OAuth endpoints (zero fields take
 	// the defaults).
-	ClientAuthThrottle ClientAuthThrottle `yaml:"client_auth_throttle"`
-	Clients            []ClientConfig     `yaml:"clients"`
+	Throttle Throttle       `yaml:"throttle"`
+	Clients  []ClientConfig `yaml:"clients"`
 }
 
 // ClientConfig registers one relying party.
@@ -100,13 +100,13 @@ func (c *Config) applyDefaults() {
 	setDefault(&c.RefreshTokenLifetime, DefaultRefreshTokenLifetime)
 	setDefault(&c.AuthRequestLifetime, DefaultAuthRequestLifetime)
 	setDefault(&c.CodeLifetime, DefaultCodeLifetime)
-	t := &c.ClientAuthThrottle
-	setDefault(&t.Window, DefaultClientAuthWindow)
+	t := &c.Throttle
+	setDefault(&t.Window, DefaultThrottleWindow)
 	for _, d := range []struct {
 		v   *int
 		def int
-	}{{&t.MaxFailuresPerClient, DefaultMaxFailuresPerClient}, {&t.MaxFailuresPerAddress, DefaultMaxFailuresPerAddress},
-		{&t.MaxConcurrentChecks, DefaultMaxConcurrentChecks}} {
+	}{{&t.MaxSecretFailuresPerClient, DefaultMaxSecretFailuresPerClient}, {&t.MaxSecretFailuresPerAddress, DefaultMaxSecretFailuresPerAddress},
+		{&t.MaxTokenFailuresPerAddress, DefaultMaxTokenFailuresPerAddress}, {&t.MaxConcurrentSecretChecks, DefaultMaxConcurrentSecretChecks}} {
 		if *d.v == 0 {
 			*d.v = d.def
 		}
@@ -157,13 +157,14 @@ func (c *Config) Validate() error {
 	if c.CodeLifetime < MinCodeLifetime || c.CodeLifetime > MaxCodeLifetime {
 		fail("code_lifetime", "must be between %s and %s, not %s", MinCodeLifetime, MaxCodeLifetime, c.CodeLifetime)
 	}
-	if t := c.ClientAuthThrottle; t.Window < 0 || t.Window > maxClientAuthWindow {
-		fail("client_auth_throttle.window", "must be between 0 and %s, not %s", maxClientAuthWindow, t.Window)
+	if t := c.Throttle; t.Window < 0 || t.Window > maxThrottleWindow {
+		fail("throttle.window", "must be between 0 and %s, not %s", maxThrottleWindow, t.Window)
 	}
 	counts := map[string]int{
-		"client_auth_throttle.max_failures_per_client":  c.ClientAuthThrottle.MaxFailuresPerClient,
-		"client_auth_throttle.max_failures_per_address": c.ClientAuthThrottle.MaxFailuresPerAddress,
-		"client_auth_throttle.max_concurrent_checks":    c.ClientAuthThrottle.MaxConcurrentChecks,
+		"throttle.max_secret_failures_per_client":  c.Throttle.MaxSecretFailuresPerClient,
+		"throttle.max_secret_failures_per_address": c.Throttle.MaxSecretFailuresPerAddress,
+		"throttle.max_token_failures_per_address":  c.Throttle.MaxTokenFailuresPerAddress,
+		"throttle.max_concurrent_secret_checks":    c.Throttle.MaxConcurrentSecretChecks,
 	}
 	for _, name := range slices.Sorted(maps.Keys(counts)) {
 		if counts[name] < 0 {

@@ -87,8 +87,18 @@ func (p *Provider) guard(next http.Handler) http.Handler {
 		}
 		info := &requestInfo{addr: clientAddress(r, p.cfg.TrustProxyHeaders)}
 		r = r.WithContext(withRequestInfo(r.Context(), info))
+		var done func(status int)
 		switch r.URL.Path {
-		case pathToken, pathIntrospec, pathRevoke:
+		case pathToken:
+			var ok bool
+			if done, ok = p.reserveTokenAttempt(w, r, info); !ok {
+				return
+			}
+			if !p.authenticateClient(w, r, info) {
+				done(http.StatusUnauthorized)
+				return
+			}
+		case pathIntrospec, pathRevoke:
 			if !p.authenticateClient(w, r, info) {
 				return
 			}
@@ -127,6 +137,9 @@ func (p *Provider) guard(next http.Handler) http.Handler {
 		}
 		sw := &statusWriter{ResponseWriter: w}
 		next.ServeHTTP(sw, r)
+		if done != nil {
+			done(sw.status)
+		}
 		switch {
 		case sw.status >= 500:
 			p.log.ErrorContext(r.Context(), "op: server error", "path", r.URL.Path, "method", r.Method, "status", sw.status)
