@@ -450,7 +450,13 @@ func (s *opStorage) revokeToken(ctx context.Context, tokenID, clientID string) *
 	} else if !errors.Is(err, storage.ErrNotFound) {
 		return oidc.ErrServerError().WithParent(fmt.Errorf("load access token: %w", err))
 	}
+	// zitadel passes the stored ID of a refresh token it found itself,
+	// and the value as presented when token_type_hint=access_token made it
+	// skip the lookup; RFC 7009 section 2.1 says to search both.
 	rt, err := s.store.RefreshTokenByID(ctx, tokenID)
+	if errors.Is(err, storage.ErrNotFound) {
+		rt, err = s.store.RefreshTokenByID(ctx, storage.HashSecret(tokenID))
+	}
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil
 	}

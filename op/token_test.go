@@ -286,3 +286,25 @@ func TestPublicClientCodeReplay(t *testing.T) {
 		}
 	})
 }
+
+// RFC 7009 section 2.1: a wrong token_type_hint must not make revocation
+// miss the token.
+func TestRevocationIgnoresAWrongHint(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, flavor string) {
+		e := newEnv(t, flavor, nil)
+		tr, _ := e.login("openid offline_access")
+		resp := e.postForm("/revoke", url.Values{"token": {tr.RefreshToken}, "token_type_hint": {"access_token"}}, webClientID, webSecret)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("revoke: %d", resp.StatusCode)
+		}
+		if r := e.refresh(tr.RefreshToken); r.status != http.StatusBadRequest {
+			t.Errorf("refresh token revoked with the access_token hint still works: %d", r.status)
+		}
+		resp = e.postForm("/revoke", url.Values{"token": {tr.AccessToken}, "token_type_hint": {"refresh_token"}}, webClientID, webSecret)
+		resp.Body.Close()
+		if status, _ := e.userinfo(tr.AccessToken, false); status == http.StatusOK {
+			t.Error("access token revoked with the refresh_token hint still works")
+		}
+	})
+}
