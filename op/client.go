@@ -10,7 +10,6 @@ import (
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	zop "github.com/zitadel/oidc/v3/pkg/op"
-	"golang.org/x/crypto/bcrypt"
 )
 
 // client is a configured relying party as zitadel sees it.
@@ -27,21 +26,14 @@ type client struct {
 	verified atomic.Pointer[[sha256.Size]byte]
 }
 
-// secretMatches checks a presented client secret against the bcrypt hash.
-func (c *client) secretMatches(secret string) bool {
-	if c.cfg.Public || c.cfg.SecretHash == "" {
-		return false
-	}
-	sum := sha256.Sum256([]byte(secret))
-	if v := c.verified.Load(); v != nil && subtle.ConstantTimeCompare(v[:], sum[:]) == 1 {
-		return true
-	}
-	if bcrypt.CompareHashAndPassword([]byte(c.cfg.SecretHash), []byte(secret)) != nil {
-		return false
-	}
-	c.verified.Store(&sum)
-	return true
+// remembers reports whether sum is the SHA-256 of the secret verified last.
+func (c *client) remembers(sum [sha256.Size]byte) bool {
+	v := c.verified.Load()
+	return v != nil && subtle.ConstantTimeCompare(v[:], sum[:]) == 1
 }
+
+// remember keeps the SHA-256 of a secret that has just passed bcrypt.
+func (c *client) remember(sum [sha256.Size]byte) { c.verified.Store(&sum) }
 
 var _ zop.Client = (*client)(nil)
 

@@ -37,8 +37,15 @@ type Config struct {
 	// LogoutLandingURL is where end_session sends the browser when the
 	// request names no client with a registered post_logout_redirect_uri.
 	// Default: the issuer followed by "/logged-out".
-	LogoutLandingURL string         `yaml:"logout_landing_url"`
-	Clients          []ClientConfig `yaml:"clients"`
+	LogoutLandingURL string `yaml:"logout_landing_url"`
+	// TrustProxyHeaders: the IdP runs behind a load balancer that appends
+	// the client address to X-Forwarded-For; the throttles then key on
+	// that last entry, as package login's do.
+	TrustProxyHeaders bool `yaml:"trust_proxy_headers"`
+	// Throttle bounds guessing at the OAuth endpoints (zero fields take
+	// the defaults).
+	Throttle Throttle       `yaml:"throttle"`
+	Clients  []ClientConfig `yaml:"clients"`
 }
 
 // ClientConfig registers one relying party.
@@ -93,6 +100,17 @@ func (c *Config) applyDefaults() {
 	setDefault(&c.RefreshTokenLifetime, DefaultRefreshTokenLifetime)
 	setDefault(&c.AuthRequestLifetime, DefaultAuthRequestLifetime)
 	setDefault(&c.CodeLifetime, DefaultCodeLifetime)
+	t := &c.Throttle
+	setDefault(&t.Window, DefaultThrottleWindow)
+	for _, d := range []struct {
+		v   *int
+		def int
+	}{{&t.MaxSecretFailuresPerClient, DefaultMaxSecretFailuresPerClient}, {&t.MaxSecretFailuresPerAddress, DefaultMaxSecretFailuresPerAddress},
+		{&t.MaxTokenFailuresPerAddress, DefaultMaxTokenFailuresPerAddress}, {&t.MaxConcurrentSecretChecks, DefaultMaxConcurrentSecretChecks}} {
+		if *d.v == 0 {
+			*d.v = d.def
+		}
+	}
 	if c.LogoutLandingURL == "" {
 		c.LogoutLandingURL = strings.TrimSuffix(c.Issuer, "/") + "/logged-out"
 	}
@@ -138,6 +156,20 @@ func (c *Config) Validate() error {
 	}
 	if c.CodeLifetime < MinCodeLifetime || c.CodeLifetime > MaxCodeLifetime {
 		fail("code_lifetime", "must be between %s and %s, not %s", MinCodeLifetime, MaxCodeLifetime, c.CodeLifetime)
+	}
+	if t := c.Throttle; t.Window < 0 || t.Window > maxThrottleWindow {
+		fail("throttle.window", "must be between 0 and %s, not %s", maxThrottleWindow, t.Window)
+	}
+	counts := map[string]int{
+		"throttle.max_secret_failures_per_client":  c.Throttle.MaxSecretFailuresPerClient,
+		"throttle.max_secret_failures_per_address": c.Throttle.MaxSecretFailuresPerAddress,
+		"throttle.max_token_failures_per_address":  c.Throttle.MaxTokenFailuresPerAddress,
+		"throttle.max_concurrent_secret_checks":    c.Throttle.MaxConcurrentSecretChecks,
+	}
+	for _, name := range slices.Sorted(maps.Keys(counts)) {
+		if counts[name] < 0 {
+			fail(name, "must not be negative")
+		}
 	}
 	if c.KeyPublishDelay >= c.KeyRotationPeriod {
 		fail("key_publish_delay", "must be shorter than key_rotation_period")

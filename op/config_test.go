@@ -18,7 +18,9 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatalf("valid config: %v", err)
 	}
 	if c.AccessTokenLifetime != 15*time.Minute || c.SigningAlgorithm != "RS256" || c.KeyRotationPeriod != 30*24*time.Hour ||
-		c.AuthRequestLifetime != 30*time.Minute || c.CodeLifetime != time.Minute || len(c.Clients[0].Scopes) != 4 {
+		c.AuthRequestLifetime != 30*time.Minute || c.CodeLifetime != time.Minute || len(c.Clients[0].Scopes) != 4 ||
+		c.Throttle != (op.Throttle{Window: 15 * time.Minute, MaxSecretFailuresPerClient: 100, MaxSecretFailuresPerAddress: 20,
+			MaxTokenFailuresPerAddress: 100, MaxConcurrentSecretChecks: 4}) {
 		t.Errorf("defaults not applied: %+v", c)
 	}
 
@@ -46,6 +48,12 @@ func TestConfigValidate(t *testing.T) {
 		"code too short":     {func(c *op.Config) { c.CodeLifetime = 9 * time.Second }, "code_lifetime: must be between 10s and 10m0s"},
 		"code too long":      {func(c *op.Config) { c.CodeLifetime = 11 * time.Minute }, "code_lifetime: must be between 10s and 10m0s"},
 		"negative code":      {func(c *op.Config) { c.CodeLifetime = -time.Minute }, "code_lifetime: must be between"},
+		"throttle window beyond the sweep": {func(c *op.Config) { c.Throttle.Window = 25 * time.Hour },
+			"throttle.window: must be between 0 and 24h0m0s"},
+		"negative token limit": {func(c *op.Config) { c.Throttle.MaxTokenFailuresPerAddress = -1 },
+			"throttle.max_token_failures_per_address: must not be negative"},
+		"negative check slots": {func(c *op.Config) { c.Throttle.MaxConcurrentSecretChecks = -1 },
+			"throttle.max_concurrent_secret_checks: must not be negative"},
 	}
 	for name, tc := range cases {
 		c := good()

@@ -35,6 +35,12 @@ func TestDiscovery(t *testing.T) {
 			"grant_types_supported":            {"authorization_code", "refresh_token"},
 			"code_challenge_methods_supported": {"S256"},
 			"response_modes_supported":         {"query"},
+			// zitadel accepts client_secret_post at the token and
+			// revocation endpoints (TestClientSecretPost), so it is
+			// advertised; introspection takes Basic only.
+			"token_endpoint_auth_methods_supported":         {"client_secret_basic", "client_secret_post", "none"},
+			"revocation_endpoint_auth_methods_supported":    {"client_secret_basic", "client_secret_post", "none"},
+			"introspection_endpoint_auth_methods_supported": {"client_secret_basic"},
 		}
 		for field, want := range wantList {
 			if got := stringList(doc[field]); !slices.Equal(got, want) {
@@ -277,6 +283,40 @@ func TestCallbackCannotMintASecondCode(t *testing.T) {
 		loc, _ := first.Location()
 		if tr := e.exchange(loc.Query().Get("code"), webRedirect, pk); tr.status != http.StatusOK {
 			t.Errorf("the first code no longer works: %d %q", tr.status, tr.Error)
+		}
+	})
+}
+
+// The secret in the form body (RFC 6749 section 2.3.1) works where the
+// discovery document says it does, and a wrong one there is refused.
+func TestClientSecretPost(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, flavor string) {
+		e := newEnv(t, flavor, nil)
+		pk := newPKCE()
+		code := e.authorize(authParams(webClientID, webRedirect, "openid offline_access", pk)).Query().Get("code")
+		form := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {webRedirect},
+			"code_verifier": {pk.verifier}, "client_id": {webClientID}, "client_secret": {webSecret}}
+		tr := decodeToken(t, e.postForm("/oauth/token", form, "", ""))
+		if tr.status != http.StatusOK || tr.RefreshToken == "" {
+			t.Fatalf("exchange with client_secret_post: %d %q", tr.status, tr.Error)
+		}
+		refresh := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tr.RefreshToken},
+			"client_id": {webClientID}, "client_secret": {"wrong-secret-0123456789"}}
+		if bad := decodeToken(t, e.postForm("/oauth/token", refresh, "", "")); bad.status != http.StatusUnauthorized || bad.Error != "invalid_client" {
+			t.Errorf("refresh with a wrong posted secret: %d %q", bad.status, bad.Error)
+		}
+		refresh.Set("client_secret", webSecret)
+		r1 := decodeToken(t, e.postForm("/oauth/token", refresh, "", ""))
+		if r1.status != http.StatusOK {
+			t.Fatalf("refresh with client_secret_post: %d %q", r1.status, r1.Error)
+		}
+		resp := e.postForm("/revoke", url.Values{"token": {r1.RefreshToken}, "client_id": {webClientID}, "client_secret": {webSecret}}, "", "")
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("revoke with client_secret_post: %d", resp.StatusCode)
+		}
+		if again := e.refresh(r1.RefreshToken); again.status != http.StatusBadRequest {
+			t.Errorf("refresh token revoked with client_secret_post: %d", again.status)
 		}
 	})
 }

@@ -44,6 +44,9 @@ var allowedMethods = map[string][]string{
 	pathEndSess:   {http.MethodGet, http.MethodPost},
 }
 
+// noStorePaths answer with tokens, credentials or personal data.
+var noStorePaths = map[string]bool{pathToken: true, pathIntrospec: true, pathUserinfo: true, pathRevoke: true}
+
 // guard answers what zitadel would answer with a 500 or not at all
 // (unknown paths, wrong methods, oversized or malformed bodies) with a 4xx
 // and a log line, and adds the RFC 9207 iss parameter and our restrictions
@@ -55,6 +58,12 @@ func (p *Provider) guard(next http.Handler) http.Handler {
 			p.log.InfoContext(r.Context(), "op: unknown endpoint", "path", r.URL.Path, "method", r.Method)
 			http.NotFound(w, r)
 			return
+		}
+		if noStorePaths[r.URL.Path] {
+			// RFC 6749 section 5.1 (MUST), for errors too; Pragma for
+			// HTTP/1.0 caches.
+			w.Header().Set("Cache-Control", "no-store")
+			w.Header().Set("Pragma", "no-cache")
 		}
 		// OPTIONS reaches zitadel's CORS middleware for preflights.
 		if r.Method != http.MethodOptions && !slices.Contains(methods, r.Method) {
@@ -76,7 +85,32 @@ func (p *Provider) guard(next http.Handler) http.Handler {
 			http.Error(w, http.StatusText(status), status)
 			return
 		}
+		info := &requestInfo{addr: clientAddress(r, p.cfg.TrustProxyHeaders)}
+		r = r.WithContext(withRequestInfo(r.Context(), info))
+		var done func(status int)
 		switch r.URL.Path {
+		case pathToken:
+			var ok bool
+			if done, ok = p.reserveTokenAttempt(w, r, info); !ok {
+				return
+			}
+			if !p.authenticateClient(w, r, info) {
+				done(http.StatusUnauthorized)
+				return
+			}
+		case pathIntrospec, pathRevoke:
+			if !p.authenticateClient(w, r, info) {
+				return
+			}
+		case pathUserinfo:
+			// RFC 6750 section 2.3: a token in the URL leaks into logs,
+			// history and Referer headers.
+			if r.URL.Query().Has("access_token") {
+				p.log.InfoContext(r.Context(), "userinfo: access token in the query string refused")
+				writeOAuthError(w, http.StatusBadRequest, oidc.ErrInvalidRequest().
+					WithDescription("send the access token in the Authorization header or the form body, not the URL"))
+				return
+			}
 		case pathDiscovery:
 			p.serveDiscovery(w, r, next)
 			return
@@ -103,6 +137,9 @@ func (p *Provider) guard(next http.Handler) http.Handler {
 		}
 		sw := &statusWriter{ResponseWriter: w}
 		next.ServeHTTP(sw, r)
+		if done != nil {
+			done(sw.status)
+		}
 		switch {
 		case sw.status >= 500:
 			p.log.ErrorContext(r.Context(), "op: server error", "path", r.URL.Path, "method", r.Method, "status", sw.status)
@@ -192,8 +229,14 @@ func (p *Provider) serveDiscovery(w http.ResponseWriter, r *http.Request, next h
 	doc["response_modes_supported"] = []string{string(oidc.ResponseModeQuery)}
 	doc["grant_types_supported"] = []string{string(oidc.GrantTypeCode), string(oidc.GrantTypeRefreshToken)}
 	doc["code_challenge_methods_supported"] = []string{string(oidc.CodeChallengeMethodS256)}
-	doc["token_endpoint_auth_methods_supported"] = []string{string(oidc.AuthMethodBasic), string(oidc.AuthMethodNone)}
-	doc["revocation_endpoint_auth_methods_supported"] = []string{string(oidc.AuthMethodBasic), string(oidc.AuthMethodNone)}
+	// zitadel takes a client_secret from the form body wherever it takes
+	// Basic, except at introspection; advertising it is the compatible
+	// choice (RFC 6749 section 2.3.1 allows it, relying-party libraries
+	// pick it from this list) and it goes through the same secret check
+	// and throttles as Basic.
+	tokenAuth := []string{string(oidc.AuthMethodBasic), string(oidc.AuthMethodPost), string(oidc.AuthMethodNone)}
+	doc["token_endpoint_auth_methods_supported"] = tokenAuth
+	doc["revocation_endpoint_auth_methods_supported"] = tokenAuth
 	doc["introspection_endpoint_auth_methods_supported"] = []string{string(oidc.AuthMethodBasic)}
 	doc["scopes_supported"] = knownScopes
 	doc["claims_supported"] = supportedClaims
@@ -252,4 +295,17 @@ func (b *bufferedWriter) flush(w http.ResponseWriter) {
 	}
 	w.WriteHeader(b.status)
 	_, _ = w.Write(b.body.Bytes())
+}
+
+// writeOAuthError answers an OAuth error as JSON (RFC 6749 section 5.2) for
+// refusals made here, before zitadel sees the request.
+func writeOAuthError(w http.ResponseWriter, status int, e *oidc.Error) {
+	body, err := json.Marshal(e)
+	if err != nil {
+		http.Error(w, http.StatusText(status), status)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
 }

@@ -256,12 +256,27 @@ func (e *env) token(form url.Values) tokenResponse {
 	if form.Get("client_id") == spaClientID {
 		user, pass = "", ""
 	}
-	resp := e.postForm("/oauth/token", form, user, pass)
+	return decodeToken(e.t, e.postForm("/oauth/token", form, user, pass))
+}
+
+// decodeToken reads and closes a token endpoint response.
+func decodeToken(t *testing.T, resp *http.Response) tokenResponse {
+	t.Helper()
 	defer resp.Body.Close()
 	var tr tokenResponse
 	_ = json.NewDecoder(resp.Body).Decode(&tr)
 	tr.status = resp.StatusCode
 	return tr
+}
+
+// do sends req from the browser of e.
+func (e *env) do(req *http.Request) *http.Response {
+	e.t.Helper()
+	resp, err := e.client.Do(req)
+	if err != nil {
+		e.t.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
+	}
+	return resp
 }
 
 func (e *env) exchange(code, redirect string, pk pkce) tokenResponse {

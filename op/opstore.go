@@ -28,6 +28,7 @@ type opStorage struct {
 	log     *slog.Logger
 	clients map[string]*client
 	keys    *keyManager
+	secrets *secretChecker
 	now     func() time.Time
 }
 
@@ -131,15 +132,19 @@ func (s *opStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest
 	if err := s.store.CreateAuthRequest(ctx, ar); err != nil {
 		return nil, fmt.Errorf("store auth request: %w", err)
 	}
-	return authRequest{ar}, nil
+	return authRequest{r: ar}, nil
 }
 
 func (s *opStorage) AuthRequestByID(ctx context.Context, id string) (zop.AuthRequest, error) {
+	if !s.storable(ctx, "auth_request_id", id) {
+		return nil, oidc.ErrInvalidRequest().WithDescription("unknown or expired authorization request")
+	}
 	ar, err := s.store.AuthRequestByID(ctx, id)
 	if err != nil {
 		if errors.Is(err, storage.ErrNotFound) {
 			return nil, oidc.ErrInvalidRequest().WithDescription("unknown or expired authorization request").WithParent(err)
 		}
+		s.log.ErrorContext(ctx, "authorize callback: load auth request", "auth_request_id", id, "error", err)
 		return nil, fmt.Errorf("load auth request %s: %w", id, err)
 	}
 	// zitadel reads requests by ID only in the callback: one that already
@@ -148,19 +153,33 @@ func (s *opStorage) AuthRequestByID(ctx context.Context, id string) (zop.AuthReq
 		s.log.InfoContext(ctx, "authorize callback: code already issued", "auth_request_id", id)
 		return nil, oidc.ErrInvalidRequest().WithDescription("authorization request already answered")
 	}
-	return authRequest{ar}, nil
+	return authRequest{r: ar}, nil
 }
 
 // AuthRequestByCode finds the request of a code. A code already exchanged
-// is a replay: everything the first exchange issued is revoked.
+// is a replay, but zitadel calls this before it authenticates the client:
+// revoking here would let anyone holding a used code (from a browser
+// history or a log) revoke a customer's tokens with no secret at all. The
+// request goes back marked replayed, and refuseReplay revokes once zitadel
+// has checked the PKCE verifier, the client's secret (for a public client
+// the verifier is the only proof it has) and that the code is the
+// client's own.
 func (s *opStorage) AuthRequestByCode(ctx context.Context, code string) (zop.AuthRequest, error) {
+	if !s.storable(ctx, "code", code) {
+		return nil, errors.New("unknown authorization code")
+	}
 	ar, err := s.store.AuthRequestByCode(ctx, storage.HashSecret(code))
 	if err != nil {
+		// zitadel answers any error here as invalid_grant: the log is
+		// the only place a store failure shows.
+		if !errors.Is(err, storage.ErrNotFound) {
+			s.log.ErrorContext(ctx, "token: load auth request by code", "error", err)
+		}
 		return nil, fmt.Errorf("load auth request by code: %w", err)
 	}
 	if ar.ConsumedAt != nil {
-		s.revokeReplayedGrant(ctx, ar.ID)
-		return nil, errors.New("authorization code already used")
+		s.log.InfoContext(ctx, "token: used authorization code presented", "auth_request_id", ar.ID, "client_id", ar.ClientID)
+		return authRequest{r: ar, replayed: true}, nil
 	}
 	// Checked after the replay test: a late replay still revokes the grant.
 	// A zero expiry (a code saved before expiries were stored) is expired.
@@ -172,7 +191,17 @@ func (s *opStorage) AuthRequestByCode(ctx context.Context, code string) (zop.Aut
 	if !ar.Done {
 		return nil, errors.New("authorization request not completed")
 	}
-	return authRequest{ar}, nil
+	return authRequest{r: ar}, nil
+}
+
+// refuseReplay revokes the grant of a replayed code; zitadel reaches token
+// creation only for the authenticated client the code was issued to.
+func (s *opStorage) refuseReplay(ctx context.Context, a authRequest) error {
+	if !a.replayed {
+		return nil
+	}
+	s.revokeReplayedGrant(ctx, a.r.ID)
+	return oidc.ErrInvalidGrant().WithDescription("authorization code already used")
 }
 
 func (s *opStorage) revokeReplayedGrant(ctx context.Context, authRequestID string) {
@@ -262,6 +291,9 @@ func (s *opStorage) CreateAccessToken(ctx context.Context, req zop.TokenRequest)
 	if !ok {
 		return "", time.Time{}, oidc.ErrUnsupportedGrantType()
 	}
+	if err := s.refuseReplay(ctx, a); err != nil {
+		return "", time.Time{}, err
+	}
 	if _, err := s.activeUser(ctx, a.r.UserID); err != nil {
 		return "", time.Time{}, err
 	}
@@ -291,6 +323,9 @@ func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req zop.To
 	now := s.now()
 	switch r := req.(type) {
 	case authRequest:
+		if err := s.refuseReplay(ctx, r); err != nil {
+			return "", "", time.Time{}, err
+		}
 		if _, err := s.activeUser(ctx, r.r.UserID); err != nil {
 			return "", "", time.Time{}, err
 		}
@@ -341,8 +376,15 @@ func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req zop.To
 }
 
 func (s *opStorage) TokenRequestByRefreshToken(ctx context.Context, token string) (zop.RefreshTokenRequest, error) {
+	if !s.storable(ctx, "refresh_token", token) {
+		return nil, errors.New("unknown refresh token")
+	}
 	rt, err := s.store.RefreshTokenByID(ctx, storage.HashSecret(token))
 	if err != nil {
+		// zitadel answers any error here as invalid_grant.
+		if !errors.Is(err, storage.ErrNotFound) {
+			s.log.ErrorContext(ctx, "token: load refresh token", "error", err)
+		}
 		return nil, fmt.Errorf("load refresh token: %w", err)
 	}
 	if rt.RotatedAt != nil || rt.RevokedAt != nil {
@@ -365,6 +407,9 @@ func (s *opStorage) TokenRequestByRefreshToken(ctx context.Context, token string
 }
 
 func (s *opStorage) GetRefreshTokenInfo(ctx context.Context, clientID, token string) (string, string, error) {
+	if !s.storable(ctx, "token", token) {
+		return "", "", zop.ErrInvalidRefreshToken
+	}
 	rt, err := s.store.RefreshTokenByID(ctx, storage.HashSecret(token))
 	if errors.Is(err, storage.ErrNotFound) {
 		return "", "", zop.ErrInvalidRefreshToken
@@ -381,7 +426,18 @@ func (s *opStorage) GetRefreshTokenInfo(ctx context.Context, clientID, token str
 // RevokeToken answers success for unknown tokens (RFC 7009 section 2.2) and
 // ignores tokens of other clients.
 func (s *opStorage) RevokeToken(ctx context.Context, tokenID, _ string, clientID string) *oidc.Error {
-	now := s.now()
+	// zitadel passes a token it cannot decrypt through as it came.
+	if !s.storable(ctx, "token", tokenID) {
+		return nil
+	}
+	if oerr := s.revokeToken(ctx, tokenID, clientID); oerr != nil {
+		s.log.ErrorContext(ctx, "revoke: store failure", "client_id", clientID, "error", oerr.Parent)
+		return oerr
+	}
+	return nil
+}
+
+func (s *opStorage) revokeToken(ctx context.Context, tokenID, clientID string) *oidc.Error {
 	if at, err := s.store.AccessTokenByID(ctx, tokenID); err == nil {
 		if at.ClientID != clientID {
 			s.log.InfoContext(ctx, "revoke: access token belongs to another client", "client_id", clientID)
@@ -394,7 +450,13 @@ func (s *opStorage) RevokeToken(ctx context.Context, tokenID, _ string, clientID
 	} else if !errors.Is(err, storage.ErrNotFound) {
 		return oidc.ErrServerError().WithParent(fmt.Errorf("load access token: %w", err))
 	}
+	// zitadel passes the stored ID of a refresh token it found itself,
+	// and the value as presented when token_type_hint=access_token made it
+	// skip the lookup; RFC 7009 section 2.1 says to search both.
 	rt, err := s.store.RefreshTokenByID(ctx, tokenID)
+	if errors.Is(err, storage.ErrNotFound) {
+		rt, err = s.store.RefreshTokenByID(ctx, storage.HashSecret(tokenID))
+	}
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil
 	}
@@ -405,7 +467,7 @@ func (s *opStorage) RevokeToken(ctx context.Context, tokenID, _ string, clientID
 		s.log.InfoContext(ctx, "revoke: refresh token belongs to another client", "client_id", clientID)
 		return nil
 	}
-	if err := s.store.RevokeRefreshToken(ctx, rt.ID, now); err != nil {
+	if err := s.store.RevokeRefreshToken(ctx, rt.ID, s.now()); err != nil {
 		return oidc.ErrServerError().WithParent(fmt.Errorf("revoke refresh token: %w", err))
 	}
 	return nil
@@ -414,8 +476,14 @@ func (s *opStorage) RevokeToken(ctx context.Context, tokenID, _ string, clientID
 // liveAccessToken loads an access token and its user, refusing expired
 // tokens and locked or deleted users.
 func (s *opStorage) liveAccessToken(ctx context.Context, tokenID, subject string) (*storage.AccessToken, *storage.User, error) {
+	if !s.storable(ctx, "access_token", tokenID) {
+		return nil, nil, errors.New("unknown access token")
+	}
 	at, err := s.store.AccessTokenByID(ctx, tokenID)
 	if err != nil {
+		if !errors.Is(err, storage.ErrNotFound) {
+			s.log.ErrorContext(ctx, "load access token", "error", err)
+		}
 		return nil, nil, fmt.Errorf("load access token: %w", err)
 	}
 	if at.Subject != subject || !s.now().Before(at.ExpiresAt) {
@@ -505,16 +573,33 @@ func (s *opStorage) GetClientByClientID(_ context.Context, id string) (zop.Clien
 	return s.client(id)
 }
 
+// AuthorizeClientIDSecret is zitadel's check of a client secret. guard has
+// already checked the pair of every request that carries one
+// (authenticateClient); a pair it has not seen takes the same check.
 func (s *opStorage) AuthorizeClientIDSecret(ctx context.Context, id, secret string) error {
-	c, err := s.client(id)
-	if err != nil {
-		return err
+	info := requestInfoFrom(ctx)
+	if v := info.verified; v != nil && v.id == id && v.secret == secret {
+		return nil
 	}
-	if !c.secretMatches(secret) {
-		s.log.InfoContext(ctx, "client authentication failed", "client_id", id)
+	if secret == "" {
+		s.log.InfoContext(ctx, "client authentication without a secret", "client_id", id)
 		return oidc.ErrInvalidClient().WithDescription("client authentication failed")
 	}
-	return nil
+	outcome, err := s.secrets.check(ctx, info.addr, id, secret)
+	if err != nil {
+		s.log.ErrorContext(ctx, "client authentication", "client_id", id, "error", err)
+		return oidc.ErrServerError().WithParent(err)
+	}
+	switch outcome {
+	case secretOK:
+		return nil
+	case secretThrottled:
+		return oidc.ErrInvalidClient().WithDescription("too many failed client authentications; retry later")
+	case secretBusy:
+		return oidc.ErrServerError().WithDescription("too many client authentications at once; retry later")
+	default:
+		return oidc.ErrInvalidClient().WithDescription("client authentication failed")
+	}
 }
 
 // JWT profile grants and client assertions are not offered.
@@ -567,7 +652,20 @@ func (s *opStorage) Health(ctx context.Context) error {
 	return nil
 }
 
-// storableParam: valid UTF-8 without NUL, at most 2 KiB.
+// storableParam: valid UTF-8 without NUL, at most 2 KiB. PostgreSQL
+// refuses the rest even in a WHERE clause, and no token, code, ID or
+// parameter we issue or accept comes near the length.
 func storableParam(v string) bool {
 	return len(v) <= 2048 && utf8.ValidString(v) && !strings.ContainsRune(v, 0)
+}
+
+// storable is the check at every place client input reaches the store:
+// a value the database cannot hold is one it does not know, answered as
+// unknown instead of as the store's error.
+func (s *opStorage) storable(ctx context.Context, param, v string) bool {
+	if storableParam(v) {
+		return true
+	}
+	s.log.InfoContext(ctx, "op: unstorable input treated as unknown", "param", param, "bytes", len(v))
+	return false
 }

@@ -70,7 +70,11 @@ func New(cfg Config, store storage.Store, logger *slog.Logger) (*Provider, error
 		clients[c.ID] = &client{cfg: c, idTokenLifetime: idLife}
 	}
 	keys := newKeyManager(cfg, store, log, now)
-	st := &opStorage{cfg: cfg, store: store, log: log, clients: clients, keys: keys, now: now}
+	secrets, err := newSecretChecker(cfg, store, log, now, clients)
+	if err != nil {
+		return nil, err
+	}
+	st := &opStorage{cfg: cfg, store: store, log: log, clients: clients, keys: keys, secrets: secrets, now: now}
 
 	zcfg := &zop.Config{
 		CryptoKey:                cfg.CryptoKey,
@@ -183,6 +187,9 @@ func (p *Provider) IssuerInterceptor(h http.Handler) http.Handler {
 // Complete marks the auth request done and returns the URL to send the
 // browser to (the op callback).
 func (p *Provider) Complete(ctx context.Context, authRequestID, userID string, authTime time.Time, amr []string, acr string) (string, error) {
+	if !p.storage.storable(ctx, "auth_request_id", authRequestID) {
+		return "", fmt.Errorf("complete auth request: unstorable id: %w", storage.ErrNotFound)
+	}
 	ar, err := p.store.AuthRequestByID(ctx, authRequestID)
 	if err != nil {
 		return "", fmt.Errorf("complete auth request %s: %w", authRequestID, err)
@@ -209,10 +216,19 @@ func (p *Provider) Complete(ctx context.Context, authRequestID, userID string, a
 // RedirectError sends the browser back to the client's redirect_uri with an
 // OAuth error, e.g. oidc.ErrLoginRequired() for prompt=none.
 func (p *Provider) RedirectError(w http.ResponseWriter, r *http.Request, authRequestID string, err error) {
-	ar, lerr := p.store.AuthRequestByID(r.Context(), authRequestID)
-	if lerr != nil {
+	lerr := storage.ErrNotFound
+	var ar *storage.AuthRequest
+	if p.storage.storable(r.Context(), "auth_request_id", authRequestID) {
+		ar, lerr = p.store.AuthRequestByID(r.Context(), authRequestID)
+	}
+	switch {
+	case errors.Is(lerr, storage.ErrNotFound):
 		p.log.InfoContext(r.Context(), "redirect error: unknown auth request", "auth_request_id", authRequestID, "error", lerr)
 		http.Error(w, "unknown or expired authorization request", http.StatusBadRequest)
+		return
+	case lerr != nil:
+		p.log.ErrorContext(r.Context(), "redirect error: load auth request", "auth_request_id", authRequestID, "error", lerr)
+		http.Error(w, "the sign-in could not be finished; try again", http.StatusInternalServerError)
 		return
 	}
 	p.log.InfoContext(r.Context(), "auth request ends with error", "auth_request_id", authRequestID,
@@ -221,7 +237,7 @@ func (p *Provider) RedirectError(w http.ResponseWriter, r *http.Request, authReq
 	// polls with prompt=none must not pile cookies up in the browser.
 	http.SetCookie(w, p.bindingCookie(authRequestID, -1))
 	r = r.WithContext(zop.ContextWithIssuer(r.Context(), p.cfg.Issuer))
-	zop.AuthRequestError(&issWriter{ResponseWriter: w, issuer: p.cfg.Issuer}, r, authRequest{ar}, err, p.zop)
+	zop.AuthRequestError(&issWriter{ResponseWriter: w, issuer: p.cfg.Issuer}, r, authRequest{r: ar}, err, p.zop)
 }
 
 // ClientName returns the display name of a client for the login pages.

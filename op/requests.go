@@ -11,7 +11,14 @@ import (
 )
 
 // authRequest presents a stored authorization request to zitadel.
-type authRequest struct{ r *storage.AuthRequest }
+type authRequest struct {
+	r *storage.AuthRequest
+	// replayed: the code was exchanged before. zitadel authenticates the
+	// client only after loading the request by its code, so the grant is
+	// revoked when tokens are about to be created, which zitadel reaches
+	// only for the authenticated client the code was issued to.
+	replayed bool
+}
 
 var (
 	_ zop.AuthRequest    = authRequest{}

@@ -1,6 +1,7 @@
 package op_test
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
@@ -166,6 +167,32 @@ func TestUnstorableAuthorizeParameters(t *testing.T) {
 			if got := loc.Query().Get("error"); got != "invalid_request" {
 				t.Errorf("%s: error=%q, want invalid_request (%s)", name, got, loc)
 			}
+		}
+	})
+}
+
+// RFC 6750 section 2.3: a token in the URL ends up in logs, history and
+// Referer headers, so userinfo refuses it there, even a valid one; the
+// header and the form body (section 2.2) still work.
+func TestUserinfoRefusesTokenInQuery(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, flavor string) {
+		e := newEnv(t, flavor, nil)
+		tr, _ := e.login("openid profile")
+		for _, method := range []string{http.MethodGet, http.MethodPost} {
+			req, _ := http.NewRequest(method, e.issuer+"/userinfo?access_token="+url.QueryEscape(tr.AccessToken), nil)
+			resp := e.do(req)
+			var body struct{ Error string }
+			_ = json.NewDecoder(resp.Body).Decode(&body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusBadRequest || body.Error != "invalid_request" {
+				t.Errorf("%s with the token in the query: %d %q, want 400 invalid_request", method, resp.StatusCode, body.Error)
+			}
+		}
+		if status, _ := e.userinfo(tr.AccessToken, false); status != http.StatusOK {
+			t.Errorf("userinfo with the Authorization header: %d", status)
+		}
+		if status, _ := e.userinfo(tr.AccessToken, true); status != http.StatusOK {
+			t.Errorf("userinfo with the token in the form body: %d", status)
 		}
 	})
 }

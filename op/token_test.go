@@ -203,3 +203,108 @@ func TestConcurrentCodeExchangesLeaveNoLiveToken(t *testing.T) {
 		}
 	})
 }
+
+// A used code replayed by anyone who cannot prove to be the client it was
+// issued to (unknown client_id, no or a wrong secret, another client, a
+// wrong PKCE verifier) is refused without touching the grant: otherwise
+// whoever saw a code in a browser history or log could revoke a customer's
+// tokens at will. Only the real client's replay revokes.
+func TestCodeReplayByAnotherPartyKeepsGrant(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, flavor string) {
+		e := newEnv(t, flavor, nil)
+		pk := newPKCE()
+		code := e.authorize(authParams(webClientID, webRedirect, "openid offline_access", pk)).Query().Get("code")
+		first := e.exchange(code, webRedirect, pk)
+		if first.status != http.StatusOK || first.RefreshToken == "" {
+			t.Fatalf("first exchange: %d %q", first.status, first.Error)
+		}
+		replay := func(extra url.Values) url.Values {
+			form := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {webRedirect}, "code_verifier": {pk.verifier}}
+			for k, v := range extra {
+				form[k] = v
+			}
+			return form
+		}
+		attacks := []struct {
+			name       string
+			form       url.Values
+			user, pass string
+		}{
+			{"unknown client_id, no secret", replay(url.Values{"client_id": {"nobody"}}), "", ""},
+			{"no client at all", replay(nil), "", ""},
+			{"right client_id, no secret", replay(url.Values{"client_id": {webClientID}}), "", ""},
+			{"right client_id, wrong Basic secret", replay(nil), webClientID, "wrong-secret-0123456789"},
+			{"right client_id, wrong posted secret", replay(url.Values{"client_id": {webClientID}, "client_secret": {"wrong-secret-0123456789"}}), "", ""},
+			{"unknown client in Basic", replay(nil), "nobody", "whatever-0123456789"},
+			{"another, public client", replay(url.Values{"client_id": {spaClientID}}), "", ""},
+			{"right secret, wrong verifier", replay(url.Values{"code_verifier": {newPKCE().verifier}}), webClientID, webSecret},
+		}
+		for _, a := range attacks {
+			tr := decodeToken(t, e.postForm("/oauth/token", a.form, a.user, a.pass))
+			if tr.status < 400 || tr.status >= 500 || tr.AccessToken != "" {
+				t.Errorf("%s: %d %q, want a 4xx", a.name, tr.status, tr.Error)
+			}
+			if status, _ := e.userinfo(first.AccessToken, false); status != http.StatusOK {
+				t.Fatalf("%s: the replay revoked the grant (userinfo %d)", a.name, status)
+			}
+		}
+		if r := e.refresh(first.RefreshToken); r.status != http.StatusOK {
+			t.Fatalf("refresh token of the first exchange after the attacks: %d %q", r.status, r.Error)
+		}
+	})
+}
+
+// The public client proves itself with its PKCE verifier: its replay
+// revokes, one without the verifier does not.
+func TestPublicClientCodeReplay(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, flavor string) {
+		e := newEnv(t, flavor, nil)
+		pk := newPKCE()
+		code := e.authorize(authParams(spaClientID, spaRedirect, "openid", pk)).Query().Get("code")
+		form := url.Values{"grant_type": {"authorization_code"}, "client_id": {spaClientID}, "code": {code},
+			"redirect_uri": {spaRedirect}, "code_verifier": {pk.verifier}}
+		first := e.token(form)
+		if first.status != http.StatusOK {
+			t.Fatalf("first exchange: %d %q", first.status, first.Error)
+		}
+		wrong := url.Values{}
+		for k, v := range form {
+			wrong[k] = v
+		}
+		wrong.Set("code_verifier", newPKCE().verifier)
+		if tr := e.token(wrong); tr.status != http.StatusBadRequest {
+			t.Fatalf("replay with a wrong verifier: %d %q", tr.status, tr.Error)
+		}
+		if status, _ := e.userinfo(first.AccessToken, false); status != http.StatusOK {
+			t.Fatalf("a replay without the verifier revoked the grant (userinfo %d)", status)
+		}
+		if tr := e.token(form); tr.status != http.StatusBadRequest || tr.Error != "invalid_grant" {
+			t.Fatalf("replay by the client: %d %q", tr.status, tr.Error)
+		}
+		if status, _ := e.userinfo(first.AccessToken, false); status == http.StatusOK {
+			t.Error("the client's own replay left the grant alive")
+		}
+	})
+}
+
+// RFC 7009 section 2.1: a wrong token_type_hint must not make revocation
+// miss the token.
+func TestRevocationIgnoresAWrongHint(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, flavor string) {
+		e := newEnv(t, flavor, nil)
+		tr, _ := e.login("openid offline_access")
+		resp := e.postForm("/revoke", url.Values{"token": {tr.RefreshToken}, "token_type_hint": {"access_token"}}, webClientID, webSecret)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("revoke: %d", resp.StatusCode)
+		}
+		if r := e.refresh(tr.RefreshToken); r.status != http.StatusBadRequest {
+			t.Errorf("refresh token revoked with the access_token hint still works: %d", r.status)
+		}
+		resp = e.postForm("/revoke", url.Values{"token": {tr.AccessToken}, "token_type_hint": {"refresh_token"}}, webClientID, webSecret)
+		resp.Body.Close()
+		if status, _ := e.userinfo(tr.AccessToken, false); status == http.StatusOK {
+			t.Error("access token revoked with the refresh_token hint still works")
+		}
+	})
+}

@@ -238,6 +238,9 @@ func OPConfig(cfg *config.Config) (op.Config, error) {
 		AuthRequestLifetime:  cfg.Lifetimes.AuthRequest,
 		CodeLifetime:         cfg.Lifetimes.Code,
 		AllowInsecure:        iss != nil && iss.Scheme == "http",
+		// One address rule for every throttle: the login pages get the
+		// same flag.
+		TrustProxyHeaders: cfg.TrustProxyHeaders,
 	}
 	for _, cl := range cfg.Clients {
 		c.Clients = append(c.Clients, op.ClientConfig{
