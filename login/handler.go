@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	netmail "net/mail"
 	"net/url"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/comstockloan/idp/login/clientaddr"
 	"github.com/comstockloan/idp/login/mail"
 	"github.com/comstockloan/idp/login/passkey"
 	"github.com/comstockloan/idp/login/password"
@@ -370,26 +370,7 @@ func auditableText(s string, maxBytes int) string {
 	return s
 }
 
-// clientIP is the address the audit trail and throttles use. Behind a load
-// balancer (TrustProxyHeaders) it is the last X-Forwarded-For entry: the one
-// our own proxy appended, which a client cannot forge.
+// clientIP is the address the audit trail and throttles use.
 func (h *Handler) clientIP(r *http.Request) string {
-	if h.cfg.TrustProxyHeaders {
-		if xff := r.Header.Values("X-Forwarded-For"); len(xff) > 0 {
-			last := xff[len(xff)-1]
-			if i := strings.LastIndexByte(last, ','); i >= 0 {
-				last = last[i+1:]
-			}
-			// Only an address: a misconfigured proxy passing the client's
-			// header through must not put arbitrary text into throttle
-			// keys and the audit trail.
-			if ip := net.ParseIP(strings.TrimSpace(last)); ip != nil {
-				return ip.String()
-			}
-		}
-	}
-	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		return host
-	}
-	return r.RemoteAddr
+	return clientaddr.Of(r, h.cfg.TrustProxyHeaders)
 }

@@ -10,6 +10,8 @@ import (
 	"strconv"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
+
+	"github.com/comstockloan/idp/login/clientaddr"
 )
 
 // maxRequestBody bounds every request body; OAuth requests are tiny.
@@ -85,7 +87,7 @@ func (p *Provider) guard(next http.Handler) http.Handler {
 			http.Error(w, http.StatusText(status), status)
 			return
 		}
-		info := &requestInfo{addr: clientAddress(r, p.cfg.TrustProxyHeaders)}
+		info := &requestInfo{addr: clientaddr.Of(r, p.cfg.TrustProxyHeaders)}
 		r = r.WithContext(withRequestInfo(r.Context(), info))
 		var done func(status int)
 		switch r.URL.Path {

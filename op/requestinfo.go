@@ -2,9 +2,6 @@ package op
 
 import (
 	"context"
-	"net"
-	"net/http"
-	"strings"
 )
 
 // requestInfo is what guard learns about a request before zitadel runs,
@@ -29,29 +26,4 @@ func requestInfoFrom(ctx context.Context) *requestInfo {
 		return info
 	}
 	return &requestInfo{}
-}
-
-// clientAddress is the address throttles use. Behind a load balancer
-// (trustProxy) it is the last X-Forwarded-For entry: the one our own proxy
-// appended, which a client cannot forge. The same rule as package login's,
-// so one address is one address for every throttle.
-func clientAddress(r *http.Request, trustProxy bool) string {
-	if trustProxy {
-		if xff := r.Header.Values("X-Forwarded-For"); len(xff) > 0 {
-			last := xff[len(xff)-1]
-			if i := strings.LastIndexByte(last, ','); i >= 0 {
-				last = last[i+1:]
-			}
-			// Only an address: a misconfigured proxy passing the
-			// client's header through must not put arbitrary text into
-			// throttle keys.
-			if ip := net.ParseIP(strings.TrimSpace(last)); ip != nil {
-				return ip.String()
-			}
-		}
-	}
-	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		return host
-	}
-	return r.RemoteAddr
 }
