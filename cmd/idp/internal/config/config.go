@@ -50,6 +50,21 @@ type Config struct {
 	// TrustProxyHeaders makes the audit log and throttles take the client
 	// address from X-Forwarded-For (only behind a proxy that sets it).
 	TrustProxyHeaders bool `yaml:"trust_proxy_headers"`
+	// OAuthThrottle bounds guessing at the token, introspection and
+	// revocation endpoints.
+	OAuthThrottle OAuthThrottle `yaml:"oauth_throttle"`
+}
+
+// OAuthThrottle pauses client-secret guessing per client and per address
+// and refused token requests per address, within Window; zero fields take
+// the OP's defaults (15m; 100, 20 and 100 failures; 4 concurrent bcrypt
+// checks per replica).
+type OAuthThrottle struct {
+	Window                      time.Duration `yaml:"window"`
+	MaxSecretFailuresPerClient  int           `yaml:"max_secret_failures_per_client"`
+	MaxSecretFailuresPerAddress int           `yaml:"max_secret_failures_per_address"`
+	MaxTokenFailuresPerAddress  int           `yaml:"max_token_failures_per_address"`
+	MaxConcurrentSecretChecks   int           `yaml:"max_concurrent_secret_checks"`
 }
 
 // DatabasePool sizes each replica's pool of database connections; zero

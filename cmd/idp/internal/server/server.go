@@ -241,6 +241,7 @@ func OPConfig(cfg *config.Config) (op.Config, error) {
 		// One address rule for every throttle: the login pages get the
 		// same flag.
 		TrustProxyHeaders: cfg.TrustProxyHeaders,
+		Throttle:          op.Throttle(cfg.OAuthThrottle),
 	}
 	for _, cl := range cfg.Clients {
 		c.Clients = append(c.Clients, op.ClientConfig{
