@@ -87,6 +87,12 @@ func (p *Provider) guard(next http.Handler) http.Handler {
 			http.Error(w, http.StatusText(status), status)
 			return
 		}
+		// sw sees the final status, after an outage turned it into 503.
+		sw := &statusWriter{ResponseWriter: w}
+		w = sw
+		if outagePaths[r.URL.Path] {
+			w = &outageWriter{ResponseWriter: w, ctx: r.Context(), p: p, oauth: r.URL.Path != pathCallback}
+		}
 		info := &requestInfo{addr: clientaddr.Of(r, p.cfg.TrustProxyHeaders)}
 		r = r.WithContext(withRequestInfo(r.Context(), info))
 		var done func(status int)
@@ -137,8 +143,7 @@ func (p *Provider) guard(next http.Handler) http.Handler {
 			}
 			w = &issWriter{ResponseWriter: w, issuer: p.cfg.Issuer}
 		}
-		sw := &statusWriter{ResponseWriter: w}
-		next.ServeHTTP(sw, r)
+		next.ServeHTTP(w, r)
 		if done != nil {
 			done(sw.status)
 		}

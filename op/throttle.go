@@ -65,7 +65,8 @@ func (p *Provider) reserveTokenAttempt(w http.ResponseWriter, r *http.Request, i
 		return nil, false
 	}
 	return func(status int) {
-		if status >= 400 {
+		// A refusal counts; a success, or a failure of ours (5xx), does not.
+		if status >= 400 && status < 500 {
 			return
 		}
 		if err := p.store.ReleaseRateEvent(context.WithoutCancel(r.Context()), rateTokenFailure, key, slot); err != nil {
