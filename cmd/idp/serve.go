@@ -148,12 +148,22 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	idpAddr := fs.String("addr", "127.0.0.1:8080", "listen address of the IdP (browse it as http://localhost:PORT)")
 	rpAddr := fs.String("rp-addr", "127.0.0.1:8081", "listen address of the demo relying party")
 	database := fs.String("database", "", "use this database instead of the SQLite file (postgres://… or sqlite:…)")
+	clientsFile := fs.String("clients", "", "register the clients of this file too (the config file's clients: format), e.g. your own website")
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	var extra []config.Client
+	if *clientsFile != "" {
+		var err error
+		if extra, err = config.LoadClients(*clientsFile); err != nil {
+			return err
+		}
+	}
 	logger := newLogger(stderr, "text", slog.LevelInfo)
 	slog.SetDefault(logger) // see cmdServe
-	st, err := devstack.Start(ctx, devstack.Options{DataDir: *data, Database: *database, IdPAddr: *idpAddr, RPAddr: *rpAddr}, logger)
+	st, err := devstack.Start(ctx, devstack.Options{
+		DataDir: *data, Database: *database, IdPAddr: *idpAddr, RPAddr: *rpAddr, ExtraClients: extra,
+	}, logger)
 	if err != nil {
 		return err
 	}
@@ -165,15 +175,26 @@ func cmdDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 		users = append(users, fmt.Sprintf("    %-6s / %-16s %s, mail to %s", u.LoginID, u.Password, kind, u.Email))
 	}
+	var clients []string
+	for _, c := range extra {
+		clients = append(clients, fmt.Sprintf("    %s (from %s): redirect URIs %s", c.ID, *clientsFile, strings.Join(c.RedirectURIs, " ")))
+	}
+	if len(clients) == 0 {
+		clients = append(clients, "    (none: add your own website with --clients FILE)")
+	}
 	fmt.Fprintf(stdout, `
 COM-STOCK LOAN identity provider — development stack
   loan website (demo RP): %s      ← start here
-  identity provider:      %s
+  identity provider:      %s  (discovery: %s/.well-known/openid-configuration)
   received mail (OTP):    %s/dev/mail
   demo users (login ID / password):
 %s
+  demo client: client_id %s, client_secret %s (kept in %s)
+  your clients:
+%s
 Press Ctrl+C to stop.
-`, st.RPURL, st.IdPURL, st.IdPURL, strings.Join(users, "\n"))
+`, st.RPURL, st.IdPURL, st.IdPURL, st.IdPURL, strings.Join(users, "\n"),
+		st.DemoClientID, st.DemoClientSecret, *data, strings.Join(clients, "\n"))
 	select {
 	case <-ctx.Done():
 		st.Close()

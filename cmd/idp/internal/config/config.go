@@ -232,6 +232,28 @@ func Parse(raw []byte) (*Config, error) {
 	return &c, nil
 }
 
+// LoadClients reads the clients of a file in the config file's format
+// (a top-level clients: list; other keys are refused, so a typo shows), for
+// `idp dev --clients`. They are validated with the configuration they join.
+func LoadClients(path string) ([]Client, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read clients: %w", err)
+	}
+	var f struct {
+		Clients []Client `yaml:"clients"`
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(&f); err != nil {
+		return nil, fmt.Errorf("clients %s: decode: %w", path, err)
+	}
+	if len(f.Clients) == 0 {
+		return nil, fmt.Errorf("clients %s: no clients: listed", path)
+	}
+	return f.Clients, nil
+}
+
 func (c *Config) resolveSecrets() error {
 	if v := os.Getenv(EnvDatabase); v != "" {
 		c.Database = v

@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -44,6 +45,9 @@ type Options struct {
 	ExtraClients []config.Client
 }
 
+// DemoClientID is the demo RP's client ID.
+const DemoClientID = "demo-rp"
+
 // DemoUser is a seeded account.
 type DemoUser struct {
 	LoginID, Password, Email string
@@ -64,6 +68,9 @@ type Stack struct {
 	Sink   *mailsink.Sink
 	Server *server.Server
 	Config *config.Config
+	// DemoClientID and DemoClientSecret are the demo RP's registration;
+	// the secret is kept in the data directory, so it is stable.
+	DemoClientID, DemoClientSecret string
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -104,7 +111,10 @@ func Start(ctx context.Context, opts Options, logger *slog.Logger) (*Stack, erro
 	// "localhost".
 	idpURL := "http://localhost:" + port(idpLn)
 	rpURL := "http://localhost:" + port(rpLn)
-	rpSecret := rand.Text()
+	rpSecret, err := persistentSecret(opts.DataDir, "demo-rp-secret", rand.Text)
+	if err != nil {
+		return fail(err)
+	}
 	secretHash, err := op.HashClientSecret(rpSecret)
 	if err != nil {
 		return fail(err)
@@ -122,7 +132,7 @@ func Start(ctx context.Context, opts Options, logger *slog.Logger) (*Stack, erro
 		CryptoKey: key,
 		SMTP:      config.SMTP{Host: sinkHost, Port: sinkPortNum, TLS: "none"},
 		Clients: []config.Client{{
-			ID:                     "demo-rp",
+			ID:                     DemoClientID,
 			Name:                   "コムストックローンWEBサイト (デモ)",
 			SecretHash:             secretHash,
 			RedirectURIs:           []string{rpURL + "/callback"},
@@ -156,11 +166,14 @@ func Start(ctx context.Context, opts Options, logger *slog.Logger) (*Stack, erro
 	}
 
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	st := &Stack{IdPURL: idpURL, RPURL: rpURL, Sink: sink, Server: srv, Config: cfg, cancel: cancel, done: make(chan struct{})}
+	st := &Stack{
+		IdPURL: idpURL, RPURL: rpURL, Sink: sink, Server: srv, Config: cfg,
+		DemoClientID: DemoClientID, DemoClientSecret: rpSecret, cancel: cancel, done: make(chan struct{}),
+	}
 	idpDone := make(chan error, 1)
 	go func() { idpDone <- srv.Serve(runCtx, idpLn) }()
 
-	demo, err := demorp.New(ctx, demorp.Config{Issuer: idpURL, ClientID: "demo-rp", ClientSecret: rpSecret, BaseURL: rpURL}, logger)
+	demo, err := demorp.New(ctx, demorp.Config{Issuer: idpURL, ClientID: DemoClientID, ClientSecret: rpSecret, BaseURL: rpURL}, logger)
 	if err != nil {
 		cancel()
 		<-idpDone
@@ -200,19 +213,28 @@ func port(l net.Listener) string { return strconv.Itoa(l.Addr().(*net.TCPAddr).P
 // devCryptoKey keeps one random key per data directory so codes, tokens and
 // stored signing keys survive a restart of the dev stack.
 func devCryptoKey(dir string) (string, error) {
-	path := filepath.Join(dir, "crypto-key")
+	return persistentSecret(dir, "crypto-key", func() string {
+		b := make([]byte, 32)
+		rand.Read(b)
+		return hex.EncodeToString(b)
+	})
+}
+
+// persistentSecret is the value of file name in dir, made by gen on first
+// use: the demo client's secret stays what a developer configured in their
+// own RP across restarts.
+func persistentSecret(dir, name string, gen func() string) (string, error) {
+	path := filepath.Join(dir, name)
 	if b, err := os.ReadFile(path); err == nil {
-		return string(b), nil
+		return strings.TrimSpace(string(b)), nil
 	} else if !errors.Is(err, os.ErrNotExist) {
-		return "", fmt.Errorf("read dev crypto key: %w", err)
+		return "", fmt.Errorf("read dev %s: %w", name, err)
 	}
-	b := make([]byte, 32)
-	rand.Read(b)
-	key := hex.EncodeToString(b)
-	if err := os.WriteFile(path, []byte(key), 0o600); err != nil {
-		return "", fmt.Errorf("write dev crypto key: %w", err)
+	v := gen()
+	if err := os.WriteFile(path, []byte(v), 0o600); err != nil {
+		return "", fmt.Errorf("write dev %s: %w", name, err)
 	}
-	return key, nil
+	return v, nil
 }
 
 func seed(ctx context.Context, store storage.Store, cfg *config.Config, logger *slog.Logger) error {
