@@ -161,6 +161,24 @@ func (h *Handler) currentFlow(r *http.Request) (*storage.LoginFlow, error) {
 	return f, nil
 }
 
+// liveFlow loads the current flow at whatever step. Without one the
+// customer gets the page of expiredKey; a store failure is ours (503 while
+// the database cannot serve), never "your session expired". nil means
+// answered.
+func (h *Handler) liveFlow(w http.ResponseWriter, r *http.Request, expiredKey string) *storage.LoginFlow {
+	f, err := h.currentFlow(r)
+	if errors.Is(err, errNoFlow) {
+		h.log.InfoContext(r.Context(), "login page without a live flow", "path", r.URL.Path)
+		h.renderError(w, r, http.StatusBadRequest, expiredKey, "")
+		return nil
+	}
+	if err != nil {
+		h.internalError(w, r, "loading flow", err)
+		return nil
+	}
+	return f
+}
+
 // flowAt loads the current flow and checks it is at one of steps. It
 // answers the request itself (error page or redirect to the flow's real
 // step) and returns nil when the caller must stop.

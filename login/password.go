@@ -69,10 +69,8 @@ func (h *Handler) postLogin(w http.ResponseWriter, r *http.Request) {
 	if !h.parseForm(w, r) {
 		return
 	}
-	f, err := h.currentFlow(r)
-	if err != nil {
-		h.log.InfoContext(ctx, "password login without a live flow", "err", err)
-		h.renderError(w, r, http.StatusBadRequest, "err.flow_expired", "")
+	f := h.liveFlow(w, r, "err.flow_expired")
+	if f == nil {
 		return
 	}
 	ar, ok := h.flowAuthRequest(w, r, f)
@@ -143,10 +141,8 @@ func (h *Handler) conflictOrInternal(w http.ResponseWriter, r *http.Request, err
 
 // getPasskey is S2.
 func (h *Handler) getPasskey(w http.ResponseWriter, r *http.Request) {
-	f, err := h.currentFlow(r)
-	if err != nil {
-		h.log.InfoContext(r.Context(), "S2 without a live flow", "err", err)
-		h.renderError(w, r, http.StatusBadRequest, "err.flow_expired", "")
+	f := h.liveFlow(w, r, "err.flow_expired")
+	if f == nil {
 		return
 	}
 	h.renderPasskey(w, r, http.StatusOK, f, f.LoginID, "")
@@ -165,10 +161,8 @@ func (h *Handler) postPasskey(w http.ResponseWriter, r *http.Request) {
 	if !h.parseForm(w, r) {
 		return
 	}
-	f, err := h.currentFlow(r)
-	if err != nil {
-		h.log.InfoContext(r.Context(), "F1 start without a live flow", "err", err)
-		h.renderError(w, r, http.StatusBadRequest, "err.flow_expired", "")
+	f := h.liveFlow(w, r, "err.flow_expired")
+	if f == nil {
 		return
 	}
 	loginID := strings.TrimSpace(r.PostFormValue("loginID"))
@@ -216,8 +210,16 @@ func (h *Handler) postPassword(w http.ResponseWriter, r *http.Request) {
 	if !h.parseForm(w, r) {
 		return
 	}
-	f := h.flowAt(w, r, stepPassword)
+	f := h.flowAt(w, r, stepPassword, stepOTP)
 	if f == nil {
+		return
+	}
+	if f.Step == stepOTP {
+		// The password was accepted and stored, but its answer did not
+		// arrive (a 503 while the code was being sent, a lost connection):
+		// the retry continues at S4, where the code can be resent.
+		h.log.InfoContext(ctx, "S3 resubmitted after the password was accepted", "user", f.UserID)
+		http.Redirect(w, r, pathOTP, http.StatusSeeOther)
 		return
 	}
 	pw := r.PostFormValue("password")

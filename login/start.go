@@ -19,10 +19,8 @@ func (h *Handler) getLogin(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	id := r.URL.Query().Get("authRequestID")
 	if id == "" {
-		f, err := h.currentFlow(r)
-		if err != nil {
-			h.log.InfoContext(ctx, "login page without auth request or flow", "err", err)
-			h.renderError(w, r, http.StatusBadRequest, "err.auth_request", "")
+		f := h.liveFlow(w, r, "err.auth_request")
+		if f == nil {
 			return
 		}
 		ar, ok := h.flowAuthRequest(w, r, f)

@@ -138,10 +138,13 @@ func (p *Provider) guard(next http.Handler) http.Handler {
 				http.Error(w, "this sign-in was started in another browser; start again from the website", http.StatusBadRequest)
 				return
 			}
-			if id != "" {
-				http.SetCookie(w, p.bindingCookie(id, -1))
-			}
 			w = &issWriter{ResponseWriter: w, issuer: p.cfg.Issuer}
+			if id != "" {
+				// Spent only once the code is on its way: a callback that
+				// failed (a database restart) must stay retryable in this
+				// browser.
+				w.(*issWriter).expire = p.bindingCookie(id, -1)
+			}
 		}
 		next.ServeHTTP(w, r)
 		if done != nil {
@@ -193,6 +196,8 @@ func joinMethods(m []string) string {
 type issWriter struct {
 	http.ResponseWriter
 	issuer string
+	// expire is set on the redirect to the client, if any.
+	expire *http.Cookie
 }
 
 func (w *issWriter) WriteHeader(status int) {
@@ -210,6 +215,9 @@ func (w *issWriter) WriteHeader(status int) {
 					u.RawQuery = q.Encode()
 				}
 				w.Header().Set("Location", u.String())
+				if w.expire != nil {
+					http.SetCookie(w.ResponseWriter, w.expire)
+				}
 			}
 		}
 	}

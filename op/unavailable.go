@@ -37,46 +37,60 @@ type outageWriter struct {
 	p       *Provider
 	oauth   bool // JSON OAuth error bodies; else a plain page
 	decided bool
-	outage  bool
+	// replaced: zitadel's body is dropped, ours was written instead.
+	replaced bool
 }
 
 func (w *outageWriter) WriteHeader(status int) {
 	if w.decided {
-		if !w.outage {
+		if !w.replaced {
 			w.ResponseWriter.WriteHeader(status)
 		}
 		return
 	}
 	w.decided = true
-	if status >= 400 && !w.p.databaseServes(w.ctx) {
-		w.outage = true
-		w.p.log.WarnContext(w.ctx, "op: database unavailable, answering 503 instead", "status", status)
-		h := w.ResponseWriter.Header()
-		h.Del("Content-Length")
-		h.Set("Retry-After", strconv.Itoa(int(unavailableRetry/time.Second)))
-		if w.oauth {
-			// RFC 6749 names temporarily_unavailable for the authorization
-			// endpoint only; it is still the most telling code here, and
-			// clients that do not know it treat the 503 as a server error.
-			writeOAuthError(w.ResponseWriter, http.StatusServiceUnavailable, &oidc.Error{
-				ErrorType: "temporarily_unavailable", Description: "the service is temporarily unavailable; try again shortly",
-			})
-			return
-		}
-		h.Set("Content-Type", "text/plain; charset=utf-8")
-		w.ResponseWriter.WriteHeader(http.StatusServiceUnavailable)
-		_, _ = w.ResponseWriter.Write([]byte("一時的なエラーが発生しました。しばらくしてからもう一度お試しください。\n" +
-			"A temporary error occurred. Please try again in a moment.\n"))
+	if status < 400 {
+		w.ResponseWriter.WriteHeader(status)
 		return
 	}
-	w.ResponseWriter.WriteHeader(status)
+	if w.p.databaseServes(w.ctx) {
+		if status == http.StatusInternalServerError && w.oauth {
+			// zitadel puts the wrapped Go error into error_description
+			// (store messages, user IDs); the log has it, the client gets
+			// the code.
+			w.replaced = true
+			w.ResponseWriter.Header().Del("Content-Length")
+			writeOAuthError(w.ResponseWriter, status, oidc.ErrServerError().WithDescription("internal error"))
+			return
+		}
+		w.ResponseWriter.WriteHeader(status)
+		return
+	}
+	w.replaced = true
+	w.p.log.WarnContext(w.ctx, "op: database unavailable, answering 503 instead", "status", status)
+	h := w.ResponseWriter.Header()
+	h.Del("Content-Length")
+	h.Set("Retry-After", strconv.Itoa(int(unavailableRetry/time.Second)))
+	if w.oauth {
+		// RFC 6749 names temporarily_unavailable for the authorization
+		// endpoint only; it is still the most telling code here, and
+		// clients that do not know it treat the 503 as a server error.
+		writeOAuthError(w.ResponseWriter, http.StatusServiceUnavailable, &oidc.Error{
+			ErrorType: "temporarily_unavailable", Description: "the service is temporarily unavailable; try again shortly",
+		})
+		return
+	}
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	w.ResponseWriter.WriteHeader(http.StatusServiceUnavailable)
+	_, _ = w.ResponseWriter.Write([]byte("一時的なエラーが発生しました。しばらくしてからもう一度お試しください。\n" +
+		"A temporary error occurred. Please try again in a moment.\n"))
 }
 
 func (w *outageWriter) Write(b []byte) (int, error) {
 	if !w.decided {
 		w.WriteHeader(http.StatusOK)
 	}
-	if w.outage {
+	if w.replaced {
 		return len(b), nil // zitadel's own error body is replaced
 	}
 	return w.ResponseWriter.Write(b)
