@@ -64,7 +64,7 @@ func benchUsers(args []string, stdout, stderr io.Writer) error {
 	params := password.Params{MemoryKiB: uint32(*mem), Iterations: uint32(*iter), Parallelism: uint8(*par)}
 	var users, imports [][]string
 	users = append(users, benchUsersHeader)
-	imports = append(imports, []string{"login_id", "email", "display_name", "password_hash"})
+	imports = append(imports, []string{"login_id", "email", "display_name", "temporary_password", "password_hash"})
 	for i := 1; i <= *count; i++ {
 		id := fmt.Sprintf("%s%04d", *prefix, i)
 		email := id + "@" + *domain
@@ -74,7 +74,7 @@ func benchUsers(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("bench users: %w", err)
 		}
 		users = append(users, []string{id, email, pw})
-		imports = append(imports, []string{id, email, "bench " + id, hash})
+		imports = append(imports, []string{id, email, "bench " + id, "", hash})
 	}
 	if err := writeBenchCSV(*out, users); err != nil {
 		return err
