@@ -313,7 +313,7 @@ func (b *bench) run(ctx context.Context, c int, warmup, duration time.Duration, 
 	// Setup runs in parallel too, but before the clock starts.
 	ready := make([]bool, c)
 	var wg sync.WaitGroup
-	sem := make(chan struct{}, min(c, 8))
+	sem := make(chan struct{}, min(c, 4))
 	for i, w := range workers {
 		if b.setup == nil {
 			ready[i] = true
@@ -322,11 +322,19 @@ func (b *bench) run(ctx context.Context, c int, warmup, duration time.Duration, 
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			if err := b.setup(ctx, w); err != nil {
-				fail(fmt.Errorf("setup: %w", err))
-				return
+			// Setup is not measured, so it waits out a busy server.
+			for try := 0; ; try++ {
+				err := b.setup(ctx, w)
+				if err == nil {
+					ready[i] = true
+					return
+				}
+				var fe *flowError
+				if try == 30 || !errors.As(err, &fe) || fe.retryAfter == 0 || !sleepCtx(ctx, fe.retryAfter) {
+					fail(fmt.Errorf("setup: %w", err))
+					return
+				}
 			}
-			ready[i] = true
 		})
 	}
 	wg.Wait()
@@ -355,10 +363,20 @@ func (b *bench) run(ctx context.Context, c int, warmup, duration time.Duration, 
 				err := b.flow(ctx, w)
 				end := time.Now()
 				if t0.Before(measureFrom) {
+					var fe *flowError
+					if errors.As(err, &fe) && fe.retryAfter > 0 {
+						sleepCtx(ctx, min(fe.retryAfter, 5*time.Second))
+					}
 					continue
 				}
 				if err != nil {
 					fail(err)
+					// A worker told to wait does, as a customer would;
+					// retrying at once would measure the bench's own loop.
+					var fe *flowError
+					if errors.As(err, &fe) && fe.retryAfter > 0 {
+						sleepCtx(ctx, min(fe.retryAfter, time.Until(stopAt), 5*time.Second))
+					}
 					continue
 				}
 				mu.Lock()
@@ -377,6 +395,21 @@ func (b *bench) run(ctx context.Context, c int, warmup, duration time.Duration, 
 	}
 	r.load = loadAverage()
 	return r, ctx.Err()
+}
+
+// sleepCtx waits d unless ctx ends first; it reports whether it waited.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 func (r *runResult) rate() float64 {

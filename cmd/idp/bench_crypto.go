@@ -137,8 +137,18 @@ func (o *cryptoOptions) measure(ctx context.Context) (*cryptoLimits, error) {
 	return l, nil
 }
 
-// rate is how many times per second cpus goroutines manage op in d.
+// rate is how many times per second cpus goroutines manage op: the best
+// of five slices of d, since on a shared machine a neighbour's burst would
+// otherwise lower the limit and flatter the IdP's share of it.
 func rate(ctx context.Context, cpus int, d time.Duration, op func()) float64 {
+	best := 0.0
+	for range 5 {
+		best = max(best, rateOnce(ctx, cpus, d/5, op))
+	}
+	return best
+}
+
+func rateOnce(ctx context.Context, cpus int, d time.Duration, op func()) float64 {
 	var n atomic.Int64
 	start := time.Now()
 	stop := start.Add(d)

@@ -16,6 +16,7 @@ import (
 	"net/http/cookiejar"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -114,6 +115,21 @@ func (t *target) signingAlg() string {
 // for the first example.
 type flowError struct {
 	step, kind, detail string
+	// retryAfter is set on a 429: how long the server asked the client
+	// to wait, as a customer told 「数秒おいて」 would.
+	retryAfter time.Duration
+}
+
+// busy makes the flowError of a 429 carry the wait the server asked for.
+func busy(e *flowError, status int, h http.Header) *flowError {
+	if status != http.StatusTooManyRequests {
+		return e
+	}
+	e.retryAfter = time.Second
+	if n, err := strconv.Atoi(h.Get("Retry-After")); err == nil && n > 0 {
+		e.retryAfter = time.Duration(n) * time.Second
+	}
+	return e
 }
 
 func (e *flowError) Error() string {
@@ -156,6 +172,7 @@ func (t *target) newBrowser(n int) *browser {
 // answer is one response, read whole.
 type answer struct {
 	status   int
+	header   http.Header
 	location string
 	body     []byte
 	path     string
@@ -194,7 +211,7 @@ func (b *browser) do(ctx context.Context, method, rawURL, contentType string, bo
 	if err != nil {
 		return nil, &flowError{step: step, kind: "network", detail: "reading the answer: " + err.Error()}
 	}
-	a := &answer{status: res.StatusCode, body: raw, path: req.URL.Path}
+	a := &answer{status: res.StatusCode, header: res.Header, body: raw, path: req.URL.Path}
 	if loc := res.Header.Get("Location"); loc != "" {
 		u, err := req.URL.Parse(loc)
 		if err != nil {
@@ -246,7 +263,7 @@ func (b *browser) navigate(ctx context.Context, method, rawURL, contentType stri
 			}
 			method, rawURL, contentType, body = http.MethodGet, a.location, "", nil
 		default:
-			return nil, &flowError{step: step, kind: fmt.Sprintf("HTTP %d", a.status), detail: snippet(a.body)}
+			return nil, busy(&flowError{step: step, kind: fmt.Sprintf("HTTP %d", a.status), detail: snippet(a.body)}, a.status, a.header)
 		}
 	}
 	return nil, &flowError{step: method + " " + rawURL, kind: "protocol", detail: "too many redirects"}
@@ -258,8 +275,8 @@ func snippet(b []byte) string {
 	if i := strings.Index(s, `class="message error"`); i >= 0 {
 		s = s[i:] // the login pages' error text
 	}
-	if len(s) > 120 {
-		s = s[:120] + "…"
+	if r := []rune(s); len(r) > 100 {
+		s = string(r[:100]) + "…"
 	}
 	return s
 }
@@ -346,7 +363,7 @@ func (t *target) token(ctx context.Context, n int, form url.Values) (*tokens, er
 		return nil, &flowError{step: step, kind: "network", detail: err.Error()}
 	}
 	if res.StatusCode != http.StatusOK {
-		return nil, &flowError{step: step, kind: fmt.Sprintf("HTTP %d", res.StatusCode), detail: snippet(raw)}
+		return nil, busy(&flowError{step: step, kind: fmt.Sprintf("HTTP %d", res.StatusCode), detail: snippet(raw)}, res.StatusCode, res.Header)
 	}
 	var tok tokens
 	if err := json.Unmarshal(raw, &tok); err != nil || tok.AccessToken == "" || tok.IDToken == "" {
@@ -483,7 +500,7 @@ func (b *browser) ceremony(ctx context.Context, path string, body []byte) (*cere
 		if jerr == nil && ans.Code != "" {
 			detail = ans.Code + ": " + ans.Error
 		}
-		return nil, &flowError{step: step, kind: fmt.Sprintf("HTTP %d", a.status), detail: detail}
+		return nil, busy(&flowError{step: step, kind: fmt.Sprintf("HTTP %d", a.status), detail: detail}, a.status, a.header)
 	}
 	if jerr != nil || ans.Error != "" {
 		return nil, &flowError{step: step, kind: "protocol", detail: "answer " + snippet(a.body)}
