@@ -24,7 +24,8 @@ commands:
   keys    list|rotate --config FILE
   users   …               support-centre account tools (run "idp users" for help)
   audit   verify|list --config FILE
-  bench   spray --issuer URL  load a running IdP you operate (a password spray beside passkey calls)
+  bench   password|sso|passkey|refresh|users|crypto|spray
+                          load a running IdP you operate with complete flows (run "idp bench" for help)
 
 Run "idp <command> -h" for the flags of a command.
 `
