@@ -18,7 +18,7 @@ type SupportContact struct {
 // PasswordParams are the argon2id costs of newly hashed passwords.
 type PasswordParams = password.Params
 
-// OTPConfig governs the e-mail one-time password of F1 (SPEC rule 3).
+// OTPConfig governs the e-mail one-time password of F1 (rule 3, docs/rules.md).
 type OTPConfig struct {
 	Lifetime        time.Duration
 	MaxAttempts     int           // wrong tries before the code is dead

@@ -1,4 +1,4 @@
-// Package login serves the hosted login pages (S1–S9 of SPEC.md) and the
+// Package login serves the hosted login pages (S1–S9, docs/screens-and-flows.md) and the
 // single sign-on session. Each page is a small state machine over a
 // storage.LoginFlow; nothing survives between two requests except in the
 // store, so any replica can serve any step. The OP only hears "this auth

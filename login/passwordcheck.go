@@ -97,7 +97,7 @@ func (h *Handler) releaseAttempt(r *http.Request, s *attemptSlots) {
 
 // checkPassword looks the login ID up and verifies the password, spending
 // the same work whether or not the ID exists and however its password is
-// stored (SPEC rule 7). It returns the user only when the password is
+// stored (rule 7, docs/rules.md). It returns the user only when the password is
 // right; errTooManyAttempts and errHashBusy say why nothing was checked.
 func (h *Handler) checkPassword(r *http.Request, loginID, pw string) (*storage.User, error) {
 	ctx := r.Context()

@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// The product's rules (docs: rules 1, 2 and 4 of the login design) as pure
+// The product's rules 1, 2 and 4 (docs/rules.md) as pure
 // functions: the handlers gather the facts (how many passkeys, which
 // password, when each factor was proven) and ask here, so each rule is
 // written once and tested as a table (policy_test.go).

@@ -387,7 +387,7 @@ type Store interface {
 	// Passkeys
 	// CreateCredential stores a passkey; ErrAlreadyExists if the credential
 	// ID is registered to anyone. With onlyIfFirst it fails with ErrConflict
-	// when the user already has a passkey (rule 1 of SPEC.md, race-free).
+	// when the user already has a passkey (rule 1 in docs/rules.md, race-free).
 	CreateCredential(ctx context.Context, c *Credential, onlyIfFirst bool) error
 	CredentialByID(ctx context.Context, id []byte) (*Credential, error)
 	CredentialsByUser(ctx context.Context, userID string) ([]Credential, error)

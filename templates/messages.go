@@ -1,8 +1,9 @@
 package templates
 
 // catalogue holds every customer-visible string. Japanese wording follows
-// the customer manual (パスキーによるログイン方法のご案内); Load refuses to start
-// when a language lacks a key of another.
+// the customer manual (パスキーによるログイン方法のご案内), whose screens
+// docs/screens-and-flows.md describes; Load refuses to start when a
+// language lacks a key of another.
 var catalogue = map[string]map[string]string{
 	"ja": {
 		"lang.switch":   "English",

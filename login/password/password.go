@@ -104,7 +104,7 @@ func verifyArgon2id(phc, pw string) (bool, error) {
 
 // Verifier checks passwords of users who may not exist, spending the same
 // work whoever they are, so that response time tells neither whether a
-// login ID is known nor how its password is stored (SPEC rule 7). Every
+// login ID is known nor how its password is stored (rule 7, docs/rules.md). Every
 // check costs one argon2id computation plus, while bcrypt hashes imported
 // from the previous system remain, one bcrypt computation at the highest
 // stored cost (SetBcryptCost):
