@@ -455,7 +455,7 @@ func (h *Handler) accountCeremony(w http.ResponseWriter, r *http.Request) (*stor
 	}
 	if err != nil {
 		h.log.ErrorContext(r.Context(), "loading session for S8 ceremony", "err", err)
-		h.jsonFail(w, r, http.StatusInternalServerError, "internal", "err.internal")
+		h.jsonFail(w, r, failureStatus(w, err), "internal", "err.internal")
 		return nil, nil
 	}
 	return s, user
@@ -501,7 +501,7 @@ func (h *Handler) accountStepUpFinish(w http.ResponseWriter, r *http.Request) {
 	}
 	if _, err := h.renewSession(w, r, s, proof{amr: res.AMR, acr: h.cfg.ACR.Passkey, at: h.now()}); err != nil {
 		h.log.ErrorContext(ctx, "renewing session after step-up", "err", err)
-		h.jsonFail(w, r, http.StatusInternalServerError, "internal", "err.internal")
+		h.jsonFail(w, r, failureStatus(w, err), "internal", "err.internal")
 		return
 	}
 	h.audit(r, "login.success", user.ID, map[string]string{"method": methodPasskey, "step_up": "true", "amr": fmt.Sprint(res.AMR)})
@@ -525,7 +525,7 @@ func (h *Handler) accountRegistration(w http.ResponseWriter, r *http.Request) (*
 	n, err := h.store.CountCredentials(r.Context(), user.ID)
 	if err != nil {
 		h.log.ErrorContext(r.Context(), "counting passkeys", "err", err)
-		h.jsonFail(w, r, http.StatusInternalServerError, "internal", "err.internal")
+		h.jsonFail(w, r, failureStatus(w, err), "internal", "err.internal")
 		return nil, nil, false
 	}
 	sr := h.rights(s)

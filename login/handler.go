@@ -284,8 +284,16 @@ const unavailableRetry = 5 * time.Second
 // client's: 503 with Retry-After while the database cannot serve (a
 // restart, a failover: trying again soon will work), 500 otherwise.
 func failureStatus(w http.ResponseWriter, err error) int {
-	if errors.Is(err, storage.ErrUnavailable) {
+	status := errorStatus(err)
+	if status == http.StatusServiceUnavailable {
 		retryAfter(w, unavailableRetry)
+	}
+	return status
+}
+
+// errorStatus is failureStatus for a caller that sets no headers.
+func errorStatus(err error) int {
+	if errors.Is(err, storage.ErrUnavailable) {
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError

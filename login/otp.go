@@ -42,7 +42,7 @@ func (h *Handler) issueOTP(r *http.Request, f *storage.LoginFlow, user *storage.
 	sent, err := h.store.CountRateEvents(ctx, rateOTPSend, user.ID, now.Add(-time.Hour))
 	if err != nil {
 		h.log.ErrorContext(ctx, "counting OTP sends", "user", user.ID, "err", err)
-		return http.StatusInternalServerError, "err.internal"
+		return errorStatus(err), "err.internal"
 	}
 	// The hourly cap counts every flow; the once-a-minute resend interval is
 	// per flow only (postOTPResend). Holding it across flows would strand a
@@ -68,7 +68,7 @@ func (h *Handler) issueOTP(r *http.Request, f *storage.LoginFlow, user *storage.
 		if errors.Is(err, storage.ErrConflict) {
 			return http.StatusConflict, "err.conflict"
 		}
-		return http.StatusInternalServerError, "err.internal"
+		return errorStatus(err), "err.internal"
 	}
 	// Record before sending: a relay that accepts and then errors must
 	// still count against the hourly limit.

@@ -217,7 +217,7 @@ func (h *Handler) jsonComplete(w http.ResponseWriter, r *http.Request, f *storag
 	}
 	if err != nil {
 		h.log.ErrorContext(r.Context(), "completing passkey login", "err", err)
-		h.jsonFail(w, r, http.StatusInternalServerError, "internal", "err.internal")
+		h.jsonFail(w, r, failureStatus(w, err), "internal", "err.internal")
 		return
 	}
 	h.writeJSON(w, http.StatusOK, map[string]string{"redirect": redirect})
@@ -272,7 +272,7 @@ func (h *Handler) enrolmentFlow(w http.ResponseWriter, r *http.Request) *enrolme
 	}
 	if err != nil {
 		h.log.ErrorContext(r.Context(), "loading user for enrolment", "err", err)
-		h.jsonFail(w, r, http.StatusInternalServerError, "internal", "err.internal")
+		h.jsonFail(w, r, failureStatus(w, err), "internal", "err.internal")
 		return nil
 	}
 	if user.Locked {
@@ -297,7 +297,7 @@ func (h *Handler) passkeyRegisterOptions(w http.ResponseWriter, r *http.Request)
 		n, err := h.store.CountCredentials(r.Context(), e.user.ID)
 		if err != nil {
 			h.log.ErrorContext(r.Context(), "counting passkeys", "err", err)
-			h.jsonFail(w, r, http.StatusInternalServerError, "internal", "err.internal")
+			h.jsonFail(w, r, failureStatus(w, err), "internal", "err.internal")
 			return
 		}
 		if n > 0 {
