@@ -53,6 +53,10 @@ type Config struct {
 	// PasswordHashing bounds the memory concurrent password hashes use;
 	// zero fields are sized from the machine (password.NewLimiter).
 	PasswordHashing password.LimiterConfig
+	// OTPKey keys the stored form of e-mail codes (OTPKey derives it from
+	// crypto_key); replicas must share it. Empty: a random key per process,
+	// for tests and single-process use.
+	OTPKey []byte
 	// CeremonyLimit bounds the passkey JSON endpoints per address.
 	CeremonyLimit CeremonyLimit
 	// TrustProxyHeaders: the IdP runs behind a load balancer that appends

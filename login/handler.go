@@ -8,6 +8,7 @@ package login
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -111,6 +112,10 @@ func New(cfg Config, deps Deps) (*Handler, error) {
 		return nil, errors.New("login: Store, OP, Mailer and Logger are required")
 	}
 	cfg.Defaults()
+	if len(cfg.OTPKey) == 0 {
+		cfg.OTPKey = make([]byte, 32)
+		_, _ = rand.Read(cfg.OTPKey) // crypto/rand.Read never fails (Go 1.24+)
+	}
 	pages, err := templates.Load()
 	if err != nil {
 		return nil, fmt.Errorf("login: loading templates: %w", err)

@@ -1,8 +1,12 @@
 package login
 
 import (
+	"crypto/hkdf"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"math/big"
@@ -19,10 +23,30 @@ import (
 // the hourly resend limit across flows and replicas.
 const rateOTPSend = "otp_send"
 
-// otpHash binds the code to its flow, so equal codes of two flows never
-// share a stored value.
-func otpHash(flowID, code string) string {
-	return storage.HashSecret(flowID + ":" + code)
+// otpHash is what the flow stores of its code: an HMAC under OTPKey,
+// bound to the flow so equal codes of two flows never share a value. Six
+// digits are a million guesses, so a plain hash would give every live code
+// to anyone who can read login_flows; the key is not in the database.
+func (h *Handler) otpHash(flowID, code string) string {
+	m := hmac.New(sha256.New, h.cfg.OTPKey)
+	m.Write([]byte(flowID + ":" + code))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// otpKeyInfo separates the code key from the other keys of crypto_key.
+const otpKeyInfo = "comstockloan idp one-time password v1"
+
+// OTPKey derives Config.OTPKey from the deployment's secret (crypto_key),
+// so every replica agrees.
+func OTPKey(secret []byte) ([]byte, error) {
+	if len(secret) < 32 {
+		return nil, fmt.Errorf("otp key: secret has %d bytes, want at least 32", len(secret))
+	}
+	key, err := hkdf.Key(sha256.New, secret, nil, otpKeyInfo, sha256.Size)
+	if err != nil {
+		return nil, fmt.Errorf("otp key: %w", err)
+	}
+	return key, nil
 }
 
 func newOTP() (string, error) {
@@ -59,7 +83,7 @@ func (h *Handler) issueOTP(r *http.Request, f *storage.LoginFlow, user *storage.
 		h.log.ErrorContext(ctx, "issuing OTP", "err", err)
 		return http.StatusInternalServerError, "err.internal"
 	}
-	f.OTPHash = otpHash(f.ID, code)
+	f.OTPHash = h.otpHash(f.ID, code)
 	f.OTPExpiresAt = timePtr(now.Add(h.cfg.OTP.Lifetime))
 	f.OTPAttempts = 0
 	f.OTPSentAt = timePtr(now)
@@ -169,7 +193,7 @@ func (h *Handler) postOTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		now := h.now()
-		right := subtle.ConstantTimeCompare([]byte(otpHash(f.ID, code)), []byte(f.OTPHash)) == 1
+		right := subtle.ConstantTimeCompare([]byte(h.otpHash(f.ID, code)), []byte(f.OTPHash)) == 1
 		if right {
 			f.OTPHash, f.OTPExpiresAt = "", nil // single use
 			f.OTPVerifiedAt = timePtr(now)

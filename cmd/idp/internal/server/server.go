@@ -104,7 +104,15 @@ func build(ctx context.Context, cfg *config.Config, store *sqlstore.Store, logge
 		Password: cfg.SMTP.Password,
 		From:     cfg.SMTP.From,
 	}
-	pages, err := login.New(LoginConfig(cfg, opts.DevMailURL), login.Deps{
+	loginCfg := LoginConfig(cfg, opts.DevMailURL)
+	secret, err := cfg.CryptoKeyBytes()
+	if err != nil {
+		return nil, fmt.Errorf("crypto_key: %w", err)
+	}
+	if loginCfg.OTPKey, err = login.OTPKey(secret[:]); err != nil {
+		return nil, err
+	}
+	pages, err := login.New(loginCfg, login.Deps{
 		Store:    store,
 		OP:       provider,
 		Mailer:   mailer,
