@@ -83,17 +83,15 @@ func newFuzzRig(f *testing.F) *fuzzRig {
 	}
 	g := &fuzzRig{ctx: context.Background(), store: store, svc: svc}
 	now := time.Now().UTC()
-	for _, u := range []**storage.User{&g.owner, &g.newcomer} {
-		id := "fuzz-owner"
-		if u == &g.newcomer {
-			id = "fuzz-newcomer"
-		}
-		*u = &storage.User{ID: id, LoginID: id, Email: id + "@example.jp", DisplayName: "山田 太郎",
+	newUser := func(id string) *storage.User {
+		u := &storage.User{ID: id, LoginID: id, Email: id + "@example.jp", DisplayName: "山田 太郎",
 			PasswordHash: "$argon2id$v=19$m=65536,t=1,p=2$c2FsdA$aGFzaA", CreatedAt: now, UpdatedAt: now}
-		if err := store.CreateUser(g.ctx, *u); err != nil {
+		if err := store.CreateUser(g.ctx, u); err != nil {
 			f.Fatal(err)
 		}
+		return u
 	}
+	g.owner, g.newcomer = newUser("fuzz-owner"), newUser("fuzz-newcomer")
 	g.loginDev, g.loginPub = fixedDevice(f, g.owner, fuzzLoginKey, "fuzz-login-credential-id")
 	g.regDev, _ = fixedDevice(f, g.newcomer, fuzzRegKey, "fuzz-registration-credential")
 
