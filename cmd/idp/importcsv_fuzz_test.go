@@ -111,11 +111,12 @@ func checkImportRows(t *testing.T, rows []importRow) {
 		} else if utf8.RuneCountInString(row.tempPassword) < minTempPassword {
 			t.Fatalf("line %d: accepted a temporary password of %d characters", row.line, utf8.RuneCountInString(row.tempPassword))
 		}
-		// Text columns go to PostgreSQL as text. The login form refuses
-		// login IDs with control characters; the name goes into ID
-		// tokens, where only line breaks and tabs are tolerated.
+		// Text columns go to PostgreSQL as text (the temporary password
+		// only as its hash). The login form refuses login IDs with control
+		// characters; the name goes into ID tokens, where only line breaks
+		// and tabs are tolerated.
 		for name, v := range map[string]string{"login_id": row.loginID, "email": row.email,
-			"display_name": row.displayName, "temporary_password": row.tempPassword, "password_hash": row.passwordHash} {
+			"display_name": row.displayName, "password_hash": row.passwordHash} {
 			if !utf8.ValidString(v) || strings.ContainsRune(v, 0) {
 				t.Fatalf("line %d: %s %q is no storable text", row.line, name, v)
 			}
