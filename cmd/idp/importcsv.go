@@ -156,6 +156,9 @@ func (row importRow) fieldProblems() []string {
 	if err := validateEmail(row.email); err != nil {
 		msgs = append(msgs, err.Error())
 	}
+	if err := validateDisplayName(row.displayName); err != nil {
+		msgs = append(msgs, err.Error())
+	}
 	switch {
 	case row.tempPassword != "" && row.passwordHash != "":
 		msgs = append(msgs, fmt.Sprintf("both %s and %s are set: give exactly one", colTempPassword, colPasswordHash))

@@ -14,6 +14,8 @@ import (
 	"os/user"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/comstockloan/idp/login/password"
 	"github.com/comstockloan/idp/storage"
@@ -163,10 +165,22 @@ func validateLoginID(loginID string) error {
 	if loginID == "" || strings.TrimSpace(loginID) != loginID || len(loginID) > maxLoginIDLen {
 		return fmt.Errorf("login ID must be 1..%d characters without surrounding spaces", maxLoginIDLen)
 	}
-	for _, r := range loginID {
-		if r < 0x20 || r == 0x7f {
-			return fmt.Errorf("login ID must not contain control characters")
-		}
+	// The login form refuses what unicode.IsControl calls a control
+	// character (C1 included): such an ID could never sign in.
+	if !utf8.ValidString(loginID) || strings.ContainsFunc(loginID, unicode.IsControl) {
+		return fmt.Errorf("login ID must not contain control characters")
+	}
+	return nil
+}
+
+// validateDisplayName keeps control characters out of the name ID tokens
+// carry; NUL would also make PostgreSQL refuse the user halfway through an
+// import. Line breaks and tabs (a quoted CSV field may hold them) may stay.
+func validateDisplayName(name string) error {
+	if !utf8.ValidString(name) || strings.ContainsFunc(name, func(r rune) bool {
+		return unicode.IsControl(r) && r != '\n' && r != '\r' && r != '\t'
+	}) {
+		return fmt.Errorf("display name must not contain control characters other than line breaks and tabs")
 	}
 	return nil
 }
@@ -187,6 +201,9 @@ func (u *usersCmd) create(ctx context.Context, loginID, email, name string) erro
 	}
 	if err := validateEmail(email); err != nil {
 		return fmt.Errorf("--email: %w", err)
+	}
+	if err := validateDisplayName(name); err != nil {
+		return fmt.Errorf("--name: %w", err)
 	}
 	temp := temporaryPassword()
 	hash, err := password.Hash(u.params, temp)

@@ -470,6 +470,36 @@ func (c *Config) Validate() error {
 	if c.OTP.Lifetime > 30*time.Minute {
 		bad("otp.lifetime", "must be at most 30m (a one-time password is short-lived)")
 	}
+	// Defaults fill only zero values: a negative one would be kept and,
+	// e.g., expire every code at birth or throttle every customer.
+	for _, d := range []struct {
+		field string
+		v     time.Duration
+	}{
+		{"password.throttle_window", c.Password.ThrottleWindow}, {"otp.lifetime", c.OTP.Lifetime},
+		{"otp.resend_interval", c.OTP.ResendInterval}, {"lifetimes.session", c.Lifetimes.Session},
+		{"lifetimes.login_flow", c.Lifetimes.LoginFlow}, {"lifetimes.recent_auth", c.Lifetimes.RecentAuth},
+		{"lifetimes.auth_request", c.Lifetimes.AuthRequest}, {"lifetimes.code", c.Lifetimes.Code},
+		{"lifetimes.access_token", c.Lifetimes.AccessToken}, {"lifetimes.id_token", c.Lifetimes.IDToken},
+		{"lifetimes.refresh_token", c.Lifetimes.RefreshToken}, {"keys.rotation_period", c.Keys.RotationPeriod},
+		{"keys.publish_delay", c.Keys.PublishDelay},
+	} {
+		if d.v <= 0 {
+			bad(d.field, "must be positive, got %v", d.v)
+		}
+	}
+	for _, n := range []struct {
+		field string
+		v     int
+	}{
+		{"password.max_failures_per_login_id", c.Password.MaxFailuresPerLoginID},
+		{"password.max_failures_per_address", c.Password.MaxFailuresPerAddress},
+		{"otp.max_sends_per_hour", c.OTP.MaxSendsPerHour},
+	} {
+		if n.v <= 0 {
+			bad(n.field, "must be positive, got %d", n.v)
+		}
+	}
 	switch c.Keys.Algorithm {
 	case "RS256", "ES256":
 	default:
