@@ -28,6 +28,7 @@ import (
 // fuzzEnv is the login pages over real HTTP on one SQLite store, kept for a
 // whole fuzzing run (newEnv is per test). The browser holds one live flow.
 type fuzzEnv struct {
+	h      *Handler
 	store  storage.Store
 	srv    *httptest.Server
 	client *http.Client
@@ -49,7 +50,7 @@ func newFuzzEnv(f *testing.F) *fuzzEnv {
 	if err != nil {
 		f.Fatal(err)
 	}
-	e := &fuzzEnv{store: store, now: time.Now().UTC()}
+	e := &fuzzEnv{h: h, store: store, now: time.Now().UTC()}
 	h.now = func() time.Time { return e.now }
 	r := mux.NewRouter()
 	h.Register(r)
@@ -186,7 +187,7 @@ func FuzzOTPInput(f *testing.F) {
 		fl := e.flow(t)
 		fl.UserID, fl.LoginID, fl.Purpose, fl.Step = e.user.ID, e.user.LoginID, purposeEnrol, stepOTP
 		fl.PasswordVerifiedAt, fl.OTPVerifiedAt = timePtr(e.now), nil
-		fl.OTPHash, fl.OTPExpiresAt, fl.OTPAttempts, fl.OTPSentAt = otpHash(fl.ID, issued), timePtr(e.now.Add(10*time.Minute)), 0, timePtr(e.now)
+		fl.OTPHash, fl.OTPExpiresAt, fl.OTPAttempts, fl.OTPSentAt = e.h.otpHash(fl.ID, issued), timePtr(e.now.Add(10*time.Minute)), 0, timePtr(e.now)
 		if err := e.store.UpdateLoginFlow(ctx, fl); err != nil {
 			t.Fatal(err)
 		}
