@@ -16,7 +16,7 @@ import (
 
 func kidOf(t *testing.T, raw string) string {
 	t.Helper()
-	sig, err := jose.ParseSigned(raw, []jose.SignatureAlgorithm{jose.RS256, jose.ES256})
+	sig, err := jose.ParseSignedCompact(raw, []jose.SignatureAlgorithm{jose.RS256, jose.ES256})
 	if err != nil {
 		t.Fatalf("parse JWT: %v", err)
 	}
@@ -237,7 +237,7 @@ func TestSigningAlgorithmChange(t *testing.T) {
 
 func algOf(t *testing.T, raw string) string {
 	t.Helper()
-	sig, err := jose.ParseSigned(raw, []jose.SignatureAlgorithm{jose.RS256, jose.ES256})
+	sig, err := jose.ParseSignedCompact(raw, []jose.SignatureAlgorithm{jose.RS256, jose.ES256})
 	if err != nil {
 		t.Fatalf("parse JWT: %v", err)
 	}

@@ -323,9 +323,8 @@ func classify(err error) error {
 // pqUnavailable: the SQLSTATEs of a server that cannot serve now
 // (connection exceptions, shutting down or starting, out of connections),
 // as opposed to a statement it refused.
-func pqUnavailable(code pq.ErrorCode) bool {
-	switch code.Class() {
-	case "08": // connection_exception
+func pqUnavailable(code pqerror.Code) bool {
+	if strings.HasPrefix(string(code), "08") { // connection_exception
 		return true
 	}
 	switch code {
