@@ -110,6 +110,7 @@ func (p *Provider) guard(next http.Handler) http.Handler {
 			if !p.authenticateClient(w, r, info) {
 				return
 			}
+			info.revoked = r.PostForm.Get("token")
 		case pathUserinfo:
 			// RFC 6750 section 2.3: a token in the URL leaks into logs,
 			// history and Referer headers.

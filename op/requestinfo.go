@@ -11,6 +11,10 @@ type requestInfo struct {
 	// verified is the client ID and secret guard has checked, so that
 	// zitadel's own check of the same pair costs nothing.
 	verified *presentedSecret
+	// revoked is the token a revocation request presented, as sent:
+	// zitadel may hand RevokeToken a "decryption" of it instead (see
+	// revokeToken).
+	revoked string
 }
 
 type requestInfoKey struct{}
