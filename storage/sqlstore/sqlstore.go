@@ -15,6 +15,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -124,7 +125,11 @@ func Open(ctx context.Context, dsn string, logger *slog.Logger) (*Store, error) 
 	switch {
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
 		fl = flavorPostgres
-		db, err = sqlx.Open("postgres", dsn)
+		pgDSN, err := withBinaryParameters(dsn)
+		if err != nil {
+			return nil, err
+		}
+		db, err = sqlx.Open("postgres", pgDSN)
 		if err != nil {
 			return nil, fmt.Errorf("open postgres: %w", err)
 		}
@@ -147,6 +152,27 @@ func Open(ctx context.Context, dsn string, logger *slog.Logger) (*Store, error) 
 	}
 	s := &Store{db: db, flavor: fl, logger: logger, now: time.Now, memory: strings.HasSuffix(dsn, ":memory:")}
 	return s.WithPool(Pool{}), nil
+}
+
+// withBinaryParameters turns on lib/pq's binary_parameters unless the DSN
+// says otherwise. Without it, every statement with parameters costs two
+// round trips (an unnamed Parse+Describe, then Bind+Execute); with it the
+// driver sends Parse, Bind and Execute together, and []byte arguments
+// travel as binary bytea. Nothing we send depends on the parameter types
+// the Describe would have told the driver: strings, integers, booleans and
+// times are sent as text either way.
+func withBinaryParameters(dsn string) (string, error) {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "", fmt.Errorf("open postgres: parse dsn: %w", err)
+	}
+	q := u.Query()
+	if q.Has("binary_parameters") {
+		return dsn, nil
+	}
+	q.Set("binary_parameters", "yes")
+	u.RawQuery = q.Encode()
+	return u.String(), nil
 }
 
 func openSQLite(path string) (*sqlx.DB, error) {
