@@ -103,11 +103,33 @@ func (s *Store) authRequestWhere(ctx context.Context, op, where string, arg any)
 	return r.authRequest(), nil
 }
 
+// CompleteAuthRequest is one conditional UPDATE: only a live request that
+// was never completed and has no code matches, so of concurrent completions
+// exactly one wins (the others get ErrConflict) and the caller needs no read
+// first. The classifying read runs only when nothing matched.
 func (s *Store) CompleteAuthRequest(ctx context.Context, id, userID string, authTime time.Time, amr []string, acr string) error {
+	now := s.flavor.timeArg(s.now())
 	res, err := s.db.ExecContext(ctx, s.q(`UPDATE auth_requests SET user_id = ?, auth_time = ?, amr = ?, acr = ?, done = ?
-		WHERE id = ? AND expires_at > ?`),
-		userID, s.flavor.timeArg(authTime), listArg(amr), acr, true, id, s.flavor.timeArg(s.now()))
-	return mustAffect("complete auth request", res, err)
+		WHERE id = ? AND expires_at > ? AND done = ? AND code_hash IS NULL AND consumed_at IS NULL`),
+		userID, s.flavor.timeArg(authTime), listArg(amr), acr, true, id, now, false)
+	if err != nil {
+		return wrap("complete auth request", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("complete auth request: rows affected: %w", err)
+	}
+	if n == 1 {
+		return nil
+	}
+	var live int
+	if err := s.db.GetContext(ctx, &live, s.q(`SELECT COUNT(*) FROM auth_requests WHERE id = ? AND expires_at > ?`), id, now); err != nil {
+		return wrap("complete auth request: check existence", err)
+	}
+	if live == 0 {
+		return fmt.Errorf("complete auth request: %w", storage.ErrNotFound)
+	}
+	return fmt.Errorf("complete auth request: already completed: %w", storage.ErrConflict)
 }
 
 // SaveAuthCode attaches the hash of the issued code and its expiry;
