@@ -97,7 +97,7 @@ func New(cfg Config, store storage.Store, logger *slog.Logger) (*Provider, error
 	bind.Write([]byte("idp/op browser binding v1"))
 	p := &Provider{cfg: cfg, store: store, log: log, storage: st, keys: keys, zop: zp,
 		bindingKey: bind.Sum(nil), returnOrigins: clientOrigins(cfg.Clients, true)}
-	p.handler = p.guard(zp)
+	p.handler = p.guard(withUserMemo(zp))
 	return p, nil
 }
 
