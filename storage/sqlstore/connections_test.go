@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/comstockloan/idp/storage/sqlstore"
 	"github.com/comstockloan/idp/storage/storagetest"
 )
 
@@ -50,4 +51,18 @@ func TestConcurrentWritersAllSucceed(t *testing.T) {
 			}
 		}
 	})
+}
+
+// lib/pq's binary_parameters is on unless the operator's DSN decides.
+func TestPostgresDSNGetsBinaryParameters(t *testing.T) {
+	for dsn, want := range map[string]string{
+		"postgres://app@db:5432/idp?sslmode=disable":                     "postgres://app@db:5432/idp?binary_parameters=yes&sslmode=disable",
+		"postgresql://app@db/idp":                                        "postgresql://app@db/idp?binary_parameters=yes",
+		"postgres://app@db/idp?binary_parameters=no&sslmode=verify-full": "postgres://app@db/idp?binary_parameters=no&sslmode=verify-full",
+	} {
+		got, err := sqlstore.WithBinaryParameters(dsn)
+		if err != nil || got != want {
+			t.Errorf("withBinaryParameters(%q) = %q, %v; want %q", dsn, got, err, want)
+		}
+	}
 }
