@@ -641,3 +641,36 @@ func TestAcceptLanguage(t *testing.T) {
 		}
 	}
 }
+
+// An SSO login writes the session's last-seen time at most once a minute:
+// a burst of logins by one customer costs one write, not one each.
+func TestSSOTouchesTheSessionOncePerInterval(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, flavor string) {
+		e := newEnv(t, flavor, nil)
+		e.createUser("taro", "s3cret-pass")
+		e.loginWithPassword("taro", "s3cret-pass")
+		id := storage.HashSecret(e.cookie(sessionCookie))
+		lastSeen := func() time.Time {
+			s, err := e.store.SessionByID(t.Context(), id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s.LastSeenAt
+		}
+		created := lastSeen()
+		sso := func() {
+			ar := e.authRequest(nil)
+			e.expectRedirect(e.get("/login?authRequestID="+ar), "/cb?id="+ar)
+		}
+		e.clock.Advance(30 * time.Second)
+		sso()
+		if got := lastSeen(); !got.Equal(created) {
+			t.Fatalf("SSO 30s after sign-in wrote last seen %v (created %v)", got, created)
+		}
+		e.clock.Advance(31 * time.Second)
+		sso()
+		if got := lastSeen(); !got.Equal(e.clock.Now().Truncate(time.Microsecond)) {
+			t.Fatalf("SSO 61s after sign-in: last seen %v, want %v", got, e.clock.Now())
+		}
+	})
+}

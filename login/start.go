@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 
@@ -132,6 +133,9 @@ func (h *Handler) passkeyOnly(ar *storage.AuthRequest) bool {
 	return true
 }
 
+// sessionTouchInterval is how stale trySSO lets a session's LastSeenAt get.
+const sessionTouchInterval = time.Minute
+
 // trySSO completes ar from the SSO session cookie when the request allows
 // it. It returns false (and has written nothing) when a login is needed.
 func (h *Handler) trySSO(w http.ResponseWriter, r *http.Request, ar *storage.AuthRequest) bool {
@@ -176,8 +180,12 @@ func (h *Handler) trySSO(w http.ResponseWriter, r *http.Request, ar *storage.Aut
 		h.log.ErrorContext(ctx, "completing auth request from session", "auth_request", ar.ID, "err", err)
 		return false
 	}
-	if err := h.store.TouchSession(ctx, s.ID, now); err != nil {
-		h.log.WarnContext(ctx, "touching session", "err", err)
+	// last_seen_at is informational (no rule reads it): a minute's
+	// precision spares one write per SSO login of an active customer.
+	if now.Sub(s.LastSeenAt) >= sessionTouchInterval {
+		if err := h.store.TouchSession(ctx, s.ID, now); err != nil {
+			h.log.WarnContext(ctx, "touching session", "err", err)
+		}
 	}
 	h.log.InfoContext(ctx, "auth request completed by SSO session", "user", s.UserID, "auth_request", ar.ID)
 	http.Redirect(w, r, redirect, http.StatusSeeOther)

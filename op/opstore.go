@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -244,7 +246,50 @@ func (s *opStorage) consumeCode(ctx context.Context, ar *storage.AuthRequest) er
 
 // --- tokens ---
 
+// userMemo holds the users one request has loaded. zitadel asks for the
+// token request's user up to three times (the refresh token's owner, the
+// tokens' subject, the ID token's claims), all within one request: one read
+// answers them. It lives in the request's context only, so a user locked
+// or deleted is refused from the next request on.
+type userMemo struct {
+	mu    sync.Mutex
+	users map[string]*storage.User
+}
+
+type userMemoKey struct{}
+
+// withUserMemo gives every request its own userMemo.
+func withUserMemo(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := context.WithValue(r.Context(), userMemoKey{}, &userMemo{})
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
 func (s *opStorage) activeUser(ctx context.Context, userID string) (*storage.User, error) {
+	memo, _ := ctx.Value(userMemoKey{}).(*userMemo)
+	if memo != nil {
+		memo.mu.Lock()
+		u, ok := memo.users[userID]
+		memo.mu.Unlock()
+		if ok {
+			return u, nil
+		}
+	}
+	u, err := s.loadActiveUser(ctx, userID)
+	if err != nil || memo == nil {
+		return u, err
+	}
+	memo.mu.Lock()
+	if memo.users == nil {
+		memo.users = map[string]*storage.User{}
+	}
+	memo.users[userID] = u
+	memo.mu.Unlock()
+	return u, nil
+}
+
+func (s *opStorage) loadActiveUser(ctx context.Context, userID string) (*storage.User, error) {
 	u, err := s.store.UserByID(ctx, userID)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, oidc.ErrInvalidGrant().WithDescription("user no longer exists").WithParent(err)

@@ -97,7 +97,7 @@ func New(cfg Config, store storage.Store, logger *slog.Logger) (*Provider, error
 	bind.Write([]byte("idp/op browser binding v1"))
 	p := &Provider{cfg: cfg, store: store, log: log, storage: st, keys: keys, zop: zp,
 		bindingKey: bind.Sum(nil), returnOrigins: clientOrigins(cfg.Clients, true)}
-	p.handler = p.guard(zp)
+	p.handler = p.guard(withUserMemo(zp))
 	return p, nil
 }
 
@@ -190,25 +190,16 @@ func (p *Provider) Complete(ctx context.Context, authRequestID, userID string, a
 	if !p.storage.storable(ctx, "auth_request_id", authRequestID) {
 		return "", fmt.Errorf("complete auth request: unstorable id: %w", storage.ErrNotFound)
 	}
-	ar, err := p.store.AuthRequestByID(ctx, authRequestID)
-	if err != nil {
-		return "", fmt.Errorf("complete auth request %s: %w", authRequestID, err)
-	}
-	// A request is completed once: completing it again could swap the user
-	// of a request whose callback is already under way.
-	if ar.Done || ar.CodeHash != "" || ar.ConsumedAt != nil {
-		return "", fmt.Errorf("complete auth request %s: already completed: %w", authRequestID, storage.ErrConflict)
-	}
-	if !p.storage.now().Before(ar.ExpiresAt) {
-		return "", fmt.Errorf("complete auth request %s: expired: %w", authRequestID, storage.ErrNotFound)
-	}
 	if userID == "" || authTime.IsZero() || len(amr) == 0 {
 		return "", fmt.Errorf("complete auth request %s: user, auth time and amr are required", authRequestID)
 	}
+	// A request is completed once: completing it again could swap the user
+	// of a request whose callback is already under way. The store's
+	// conditional update enforces that (and the expiry) without a read.
 	if err := p.store.CompleteAuthRequest(ctx, authRequestID, userID, authTime.UTC(), amr, acr); err != nil {
 		return "", fmt.Errorf("complete auth request %s: %w", authRequestID, err)
 	}
-	p.log.InfoContext(ctx, "auth request completed", "auth_request_id", authRequestID, "client_id", ar.ClientID,
+	p.log.InfoContext(ctx, "auth request completed", "auth_request_id", authRequestID,
 		"user_id", userID, "amr", amr, "acr", acr)
 	return zop.AuthCallbackURL(p.zop)(zop.ContextWithIssuer(ctx, p.cfg.Issuer), authRequestID), nil
 }

@@ -310,7 +310,10 @@ type Store interface {
 	// OIDC authorization requests and codes
 	CreateAuthRequest(ctx context.Context, a *AuthRequest) error
 	AuthRequestByID(ctx context.Context, id string) (*AuthRequest, error)
-	// CompleteAuthRequest records who authenticated, how and when.
+	// CompleteAuthRequest records who authenticated, how and when, once:
+	// ErrConflict if the request was completed already (or has a code),
+	// ErrNotFound if it is unknown or expired. Of concurrent calls exactly
+	// one succeeds.
 	CompleteAuthRequest(ctx context.Context, id, userID string, authTime time.Time, amr []string, acr string) error
 	// SaveAuthCode attaches the code's hash and the instant it stops being
 	// exchangeable.

@@ -28,6 +28,7 @@ func Run(t *testing.T, key []byte, newStore func(t *testing.T) storage.Store) {
 		{"Sessions", testSessions},
 		{"AuthRequests", testAuthRequests},
 		{"AuthRequestConcurrentConsume", testAuthRequestConcurrentConsume},
+		{"AuthRequestCompleteOnce", func(t *testing.T, s storage.Store) { testAuthRequestCompleteOnce(t, s, s) }},
 		{"AccessTokens", testAccessTokens},
 		{"RefreshRotation", testRefreshRotation},
 		{"RefreshConcurrentRotation", testRefreshConcurrentRotation},
@@ -72,6 +73,7 @@ func RunReplicas(t *testing.T, key []byte, newPair func(t *testing.T) (storage.S
 		{"CredentialOnlyIfFirstConcurrent", testCredentialOnlyIfFirstConcurrent},
 		{"AuditConcurrent", func(t *testing.T, a, b storage.Store) { testAuditConcurrent(t, a, b, key) }},
 		{"RateReservationsConcurrent", testRateReservationsConcurrent},
+		{"AuthRequestCompleteOnce", testAuthRequestCompleteOnce},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -412,6 +414,50 @@ func testAuthRequestConcurrentConsume(t *testing.T, s storage.Store) {
 	if wins != 1 {
 		t.Fatalf("concurrent consume: %d winners, want 1", wins)
 	}
+}
+
+// testAuthRequestCompleteOnce: a request is completed by one user once,
+// without a read before the write, so racing completions (a double
+// submit, two tabs, two replicas) can never swap the user of a request
+// whose callback is under way; a request with a code or past its expiry is
+// not completable either.
+func testAuthRequestCompleteOnce(t *testing.T, a, b storage.Store) {
+	ctx := t.Context()
+	n := now()
+	must(t, "create", a.CreateAuthRequest(ctx, fullAuthRequest("ar", n)))
+	errs := parallel(40, func(i int) error {
+		return pick(i, a, b).CompleteAuthRequest(ctx, "ar", fmt.Sprintf("u%d", i), n, []string{"pwd"}, "1")
+	})
+	winner := -1
+	for i, err := range errs {
+		switch {
+		case err == nil && winner >= 0:
+			t.Fatalf("concurrent complete: users %d and %d both completed the request", winner, i)
+		case err == nil:
+			winner = i
+		case !errors.Is(err, storage.ErrConflict):
+			t.Fatalf("concurrent complete: unexpected error %v", err)
+		}
+	}
+	if winner < 0 {
+		t.Fatal("concurrent complete: nobody completed the request")
+	}
+	got, err := a.AuthRequestByID(ctx, "ar")
+	must(t, "by id", err)
+	if want := fmt.Sprintf("u%d", winner); got.UserID != want || !got.Done {
+		t.Fatalf("completed request: user %q done %v, want %q done", got.UserID, got.Done, want)
+	}
+	wantErr(t, "complete again", a.CompleteAuthRequest(ctx, "ar", "other", n, []string{"pwd"}, "1"), storage.ErrConflict)
+
+	coded := fullAuthRequest("ar-coded", n)
+	must(t, "create coded", a.CreateAuthRequest(ctx, coded))
+	must(t, "save code", a.SaveAuthCode(ctx, "ar-coded", storage.HashSecret("c"), n.Add(time.Minute)))
+	wantErr(t, "complete with a code", a.CompleteAuthRequest(ctx, "ar-coded", "u1", n, []string{"pwd"}, "1"), storage.ErrConflict)
+
+	old := fullAuthRequest("ar-old", n.Add(-time.Hour))
+	old.ExpiresAt = n.Add(-time.Second)
+	must(t, "create expired", a.CreateAuthRequest(ctx, old))
+	wantErr(t, "complete expired", a.CompleteAuthRequest(ctx, "ar-old", "u1", n, []string{"pwd"}, "1"), storage.ErrNotFound)
 }
 
 func testAccessTokens(t *testing.T, s storage.Store) {

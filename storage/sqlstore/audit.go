@@ -107,7 +107,7 @@ func (s *Store) AppendAudit(ctx context.Context, e *storage.AuditEvent) error {
 	e.Nonce = rand.Text() // 128 random bits
 	e.MAC = storage.AuditMAC(s.auditKey, *e)
 	e.PrevHash, e.Hash = "", ""
-	err = s.db.QueryRowxContext(ctx, s.q(`INSERT INTO audit_events (time, type, actor, user_id, ip, user_agent,
+	err = s.queryRowx(ctx, s.q(`INSERT INTO audit_events (time, type, actor, user_id, ip, user_agent,
 		detail, nonce, mac, inserted_at, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', '') RETURNING seq`),
 		s.flavor.timeArg(e.Time), e.Type, e.Actor, e.UserID, e.IP, e.UserAgent, string(detail),
 		e.Nonce, e.MAC, s.flavor.timeArg(s.now())).Scan(&e.Seq)
@@ -123,7 +123,7 @@ func (s *Store) ListAudit(ctx context.Context, afterSeq int64, limit int) ([]sto
 		args = append(args, limit)
 	}
 	var rows []auditRow
-	if err := s.db.SelectContext(ctx, &rows, s.q(query), args...); err != nil {
+	if err := s.sel(ctx, &rows, s.q(query), args...); err != nil {
 		return nil, wrap("list audit", err)
 	}
 	out := make([]storage.AuditEvent, len(rows))
@@ -298,7 +298,7 @@ func (s *Store) ListAuditCheckpoints(ctx context.Context) ([]storage.AuditCheckp
 		Hash string `db:"hash"`
 		MAC  string `db:"mac"`
 	}
-	if err := s.db.SelectContext(ctx, &rows, `SELECT id, time, seq, hash, mac FROM audit_checkpoints ORDER BY id`); err != nil {
+	if err := s.sel(ctx, &rows, `SELECT id, time, seq, hash, mac FROM audit_checkpoints ORDER BY id`); err != nil {
 		return nil, wrap("list audit checkpoints", err)
 	}
 	out := make([]storage.AuditCheckpoint, len(rows))

@@ -68,7 +68,7 @@ func (s *Store) CreateAuthRequest(ctx context.Context, a *storage.AuthRequest) e
 	if a.MaxAge != nil {
 		maxAge = a.MaxAge.Microseconds()
 	}
-	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO auth_requests (`+authRequestColumns+`)
+	_, err := s.exec(ctx, s.q(`INSERT INTO auth_requests (`+authRequestColumns+`)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 		a.ID, a.ClientID, a.RedirectURI, a.State, a.Nonce, listArg(a.Scopes), a.ResponseType, a.ResponseMode,
 		a.CodeChallenge, a.CodeChallengeMethod, listArg(a.Prompt), maxAge, a.LoginHint, a.IDTokenHintSubject,
@@ -94,7 +94,7 @@ func (s *Store) AuthRequestByCode(ctx context.Context, codeHash string) (*storag
 
 func (s *Store) authRequestWhere(ctx context.Context, op, where string, arg any) (*storage.AuthRequest, error) {
 	var r authRequestRow
-	if err := s.db.GetContext(ctx, &r, s.q(`SELECT `+authRequestColumns+` FROM auth_requests WHERE `+where), arg); err != nil {
+	if err := s.get(ctx, &r, s.q(`SELECT `+authRequestColumns+` FROM auth_requests WHERE `+where), arg); err != nil {
 		return nil, wrap(op, err)
 	}
 	if expired(r.ExpiresAt.Time, s.now()) {
@@ -103,11 +103,33 @@ func (s *Store) authRequestWhere(ctx context.Context, op, where string, arg any)
 	return r.authRequest(), nil
 }
 
+// CompleteAuthRequest is one conditional UPDATE: only a live request that
+// was never completed and has no code matches, so of concurrent completions
+// exactly one wins (the others get ErrConflict) and the caller needs no read
+// first. The classifying read runs only when nothing matched.
 func (s *Store) CompleteAuthRequest(ctx context.Context, id, userID string, authTime time.Time, amr []string, acr string) error {
-	res, err := s.db.ExecContext(ctx, s.q(`UPDATE auth_requests SET user_id = ?, auth_time = ?, amr = ?, acr = ?, done = ?
-		WHERE id = ? AND expires_at > ?`),
-		userID, s.flavor.timeArg(authTime), listArg(amr), acr, true, id, s.flavor.timeArg(s.now()))
-	return mustAffect("complete auth request", res, err)
+	now := s.flavor.timeArg(s.now())
+	res, err := s.exec(ctx, s.q(`UPDATE auth_requests SET user_id = ?, auth_time = ?, amr = ?, acr = ?, done = ?
+		WHERE id = ? AND expires_at > ? AND done = ? AND code_hash IS NULL AND consumed_at IS NULL`),
+		userID, s.flavor.timeArg(authTime), listArg(amr), acr, true, id, now, false)
+	if err != nil {
+		return wrap("complete auth request", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("complete auth request: rows affected: %w", err)
+	}
+	if n == 1 {
+		return nil
+	}
+	var live int
+	if err := s.get(ctx, &live, s.q(`SELECT COUNT(*) FROM auth_requests WHERE id = ? AND expires_at > ?`), id, now); err != nil {
+		return wrap("complete auth request: check existence", err)
+	}
+	if live == 0 {
+		return fmt.Errorf("complete auth request: %w", storage.ErrNotFound)
+	}
+	return fmt.Errorf("complete auth request: already completed: %w", storage.ErrConflict)
 }
 
 // SaveAuthCode attaches the hash of the issued code and its expiry;
@@ -116,7 +138,7 @@ func (s *Store) SaveAuthCode(ctx context.Context, id, codeHash string, expiresAt
 	if codeHash == "" || expiresAt.IsZero() {
 		return errors.New("save auth code: code hash and expiry must be set")
 	}
-	res, err := s.db.ExecContext(ctx, s.q(`UPDATE auth_requests SET code_hash = ?, code_expires_at = ? WHERE id = ? AND expires_at > ?`),
+	res, err := s.exec(ctx, s.q(`UPDATE auth_requests SET code_hash = ?, code_expires_at = ? WHERE id = ? AND expires_at > ?`),
 		codeHash, s.flavor.timeArg(expiresAt), id, s.flavor.timeArg(s.now()))
 	return mustAffect("save auth code", res, err)
 }
@@ -124,7 +146,7 @@ func (s *Store) SaveAuthCode(ctx context.Context, id, codeHash string, expiresAt
 // ConsumeAuthRequest marks the code exchanged in one conditional UPDATE, so
 // of two concurrent exchanges exactly one succeeds.
 func (s *Store) ConsumeAuthRequest(ctx context.Context, id string, at time.Time) error {
-	res, err := s.db.ExecContext(ctx, s.q(`UPDATE auth_requests SET consumed_at = ? WHERE id = ? AND consumed_at IS NULL`),
+	res, err := s.exec(ctx, s.q(`UPDATE auth_requests SET consumed_at = ? WHERE id = ? AND consumed_at IS NULL`),
 		s.flavor.timeArg(at), id)
 	if err != nil {
 		return wrap("consume auth request", err)
@@ -137,7 +159,7 @@ func (s *Store) ConsumeAuthRequest(ctx context.Context, id string, at time.Time)
 		return nil
 	}
 	var exists int
-	if err := s.db.GetContext(ctx, &exists, s.q(`SELECT COUNT(*) FROM auth_requests WHERE id = ?`), id); err != nil {
+	if err := s.get(ctx, &exists, s.q(`SELECT COUNT(*) FROM auth_requests WHERE id = ?`), id); err != nil {
 		return wrap("consume auth request: check existence", err)
 	}
 	if exists == 0 {
@@ -147,6 +169,6 @@ func (s *Store) ConsumeAuthRequest(ctx context.Context, id string, at time.Time)
 }
 
 func (s *Store) DeleteAuthRequest(ctx context.Context, id string) error {
-	_, err := s.db.ExecContext(ctx, s.q(`DELETE FROM auth_requests WHERE id = ?`), id)
+	_, err := s.exec(ctx, s.q(`DELETE FROM auth_requests WHERE id = ?`), id)
 	return wrap("delete auth request", err)
 }

@@ -6,3 +6,5 @@ import "context"
 func (s *Store) MigrateUpTo(ctx context.Context, version int) error {
 	return s.migrateUpTo(ctx, version)
 }
+
+var WithBinaryParameters = withBinaryParameters

@@ -36,7 +36,7 @@ func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int64, error)
 	var total int64
 	var errs []error
 	for _, sw := range sweeps {
-		res, err := s.db.ExecContext(ctx, s.q(`DELETE FROM `+sw.table+` WHERE `+sw.where), sw.arg)
+		res, err := s.exec(ctx, s.q(`DELETE FROM `+sw.table+` WHERE `+sw.where), sw.arg)
 		if err != nil {
 			errs = append(errs, wrap("delete expired "+sw.table, err))
 			continue

@@ -36,7 +36,7 @@ func (s *Store) CreateLoginFlow(ctx context.Context, f *storage.LoginFlow) error
 	if f.CreatedAt.IsZero() {
 		f.CreatedAt = s.now().UTC()
 	}
-	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO login_flows (id, auth_request_id, user_id, login_id, purpose, step,
+	_, err := s.exec(ctx, s.q(`INSERT INTO login_flows (id, auth_request_id, user_id, login_id, purpose, step,
 		password_verified_at, otp_verified_at, passkey_verified_at, otp_hash, otp_expires_at, otp_attempts,
 		otp_sent_at, data, version, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 		f.ID, f.AuthRequestID, f.UserID, f.LoginID, f.Purpose, f.Step,
@@ -49,7 +49,7 @@ func (s *Store) CreateLoginFlow(ctx context.Context, f *storage.LoginFlow) error
 // LoginFlowByID returns ErrNotFound for an expired flow.
 func (s *Store) LoginFlowByID(ctx context.Context, id string) (*storage.LoginFlow, error) {
 	var r loginFlowRow
-	if err := s.db.GetContext(ctx, &r, s.q(`SELECT id, auth_request_id, user_id, login_id, purpose, step,
+	if err := s.get(ctx, &r, s.q(`SELECT id, auth_request_id, user_id, login_id, purpose, step,
 		password_verified_at, otp_verified_at, passkey_verified_at, otp_hash, otp_expires_at, otp_attempts,
 		otp_sent_at, data, version, created_at, expires_at FROM login_flows WHERE id = ?`), id); err != nil {
 		return nil, wrap("login flow by id", err)
@@ -86,7 +86,7 @@ func (s *Store) RekeyLoginFlow(ctx context.Context, f *storage.LoginFlow, newID 
 }
 
 func (s *Store) updateLoginFlow(ctx context.Context, f *storage.LoginFlow, newID, op string) error {
-	res, err := s.db.ExecContext(ctx, s.q(`UPDATE login_flows SET id = ?, auth_request_id = ?, user_id = ?, login_id = ?,
+	res, err := s.exec(ctx, s.q(`UPDATE login_flows SET id = ?, auth_request_id = ?, user_id = ?, login_id = ?,
 		purpose = ?, step = ?, password_verified_at = ?, otp_verified_at = ?, passkey_verified_at = ?, otp_hash = ?,
 		otp_expires_at = ?, otp_attempts = ?, otp_sent_at = ?, data = ?, expires_at = ?, version = version + 1
 		WHERE id = ? AND version = ?`),
@@ -106,7 +106,7 @@ func (s *Store) updateLoginFlow(ctx context.Context, f *storage.LoginFlow, newID
 		return nil
 	}
 	var exists int
-	if err := s.db.GetContext(ctx, &exists, s.q(`SELECT COUNT(*) FROM login_flows WHERE id = ?`), f.ID); err != nil {
+	if err := s.get(ctx, &exists, s.q(`SELECT COUNT(*) FROM login_flows WHERE id = ?`), f.ID); err != nil {
 		return wrap(op+": check existence", err)
 	}
 	if exists == 0 {
@@ -116,7 +116,7 @@ func (s *Store) updateLoginFlow(ctx context.Context, f *storage.LoginFlow, newID
 }
 
 func (s *Store) DeleteLoginFlow(ctx context.Context, id string) error {
-	_, err := s.db.ExecContext(ctx, s.q(`DELETE FROM login_flows WHERE id = ?`), id)
+	_, err := s.exec(ctx, s.q(`DELETE FROM login_flows WHERE id = ?`), id)
 	return wrap("delete login flow", err)
 }
 
@@ -126,7 +126,7 @@ func (s *Store) RecordRateEvent(ctx context.Context, kind, key string, at time.T
 	if kind == "" || key == "" || at.IsZero() {
 		return fmt.Errorf("record rate event: kind %q, key %q and time must all be set", kind, key)
 	}
-	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO rate_events (kind, key, at) VALUES (?, ?, ?)`),
+	_, err := s.exec(ctx, s.q(`INSERT INTO rate_events (kind, key, at) VALUES (?, ?, ?)`),
 		kind, key, s.flavor.timeArg(at))
 	return wrap("record rate event "+kind, err)
 }
@@ -135,7 +135,7 @@ func (s *Store) RecordRateEvent(ctx context.Context, kind, key string, at time.T
 // index answers it without touching the table.
 func (s *Store) CountRateEvents(ctx context.Context, kind, key string, since time.Time) (int, error) {
 	var n int
-	if err := s.db.GetContext(ctx, &n, s.q(`SELECT COUNT(*) FROM rate_events WHERE kind = ? AND key = ? AND at >= ?`),
+	if err := s.get(ctx, &n, s.q(`SELECT COUNT(*) FROM rate_events WHERE kind = ? AND key = ? AND at >= ?`),
 		kind, key, s.flavor.timeArg(since)); err != nil {
 		return 0, wrap("count rate events "+kind, err)
 	}
@@ -187,7 +187,7 @@ func (s *Store) ReleaseRateEvent(ctx context.Context, kind, key, id string) erro
 	if id == "" {
 		return fmt.Errorf("release rate event %s: empty id", kind)
 	}
-	_, err := s.db.ExecContext(ctx, s.q(`DELETE FROM rate_events WHERE kind = ? AND key = ? AND id = ?`), kind, key, id)
+	_, err := s.exec(ctx, s.q(`DELETE FROM rate_events WHERE kind = ? AND key = ? AND id = ?`), kind, key, id)
 	return wrap("release rate event "+kind, err)
 }
 
@@ -205,7 +205,7 @@ func (s *Store) SaveWebAuthnSession(ctx context.Context, ws *storage.WebAuthnSes
 	if ws.CreatedAt.IsZero() {
 		ws.CreatedAt = s.now().UTC()
 	}
-	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO webauthn_sessions (challenge, ceremony, user_id, flow_id, data,
+	_, err := s.exec(ctx, s.q(`INSERT INTO webauthn_sessions (challenge, ceremony, user_id, flow_id, data,
 		created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)`),
 		ws.Challenge, ws.Ceremony, ws.UserID, ws.FlowID, ws.Data, s.flavor.timeArg(ws.CreatedAt), s.flavor.timeArg(ws.ExpiresAt))
 	return wrap("save webauthn session", err)
@@ -216,7 +216,7 @@ func (s *Store) SaveWebAuthnSession(ctx context.Context, ws *storage.WebAuthnSes
 // deleted all the same.
 func (s *Store) TakeWebAuthnSession(ctx context.Context, challenge string, now time.Time) (*storage.WebAuthnSession, error) {
 	var r webAuthnSessionRow
-	if err := s.db.GetContext(ctx, &r, s.q(`DELETE FROM webauthn_sessions WHERE challenge = ?
+	if err := s.get(ctx, &r, s.q(`DELETE FROM webauthn_sessions WHERE challenge = ?
 		RETURNING challenge, ceremony, user_id, flow_id, data, created_at, expires_at`), challenge); err != nil {
 		return nil, wrap("take webauthn session", err)
 	}
@@ -297,7 +297,7 @@ func (s *Store) CreateCredential(ctx context.Context, c *storage.Credential, onl
 
 func (s *Store) CredentialByID(ctx context.Context, id []byte) (*storage.Credential, error) {
 	var r credentialRow
-	if err := s.db.GetContext(ctx, &r, s.q(`SELECT `+credentialColumns+` FROM credentials WHERE id = ?`), id); err != nil {
+	if err := s.get(ctx, &r, s.q(`SELECT `+credentialColumns+` FROM credentials WHERE id = ?`), id); err != nil {
 		return nil, wrap("credential by id", err)
 	}
 	c := r.credential()
@@ -307,7 +307,7 @@ func (s *Store) CredentialByID(ctx context.Context, id []byte) (*storage.Credent
 // CredentialsByUser returns the user's passkeys, oldest first.
 func (s *Store) CredentialsByUser(ctx context.Context, userID string) ([]storage.Credential, error) {
 	var rows []credentialRow
-	if err := s.db.SelectContext(ctx, &rows, s.q(`SELECT `+credentialColumns+` FROM credentials WHERE user_id = ?
+	if err := s.sel(ctx, &rows, s.q(`SELECT `+credentialColumns+` FROM credentials WHERE user_id = ?
 		ORDER BY created_at, id`), userID); err != nil {
 		return nil, wrap("credentials by user", err)
 	}
@@ -320,14 +320,14 @@ func (s *Store) CredentialsByUser(ctx context.Context, userID string) ([]storage
 
 func (s *Store) CountCredentials(ctx context.Context, userID string) (int, error) {
 	var n int
-	if err := s.db.GetContext(ctx, &n, s.q(`SELECT COUNT(*) FROM credentials WHERE user_id = ?`), userID); err != nil {
+	if err := s.get(ctx, &n, s.q(`SELECT COUNT(*) FROM credentials WHERE user_id = ?`), userID); err != nil {
 		return 0, wrap("count credentials", err)
 	}
 	return n, nil
 }
 
 func (s *Store) UpdateCredentialUse(ctx context.Context, id []byte, use storage.CredentialUse) error {
-	res, err := s.db.ExecContext(ctx, s.q(`UPDATE credentials SET sign_count = ?, backup_state = ?, user_verified = ?,
+	res, err := s.exec(ctx, s.q(`UPDATE credentials SET sign_count = ?, backup_state = ?, user_verified = ?,
 		clone_warning = ?, last_used_at = ? WHERE id = ?`),
 		int64(use.SignCount), use.BackupState, use.UserVerified, use.CloneWarning, s.flavor.timeArg(use.UsedAt), id)
 	return mustAffect("update credential use", res, err)
@@ -336,17 +336,17 @@ func (s *Store) UpdateCredentialUse(ctx context.Context, id []byte, use storage.
 // RenameCredential renames a passkey of userID; ErrNotFound if they do not
 // own it.
 func (s *Store) RenameCredential(ctx context.Context, userID string, id []byte, name string) error {
-	res, err := s.db.ExecContext(ctx, s.q(`UPDATE credentials SET name = ? WHERE id = ? AND user_id = ?`), name, id, userID)
+	res, err := s.exec(ctx, s.q(`UPDATE credentials SET name = ? WHERE id = ? AND user_id = ?`), name, id, userID)
 	return mustAffect("rename credential", res, err)
 }
 
 func (s *Store) DeleteCredential(ctx context.Context, userID string, id []byte) error {
-	res, err := s.db.ExecContext(ctx, s.q(`DELETE FROM credentials WHERE id = ? AND user_id = ?`), id, userID)
+	res, err := s.exec(ctx, s.q(`DELETE FROM credentials WHERE id = ? AND user_id = ?`), id, userID)
 	return mustAffect("delete credential", res, err)
 }
 
 func (s *Store) DeleteUserCredentials(ctx context.Context, userID string) (int, error) {
-	res, err := s.db.ExecContext(ctx, s.q(`DELETE FROM credentials WHERE user_id = ?`), userID)
+	res, err := s.exec(ctx, s.q(`DELETE FROM credentials WHERE user_id = ?`), userID)
 	if err != nil {
 		return 0, wrap("delete user credentials", err)
 	}

@@ -82,7 +82,7 @@ func (s *Store) CreateAccessToken(ctx context.Context, t *storage.AccessToken) e
 // AccessTokenByID returns ErrNotFound for an expired token.
 func (s *Store) AccessTokenByID(ctx context.Context, id string) (*storage.AccessToken, error) {
 	var r accessTokenRow
-	if err := s.db.GetContext(ctx, &r, s.q(`SELECT id, client_id, subject, audience, scopes, auth_request_id,
+	if err := s.get(ctx, &r, s.q(`SELECT id, client_id, subject, audience, scopes, auth_request_id,
 		refresh_token_id, expires_at, created_at FROM access_tokens WHERE id = ?`), id); err != nil {
 		return nil, wrap("access token by id", err)
 	}
@@ -97,7 +97,7 @@ func (s *Store) AccessTokenByID(ctx context.Context, id string) (*storage.Access
 }
 
 func (s *Store) DeleteAccessToken(ctx context.Context, id string) error {
-	_, err := s.db.ExecContext(ctx, s.q(`DELETE FROM access_tokens WHERE id = ?`), id)
+	_, err := s.exec(ctx, s.q(`DELETE FROM access_tokens WHERE id = ?`), id)
 	return wrap("delete access token", err)
 }
 

@@ -42,7 +42,7 @@ func (s *Store) CreateUser(ctx context.Context, u *storage.User) error {
 	if u.UpdatedAt.IsZero() {
 		u.UpdatedAt = u.CreatedAt
 	}
-	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO users (`+userColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+	_, err := s.exec(ctx, s.q(`INSERT INTO users (`+userColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 		u.ID, u.LoginID, u.Email, u.DisplayName, u.PasswordHash, u.PasswordTemporary, u.Locked,
 		s.flavor.timeArg(u.CreatedAt), s.flavor.timeArg(u.UpdatedAt))
 	return wrap("create user", err)
@@ -50,7 +50,7 @@ func (s *Store) CreateUser(ctx context.Context, u *storage.User) error {
 
 func (s *Store) UserByID(ctx context.Context, id string) (*storage.User, error) {
 	var r userRow
-	if err := s.db.GetContext(ctx, &r, s.q(`SELECT `+userColumns+` FROM users WHERE id = ?`), id); err != nil {
+	if err := s.get(ctx, &r, s.q(`SELECT `+userColumns+` FROM users WHERE id = ?`), id); err != nil {
 		return nil, wrap("user by id", err)
 	}
 	u := r.user()
@@ -59,7 +59,7 @@ func (s *Store) UserByID(ctx context.Context, id string) (*storage.User, error) 
 
 func (s *Store) UserByLoginID(ctx context.Context, loginID string) (*storage.User, error) {
 	var r userRow
-	if err := s.db.GetContext(ctx, &r, s.q(`SELECT `+userColumns+` FROM users WHERE login_id = ?`), loginID); err != nil {
+	if err := s.get(ctx, &r, s.q(`SELECT `+userColumns+` FROM users WHERE login_id = ?`), loginID); err != nil {
 		return nil, wrap("user by login id", err)
 	}
 	u := r.user()
@@ -69,7 +69,7 @@ func (s *Store) UserByLoginID(ctx context.Context, loginID string) (*storage.Use
 // ListUsers returns every user ordered by login ID.
 func (s *Store) ListUsers(ctx context.Context) ([]storage.User, error) {
 	var rows []userRow
-	if err := s.db.SelectContext(ctx, &rows, `SELECT `+userColumns+` FROM users ORDER BY login_id`); err != nil {
+	if err := s.sel(ctx, &rows, `SELECT `+userColumns+` FROM users ORDER BY login_id`); err != nil {
 		return nil, wrap("list users", err)
 	}
 	out := make([]storage.User, len(rows))
@@ -83,7 +83,7 @@ func (s *Store) ListUsers(ctx context.Context) ([]storage.User, error) {
 // ($2b$10$…); the LIKE prefix keeps argon2id hashes out.
 func (s *Store) MaxBcryptCost(ctx context.Context) (int, error) {
 	var cost string
-	if err := s.db.GetContext(ctx, &cost, `SELECT COALESCE(MAX(substr(password_hash, 5, 2)), '') FROM users
+	if err := s.get(ctx, &cost, `SELECT COALESCE(MAX(substr(password_hash, 5, 2)), '') FROM users
 		WHERE password_hash LIKE '$2a$%' OR password_hash LIKE '$2b$%' OR password_hash LIKE '$2y$%'`); err != nil {
 		return 0, wrap("max bcrypt cost", err)
 	}
@@ -98,19 +98,19 @@ func (s *Store) MaxBcryptCost(ctx context.Context) (int, error) {
 }
 
 func (s *Store) UpdatePassword(ctx context.Context, userID, hash string, temporary bool) error {
-	res, err := s.db.ExecContext(ctx, s.q(`UPDATE users SET password_hash = ?, password_temporary = ?, updated_at = ? WHERE id = ?`),
+	res, err := s.exec(ctx, s.q(`UPDATE users SET password_hash = ?, password_temporary = ?, updated_at = ? WHERE id = ?`),
 		hash, temporary, s.flavor.timeArg(s.now()), userID)
 	return mustAffect("update password", res, err)
 }
 
 func (s *Store) SetUserLocked(ctx context.Context, userID string, locked bool) error {
-	res, err := s.db.ExecContext(ctx, s.q(`UPDATE users SET locked = ?, updated_at = ? WHERE id = ?`),
+	res, err := s.exec(ctx, s.q(`UPDATE users SET locked = ?, updated_at = ? WHERE id = ?`),
 		locked, s.flavor.timeArg(s.now()), userID)
 	return mustAffect("set user locked", res, err)
 }
 
 func (s *Store) UpdateUserProfile(ctx context.Context, userID, email, displayName string) error {
-	res, err := s.db.ExecContext(ctx, s.q(`UPDATE users SET email = ?, display_name = ?, updated_at = ? WHERE id = ?`),
+	res, err := s.exec(ctx, s.q(`UPDATE users SET email = ?, display_name = ?, updated_at = ? WHERE id = ?`),
 		email, displayName, s.flavor.timeArg(s.now()), userID)
 	return mustAffect("update user profile", res, err)
 }
@@ -165,7 +165,7 @@ func (s *Store) CreateSession(ctx context.Context, se *storage.Session) error {
 	if se.CreatedAt.IsZero() {
 		se.CreatedAt = s.now().UTC()
 	}
-	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO sessions (id, user_id, auth_time, amr, acr, created_at, last_seen_at, expires_at)
+	_, err := s.exec(ctx, s.q(`INSERT INTO sessions (id, user_id, auth_time, amr, acr, created_at, last_seen_at, expires_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
 		se.ID, se.UserID, s.flavor.timeArg(se.AuthTime), listArg(se.AMR), se.ACR,
 		s.flavor.timeArg(se.CreatedAt), s.flavor.timeArg(se.LastSeenAt), s.flavor.timeArg(se.ExpiresAt))
@@ -175,7 +175,7 @@ func (s *Store) CreateSession(ctx context.Context, se *storage.Session) error {
 // SessionByID returns ErrNotFound for a session that expired.
 func (s *Store) SessionByID(ctx context.Context, id string) (*storage.Session, error) {
 	var r sessionRow
-	if err := s.db.GetContext(ctx, &r, s.q(`SELECT id, user_id, auth_time, amr, acr, created_at, last_seen_at, expires_at
+	if err := s.get(ctx, &r, s.q(`SELECT id, user_id, auth_time, amr, acr, created_at, last_seen_at, expires_at
 		FROM sessions WHERE id = ?`), id); err != nil {
 		return nil, wrap("session by id", err)
 	}
@@ -189,13 +189,13 @@ func (s *Store) SessionByID(ctx context.Context, id string) (*storage.Session, e
 }
 
 func (s *Store) TouchSession(ctx context.Context, id string, lastSeen time.Time) error {
-	res, err := s.db.ExecContext(ctx, s.q(`UPDATE sessions SET last_seen_at = ? WHERE id = ?`), s.flavor.timeArg(lastSeen), id)
+	res, err := s.exec(ctx, s.q(`UPDATE sessions SET last_seen_at = ? WHERE id = ?`), s.flavor.timeArg(lastSeen), id)
 	return mustAffect("touch session", res, err)
 }
 
 // DeleteSession is idempotent: logging out twice is not an error.
 func (s *Store) DeleteSession(ctx context.Context, id string) error {
-	_, err := s.db.ExecContext(ctx, s.q(`DELETE FROM sessions WHERE id = ?`), id)
+	_, err := s.exec(ctx, s.q(`DELETE FROM sessions WHERE id = ?`), id)
 	return wrap("delete session", err)
 }
 
