@@ -99,11 +99,14 @@ func (h *Handler) issueOTP(r *http.Request, f *storage.LoginFlow, user *storage.
 	if err := h.store.RecordRateEvent(ctx, rateOTPSend, user.ID, now); err != nil {
 		h.log.ErrorContext(ctx, "recording OTP send", "user", user.ID, "err", err)
 	}
+	// The body follows the page language; the subject stays the configured
+	// one, which the FAQ (S9) tells customers to look for in both languages.
+	lang := languageFrom(ctx)
 	msg := mail.Message{
 		To:      user.Email,
 		Subject: h.cfg.OTP.Subject,
-		Body: fmt.Sprintf(templates.Text("ja", "mail.otp_body"), code, int(h.cfg.OTP.Lifetime.Minutes()),
-			h.cfg.Support.Phone, h.cfg.Support.Email, h.cfg.Support.Hours),
+		Body: fmt.Sprintf(templates.Text(lang, "mail.otp_body"), code, int(h.cfg.OTP.Lifetime.Minutes()),
+			h.cfg.Support.Phone, h.cfg.Support.Email, templates.Hours(lang, h.cfg.Support.Hours)),
 	}
 	if err := h.mailer.Send(ctx, msg); err != nil {
 		// The error text comes from SMTP and the address; never the code.
