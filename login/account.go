@@ -581,11 +581,12 @@ func (h *Handler) passkeyAdded(r *http.Request, user *storage.User, cred *storag
 		"credential": base64.RawURLEncoding.EncodeToString(cred.ID), "name": cred.Name,
 		"attachment": cred.Attachment, "synced": fmt.Sprint(cred.BackupEligible),
 	})
+	lang := languageFrom(ctx) // the mail follows the page the passkey was added on
 	msg := mail.Message{
 		To:      user.Email,
 		Subject: h.cfg.PasskeyMailSubject,
-		Body: fmt.Sprintf(templates.Text("ja", "mail.passkey_added_body"), cred.Name, formatTime(cred.CreatedAt, "ja"),
-			h.cfg.Support.Name, h.cfg.Support.Phone, h.cfg.Support.Email, h.cfg.Support.Hours),
+		Body: fmt.Sprintf(templates.Text(lang, "mail.passkey_added_body"), cred.Name, formatTime(cred.CreatedAt, lang),
+			h.cfg.Support.Name, h.cfg.Support.Phone, h.cfg.Support.Email, templates.Hours(lang, h.cfg.Support.Hours)),
 	}
 	if err := h.mailer.Send(ctx, msg); err != nil {
 		h.log.ErrorContext(ctx, "sending new-passkey notification failed", "user", user.ID, "err", err)

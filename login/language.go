@@ -6,35 +6,141 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 const langCookie = "idp_lang"
 
 type langKey struct{}
 
-// withLanguage picks the page language: ?lang=en|ja (remembered in a
-// cookie), else the cookie, else Accept-Language, else Japanese.
+// langChoice is the page language of one request, picked on first use:
+// the auth request's ui_locales costs a read or two that a request which
+// only redirects never needs.
+type langChoice struct {
+	once sync.Once
+	pick func() string
+	lang string
+}
+
+func (c *langChoice) get() string {
+	c.once.Do(func() { c.lang = c.pick() })
+	return c.lang
+}
+
+// withLanguage picks the page language, in this order:
+//
+//  1. ?lang=ja|en: the customer's own click on the language switch;
+//  2. the OIDC ui_locales of the current auth request, its first tag we
+//     have pages for, unless the customer clicked the switch during this
+//     auth request;
+//  3. the idp_lang cookie, which remembers the last click;
+//  4. Accept-Language;
+//  5. Japanese.
+//
+// The click comes before ui_locales although the RP asked: a switch that
+// did nothing would strand a customer whose RP guessed wrong. The cookie
+// records which auth request the click was made in, so later pages of
+// that login keep the customer's choice and the next login follows its
+// RP again.
 func (h *Handler) withLanguage(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		lang := ""
+		c := &langChoice{}
 		if q := r.URL.Query().Get("lang"); q == "ja" || q == "en" {
-			lang = q
-			http.SetCookie(w, &http.Cookie{
-				Name: langCookie, Value: q, Path: "/", MaxAge: 365 * 24 * 3600,
-				HttpOnly: true, Secure: h.cfg.SecureCookies, SameSite: http.SameSiteLaxMode,
-			})
-		} else if c, err := r.Cookie(langCookie); err == nil && (c.Value == "ja" || c.Value == "en") {
-			lang = c.Value
+			c.pick = func() string { return q }
+			h.rememberLanguage(w, r, q)
 		} else {
-			lang = fromAcceptLanguage(r.Header.Get("Accept-Language"))
+			c.pick = func() string { return h.pickLanguage(r) }
+			// A POST may move the flow to a new handle (S3 → S4, and
+			// then the code is mailed in the page language); after that
+			// the handle in the request finds no flow, so pick now.
+			if r.Method == http.MethodPost {
+				c.get()
+			}
 		}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), langKey{}, lang)))
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), langKey{}, c)))
 	})
 }
 
+// rememberLanguage stores the customer's click as lang[.authRequestID].
+func (h *Handler) rememberLanguage(w http.ResponseWriter, r *http.Request, lang string) {
+	value := lang
+	if id := h.currentAuthRequestID(r); id != "" && cookieSafe(id) {
+		value += "." + id
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name: langCookie, Value: value, Path: "/", MaxAge: 365 * 24 * 3600,
+		HttpOnly: true, Secure: h.cfg.SecureCookies, SameSite: http.SameSiteLaxMode,
+	})
+}
+
+// cookieSafe: the OP's IDs are UUIDs; anything else is not written into
+// a cookie (net/http would drop bytes and log it).
+func cookieSafe(s string) bool {
+	return !strings.ContainsFunc(s, func(c rune) bool {
+		return !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_')
+	})
+}
+
+func (h *Handler) pickLanguage(r *http.Request) string {
+	clicked, clickedIn := "", ""
+	if c, err := r.Cookie(langCookie); err == nil {
+		lang, in, _ := strings.Cut(c.Value, ".")
+		if lang == "ja" || lang == "en" {
+			clicked, clickedIn = lang, in
+		}
+	}
+	if id := h.currentAuthRequestID(r); id != "" && (clicked == "" || clickedIn != id) {
+		if lang := h.uiLocalesLanguage(r, id); lang != "" {
+			return lang
+		}
+	}
+	if clicked != "" {
+		return clicked
+	}
+	return fromAcceptLanguage(r.Header.Get("Accept-Language"))
+}
+
+// currentAuthRequestID is the auth request this request belongs to: S1's
+// authRequestID parameter, else the current flow's; "" for none (or when
+// the store cannot say: the handler reports that failure itself).
+func (h *Handler) currentAuthRequestID(r *http.Request) string {
+	if r.URL.Path == pathLogin {
+		if id := r.URL.Query().Get("authRequestID"); id != "" {
+			if storableText(id, maxAuthRequestIDBytes) {
+				return id
+			}
+			return ""
+		}
+	}
+	if h.cookie(r, flowCookie) == "" {
+		return "" // no read for requests outside a login
+	}
+	f, err := h.currentFlow(r)
+	if err != nil {
+		return ""
+	}
+	return f.AuthRequestID
+}
+
+// uiLocalesLanguage is the first of the auth request's ui_locales that we
+// have pages for, by primary subtag (en-US is en); "" when none.
+func (h *Handler) uiLocalesLanguage(r *http.Request, authRequestID string) string {
+	ar, err := h.store.AuthRequestByID(r.Context(), authRequestID)
+	if err != nil {
+		return ""
+	}
+	for _, tag := range ar.UILocales {
+		primary, _, _ := strings.Cut(strings.ToLower(tag), "-")
+		if primary == "ja" || primary == "en" {
+			return primary
+		}
+	}
+	return ""
+}
+
 func languageFrom(ctx context.Context) string {
-	if l, ok := ctx.Value(langKey{}).(string); ok {
-		return l
+	if c, ok := ctx.Value(langKey{}).(*langChoice); ok {
+		return c.get()
 	}
 	return "ja"
 }

@@ -23,7 +23,7 @@ func TestPasswordLoginF4(t *testing.T) {
 		ar := e.authRequest(func(a *storage.AuthRequest) { a.LoginHint = "taro" })
 		r := e.get("/login?authRequestID=" + ar)
 		e.expect(r, http.StatusOK, "コムストックローンWEBサイトへログイン", "パスキーでログイン", "当社推奨方式",
-			"パスキー認証について", "または", "ログインID", "ログインパスワード", "ログイン &gt;", `value="taro"`, "デモサイト")
+			"パスキー認証について", "または", "ログイン ID :", "ログインパスワード :", "ログイン &gt;", `value="taro"`, "デモサイト")
 		r = e.post("/login", url.Values{"loginID": {"taro"}, "password": {"s3cret-pass"}})
 		e.expectRedirect(r, "/cb?id="+ar)
 		a := e.storedAuthRequest(ar)
@@ -174,7 +174,7 @@ func TestF1UpToS5AndSkip(t *testing.T) {
 		ar := e.authRequest(nil)
 		e.expect(e.get("/login?authRequestID="+ar), http.StatusOK)
 		e.expect(e.get("/login/passkey"), http.StatusOK, "パスキー認証", "パスキー初回登録", `autocomplete="username webauthn"`,
-			"パスキー登録済みの場合、「ログイン」ボタンでのログインはできません。", "現在、パスキー認証はご利用いただけません。")
+			"パスキー登録済みの場合、ログイン画面の「ログイン」ボタンでのログインはできません。", "現在、パスキー認証はご利用いただけません。")
 		e.expectRedirect(e.post("/login/passkey", url.Values{"loginID": {"mika"}}), "/login/password")
 		e.expect(e.get("/login/password"), http.StatusOK, "ID・パスワード認証", "mika", "編集", `type="password"`)
 		seen := len(e.sink.Messages())
@@ -240,7 +240,7 @@ func TestOTPMalformedIsNotCounted(t *testing.T) {
 	u := e.createUser("sora", "s3cret-pass")
 	code := e.startF1(u, "s3cret-pass")
 	for range 10 {
-		e.expect(e.post("/login/otp", url.Values{"code": {"12ab"}}), http.StatusBadRequest, "6桁の数字を入力してください。")
+		e.expect(e.post("/login/otp", url.Values{"code": {"12ab"}}), http.StatusBadRequest, "半角数字6桁")
 	}
 	e.expectRedirect(e.post("/login/otp", url.Values{"code": {code}}), "/login/passkey/create")
 }
@@ -562,7 +562,7 @@ func TestUnknownAuthRequestIsAFriendly400(t *testing.T) {
 
 func TestHelpPageHasTheFAQ(t *testing.T) {
 	e := newEnv(t, "sqlite", nil)
-	e.expect(e.get("/help"), http.StatusOK, "パスキー認証について", "よくあるご質問", "セキュリティキー(USB 等)",
+	e.expect(e.get("/help"), http.StatusOK, "パスキー認証について", "よくあるご質問", "セキュリティキー（USB 等）",
 		"Windows Hello", "iCloud キーチェーン", "Google パスワードマネージャー", "info@jsfnet.com",
 		"パスキーの削除を行った場合、端末側でも削除を行う必要があるか",
 		"日証金コムストックローンセンター", "comstock@jsf.co.jp", "03-6264-9738", "平日 9:00–17:00",

@@ -99,11 +99,14 @@ func (h *Handler) issueOTP(r *http.Request, f *storage.LoginFlow, user *storage.
 	if err := h.store.RecordRateEvent(ctx, rateOTPSend, user.ID, now); err != nil {
 		h.log.ErrorContext(ctx, "recording OTP send", "user", user.ID, "err", err)
 	}
+	// The body follows the page language; the subject stays the configured
+	// one, which the FAQ (S9) tells customers to look for in both languages.
+	lang := languageFrom(ctx)
 	msg := mail.Message{
 		To:      user.Email,
 		Subject: h.cfg.OTP.Subject,
-		Body: fmt.Sprintf(templates.Text("ja", "mail.otp_body"), code, int(h.cfg.OTP.Lifetime.Minutes()),
-			h.cfg.Support.Phone, h.cfg.Support.Email, h.cfg.Support.Hours),
+		Body: fmt.Sprintf(templates.Text(lang, "mail.otp_body"), code, int(h.cfg.OTP.Lifetime.Minutes()),
+			h.cfg.Support.Phone, h.cfg.Support.Email, templates.Hours(lang, h.cfg.Support.Hours)),
 	}
 	if err := h.mailer.Send(ctx, msg); err != nil {
 		// The error text comes from SMTP and the address; never the code.
@@ -180,8 +183,8 @@ func (h *Handler) postOTP(w http.ResponseWriter, r *http.Request) {
 	if user == nil {
 		return
 	}
-	code := strings.TrimSpace(r.PostFormValue("code"))
-	if !isSixDigits(code) {
+	code, ok := normalizeOTP(r.PostFormValue("code"))
+	if !ok {
 		h.log.InfoContext(ctx, "malformed OTP", "user", user.ID)
 		h.renderOTP(w, r, http.StatusBadRequest, f, user, "err.otp_format")
 		return
@@ -245,16 +248,50 @@ func (h *Handler) postOTP(w http.ResponseWriter, r *http.Request) {
 	h.renderError(w, r, http.StatusConflict, "err.conflict", "")
 }
 
-func isSixDigits(s string) bool {
-	if len(s) != 6 {
-		return false
+// maxOTPInput bounds what normalizeOTP looks at: a pasted code with
+// separators is a few dozen bytes at most.
+const maxOTPInput = 64
+
+// normalizeOTP turns what a customer may type or paste for the code into
+// six ASCII digits: full-width digits (１２３４５６, what a Japanese IME
+// gives) become ASCII, and spaces (ASCII, no-break and ideographic) and
+// hyphens or dashes (including the IME's 「ー」) between groups are
+// dropped, so 「123 456」 and 「１２３－４５６」 are the code 123456. The
+// mapping is explicit rather than NFKC, which would also accept ① or ²
+// as digits. Anything else is not a code (false), which the caller
+// answers without counting a try.
+func normalizeOTP(s string) (string, bool) {
+	if len(s) > maxOTPInput {
+		return "", false
 	}
+	var b strings.Builder
 	for _, c := range s {
-		if c < '0' || c > '9' {
-			return false
+		switch {
+		case c >= '0' && c <= '9':
+			b.WriteRune(c)
+		case c >= '０' && c <= '９':
+			b.WriteRune('0' + (c - '０'))
+		case otpSeparator(c):
+		default:
+			return "", false
 		}
 	}
-	return true
+	if b.Len() != 6 {
+		return "", false
+	}
+	return b.String(), true
+}
+
+// otpSeparator reports whether c may stand between the digits of a typed
+// or pasted code.
+func otpSeparator(c rune) bool {
+	switch c {
+	case ' ', '\t', '\n', '\r', '\u00a0', '\u3000', // spaces, no-break, ideographic
+		'-', '\uff0d', '\u2010', '\u2011', '\u2012', '\u2013', '\u2014', '\u2212', // hyphens, dashes, minus
+		'\u30fc', '\uff70': // 「ー」 full- and half-width, what an IME types for "-"
+		return true
+	}
+	return false
 }
 
 // postOTPResend is 「再送信」, throttled per flow and per user.

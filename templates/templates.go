@@ -10,6 +10,7 @@ import (
 	"io"
 	"io/fs"
 	"path"
+	"slices"
 	"strings"
 )
 
@@ -156,6 +157,12 @@ func (s *Set) Render(w io.Writer, lang, name string, p *Page) error {
 		return fmt.Errorf("templates: no page %q", name)
 	}
 	p.Lang = lang
+	// site_name and support.hours are configured in Japanese; an English
+	// page names the site as its header does and gives the hours in English.
+	if p.SiteName == "" || lang != Languages[0] {
+		p.SiteName = Text(lang, "site.name")
+	}
+	p.Support.Hours = Hours(lang, p.Support.Hours)
 	if err := t.ExecuteTemplate(w, "layout", p); err != nil {
 		return fmt.Errorf("templates: rendering %s/%s: %w", lang, name, err)
 	}
@@ -176,6 +183,25 @@ func Text(lang, key string) string {
 	return key
 }
 
+// hoursInEnglish turns the words an opening-hours text (support.hours,
+// e.g. 「平日 9:00–17:00」) is written with into English; longer words
+// first, so 「土日祝日」 is not read as 「土日」 and 「祝日」.
+var hoursInEnglish = strings.NewReplacer(
+	"平日", "Weekdays",
+	"土日祝日", "Saturdays, Sundays and public holidays", "土日祝", "Saturdays, Sundays and public holidays",
+	"土曜日", "Saturdays", "日曜日", "Sundays", "土曜", "Saturdays", "日曜", "Sundays", "祝日", "public holidays",
+	"年末年始", "the New Year holidays", "を除く", " excepted", "除く", "except",
+	"（", " (", "）", ")", "、", ", ", "・", ", ", "：", ": ", "～", "–", "〜", "–", "　", " ",
+)
+
+// Hours is the centre's configured opening hours as lang writes them.
+func Hours(lang, hours string) string {
+	if lang != "en" {
+		return hours
+	}
+	return hoursInEnglish.Replace(hours)
+}
+
 // Static is the tree served under /static/.
 func Static() fs.FS {
 	sub, err := fs.Sub(staticFS, "static")
@@ -192,7 +218,43 @@ func funcs(lang string) template.FuncMap {
 		"tf": func(key string, args ...any) string { return fmt.Sprintf(Text(lang, key), args...) },
 		// lines renders a catalogue entry whose line breaks are paragraphs.
 		"lines": func(key string) []string { return strings.Split(Text(lang, key), "\n") },
+		// cells splits one line of a table entry into its tab-separated cells.
+		"cells":   func(line string) []string { return strings.Split(line, "\t") },
+		"invalid": invalidAttrs,
 	}
+}
+
+// fieldErrors names, for each error that is about what was typed, the
+// fields (by id) it is about, the first one first.
+var fieldErrors = map[string][]string{
+	"err.credentials":       {"loginID", "password"},
+	"err.login_id_required": {"loginID"},
+	"err.password_required": {"password"},
+	"err.otp_format":        {"code"},
+	"err.otp_wrong":         {"code"},
+	"err.pw_current_wrong":  {"current"},
+	"err.pw_mismatch":       {"confirm"},
+	"err.pw_too_short":      {"new"},
+	"err.pw_same_as_id":     {"new"},
+	"err.pw_same_as_old":    {"new"},
+}
+
+// invalidAttrs marks field as the subject of the page's server-side error
+// errKey: aria-invalid, described by the message (id "error", see
+// layout.html), and autofocus on the first such field so the cursor is
+// where the correction goes, without JavaScript. Errors that are not
+// about a field (busy, expired, ...) mark nothing; login.js moves focus
+// to their message instead.
+func invalidAttrs(errKey, field string) template.HTMLAttr {
+	fields := fieldErrors[errKey]
+	if !slices.Contains(fields, field) {
+		return ""
+	}
+	attrs := ` aria-invalid="true" aria-describedby="error"`
+	if fields[0] == field {
+		attrs += " autofocus"
+	}
+	return template.HTMLAttr(attrs)
 }
 
 func checkCatalogue() error {

@@ -39,7 +39,7 @@ func TestLoginPageUsesManualLabels(t *testing.T) {
 	if err := s.Render(&b, "ja", "login", &Page{Title: "s1.title", PasswordAllowed: true}); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"パスキーでログイン", "当社推奨方式", "パスキー認証について", "または", "ログインID", "ログインパスワード", "ログイン &gt;"} {
+	for _, want := range []string{"パスキーでログイン", "当社推奨方式", "パスキー認証について", "または", "ログイン ID :", "ログインパスワード :", "ログイン &gt;"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("S1 lacks %q", want)
 		}
