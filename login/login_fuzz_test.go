@@ -175,9 +175,10 @@ func FuzzLoginIDInput(f *testing.F) {
 var sixASCIIDigits = regexp.MustCompile(`^[0-9]{6}$`)
 
 // FuzzOTPInput posts arbitrary codes to S4 against a flow holding a known
-// code. Only the issued code (surrounding spaces aside) verifies; a
-// well-formed wrong code costs exactly one attempt, anything else is a 400
-// that costs none, and the flow never moves on without the right code.
+// code. Only the issued code (as normalizeOTP reads what a customer types:
+// full-width digits, spaces, hyphens) verifies; a well-formed wrong code costs
+// exactly one attempt, anything else is a 400 that costs none, and the flow
+// never moves on without the right code.
 func FuzzOTPInput(f *testing.F) {
 	e := newFuzzEnv(f)
 	ctx := context.Background()
@@ -194,17 +195,22 @@ func FuzzOTPInput(f *testing.F) {
 
 		status, loc := e.post(t, pathOTP, url.Values{"code": {input}})
 		after := e.flow(t)
-		code := strings.TrimSpace(input)
+		// normalizeOTP has its own table test; here it is the oracle of
+		// what a customer may type, and its output must be six digits.
+		code, wellFormed := normalizeOTP(input)
+		if wellFormed && !sixASCIIDigits.MatchString(code) {
+			t.Fatalf("normalizeOTP(%q) = %q, not six ASCII digits", input, code)
+		}
 		tooBig := len(url.Values{"code": {input}}.Encode()) > maxFormBytes
 		switch {
-		case code == issued && !tooBig:
+		case wellFormed && code == issued && !tooBig:
 			if status != http.StatusSeeOther || loc != pathCreate || after.Step != stepCreate || after.OTPVerifiedAt == nil || after.OTPHash != "" {
 				t.Fatalf("the issued code %q (input %q) did not verify: %d %q, flow %+v", issued, input, status, loc, after)
 			}
 			return
 		case after.Step != stepOTP || after.OTPVerifiedAt != nil || after.OTPHash == "":
 			t.Fatalf("input %q verified against issued %q: %d %q, flow %+v", input, issued, status, loc, after)
-		case sixASCIIDigits.MatchString(code) && !tooBig:
+		case wellFormed && !tooBig:
 			if status != http.StatusUnauthorized || after.OTPAttempts != 1 {
 				t.Fatalf("wrong code %q: %d with %d attempts, want 401 and 1", input, status, after.OTPAttempts)
 			}
