@@ -50,10 +50,12 @@ func (h *Handler) withLanguage(next http.Handler) http.Handler {
 			h.rememberLanguage(w, r, q)
 		} else {
 			c.pick = func() string { return h.pickLanguage(r) }
-			// A POST may move the flow to a new handle (S3 → S4, and
-			// then the code is mailed in the page language); after that
-			// the handle in the request finds no flow, so pick now.
-			if r.Method == http.MethodPost {
+			// A form POST may move the flow to a new handle (S3 → S4,
+			// and then the code is mailed in the page language); after
+			// that the handle in the request finds no flow, so pick now.
+			// The passkey JSON calls need the language only for an error
+			// text, and pay the reads only then.
+			if r.Method == http.MethodPost && !wantsJSON(r) {
 				c.get()
 			}
 		}
@@ -175,4 +177,11 @@ func fromAcceptLanguage(header string) string {
 	}
 	sort.SliceStable(choices, func(a, b int) bool { return choices[a].q > choices[b].q })
 	return choices[0].lang
+}
+
+// wantsJSON: a call of the page script (it sends and accepts JSON), not a
+// form post.
+func wantsJSON(r *http.Request) bool {
+	return strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") ||
+		strings.HasPrefix(r.Header.Get("Accept"), "application/json")
 }
