@@ -46,6 +46,12 @@ type Config struct {
 	// the defaults).
 	Throttle Throttle
 	Clients  []ClientConfig
+	// Clock is the time of every expiry, key rotation and throttle window
+	// the provider computes (default time.Now); zitadel still stamps the
+	// iat and exp of the JWTs it signs with the system clock. Give the
+	// store the same clock (sqlstore's WithClock) so both agree on what
+	// has expired; tests move a fake one instead of sleeping.
+	Clock func() time.Time
 }
 
 // ClientConfig registers one relying party.
@@ -113,6 +119,9 @@ func (c *Config) applyDefaults() {
 		if *d.v == 0 {
 			*d.v = d.def
 		}
+	}
+	if c.Clock == nil {
+		c.Clock = time.Now
 	}
 	if c.LogoutLandingURL == "" {
 		c.LogoutLandingURL = strings.TrimSuffix(c.Issuer, "/") + "/logged-out"
