@@ -70,85 +70,96 @@ type Config struct {
 	HomeURL string
 }
 
-// Defaults fills zero fields with the production values.
-func (c *Config) Defaults() {
-	if c.SiteName == "" {
-		c.SiteName = "コムストックローン"
-	}
-	if c.Support == (SupportContact{}) {
-		c.Support = SupportContact{
+// DefaultConfig is the production configuration of the pages, less what
+// only a deployment knows (cookies' Secure flag, OTPKey, URLs, proxies,
+// the hashing limiter, which sizes itself from the machine). It is the one
+// home of these values: Defaults fills zero fields from it, and the idp
+// command's configuration file takes its defaults from it.
+func DefaultConfig() Config {
+	return Config{
+		SiteName: "コムストックローン",
+		// As the customer manual's section 7 writes the contact.
+		Support: SupportContact{
 			Name:  "日証金コムストックローンセンター",
 			Email: "comstock@jsf.co.jp",
 			Phone: "03-6264-9738",
-			Hours: "平日 9:00–17:00",
-		}
-	}
-	setDuration(&c.SessionLifetime, 8*time.Hour)
-	setDuration(&c.FlowLifetime, 15*time.Minute)
-	setDuration(&c.RecentAuth, 5*time.Minute)
-	if c.Password == (PasswordParams{}) {
-		c.Password = password.DefaultParams
-	}
-	setDuration(&c.OTP.Lifetime, 10*time.Minute)
-	setDuration(&c.OTP.ResendInterval, time.Minute)
-	if c.OTP.MaxAttempts == 0 {
-		c.OTP.MaxAttempts = 5
-	}
-	if c.OTP.MaxSendsPerHour == 0 {
-		c.OTP.MaxSendsPerHour = 5
-	}
-	if c.OTP.From == "" {
-		c.OTP.From = "info@jsfnet.com"
-	}
-	if c.OTP.Subject == "" {
-		c.OTP.Subject = "【コムストックローン】ワンタイムパスワードのお知らせ"
-	}
-	setDuration(&c.CeremonyLimit.Window, time.Minute)
-	if c.CeremonyLimit.MaxPerAddress == 0 {
-		c.CeremonyLimit.MaxPerAddress = 120
-	}
-	if c.PasswordThrottle.Window == 0 {
-		c.PasswordThrottle.Window = 15 * time.Minute
-	}
-	if c.PasswordThrottle.MaxPerLoginID == 0 {
-		c.PasswordThrottle.MaxPerLoginID = 10
-	}
-	if c.PasswordThrottle.MaxPerAddress == 0 {
-		c.PasswordThrottle.MaxPerAddress = 100
-	}
-	if c.PasskeyMailSubject == "" {
-		c.PasskeyMailSubject = "【コムストックローン】パスキー登録のお知らせ"
-	}
-	if c.ACR.Passkey == "" {
-		c.ACR.Passkey = "phr"
-	}
-	if c.ACR.PasswordOTP == "" {
-		c.ACR.PasswordOTP = "urn:comstockloan:acr:mfa"
-	}
-	if c.ACR.Password == "" {
-		c.ACR.Password = "urn:comstockloan:acr:pwd"
+			Hours: "平日 9:00 – 17:00",
+		},
+		SessionLifetime: 8 * time.Hour,
+		FlowLifetime:    15 * time.Minute,
+		RecentAuth:      5 * time.Minute,
+		Password:        password.DefaultParams,
+		OTP: OTPConfig{
+			Lifetime:        10 * time.Minute,
+			MaxAttempts:     5,
+			ResendInterval:  time.Minute,
+			MaxSendsPerHour: 5,
+			From:            "info@jsfnet.com",
+			Subject:         "【コムストックローン】ワンタイムパスワードのお知らせ",
+		},
+		ACR: ACRConfig{
+			Passkey:     "phr",
+			PasswordOTP: "urn:comstockloan:acr:mfa",
+			Password:    "urn:comstockloan:acr:pwd",
+		},
+		// 100 per address: a shop's or office's NAT.
+		PasswordThrottle: PasswordThrottle{Window: 15 * time.Minute, MaxPerLoginID: 10, MaxPerAddress: 100},
+		// A login needs 2–4 calls, and carriers' NAT puts many customers
+		// behind one address.
+		CeremonyLimit:      CeremonyLimit{Window: time.Minute, MaxPerAddress: 120},
+		PasskeyMailSubject: "【コムストックローン】パスキー登録のお知らせ",
 	}
 }
 
-func setDuration(d *time.Duration, def time.Duration) {
-	if *d == 0 {
-		*d = def
+// Defaults fills zero fields from DefaultConfig. The support contact is
+// taken whole or not at all, so a deployment's contact is never mixed
+// with the default one.
+func (c *Config) Defaults() {
+	d := DefaultConfig()
+	setDefault(&c.SiteName, d.SiteName)
+	setDefault(&c.Support, d.Support)
+	setDefault(&c.SessionLifetime, d.SessionLifetime)
+	setDefault(&c.FlowLifetime, d.FlowLifetime)
+	setDefault(&c.RecentAuth, d.RecentAuth)
+	setDefault(&c.Password, d.Password)
+	setDefault(&c.OTP.Lifetime, d.OTP.Lifetime)
+	setDefault(&c.OTP.ResendInterval, d.OTP.ResendInterval)
+	setDefault(&c.OTP.MaxAttempts, d.OTP.MaxAttempts)
+	setDefault(&c.OTP.MaxSendsPerHour, d.OTP.MaxSendsPerHour)
+	setDefault(&c.OTP.From, d.OTP.From)
+	setDefault(&c.OTP.Subject, d.OTP.Subject)
+	setDefault(&c.CeremonyLimit.Window, d.CeremonyLimit.Window)
+	setDefault(&c.CeremonyLimit.MaxPerAddress, d.CeremonyLimit.MaxPerAddress)
+	setDefault(&c.PasswordThrottle.Window, d.PasswordThrottle.Window)
+	setDefault(&c.PasswordThrottle.MaxPerLoginID, d.PasswordThrottle.MaxPerLoginID)
+	setDefault(&c.PasswordThrottle.MaxPerAddress, d.PasswordThrottle.MaxPerAddress)
+	setDefault(&c.PasskeyMailSubject, d.PasskeyMailSubject)
+	setDefault(&c.ACR.Passkey, d.ACR.Passkey)
+	setDefault(&c.ACR.PasswordOTP, d.ACR.PasswordOTP)
+	setDefault(&c.ACR.Password, d.ACR.Password)
+}
+
+// setDefault sets *v to def when *v is the zero value.
+func setDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
 	}
+}
+
+// CeremonyLimit bounds the WebAuthn JSON calls (options and finish) per
+// client address: each one writes a challenge or verifies a signature, so
+// an unbounded loop of them fills the database or the CPU.
+type CeremonyLimit struct {
+	Window        time.Duration
+	MaxPerAddress int
 }
 
 // PasswordThrottle: after MaxPerLoginID failed password checks for one login
 // ID, or MaxPerAddress from one client address, within Window, further
 // attempts are refused until old failures leave the window.
-// CeremonyLimit bounds the WebAuthn JSON calls (options and finish) per
-// client address: each one writes a challenge or verifies a signature, so
-// an unbounded loop of them fills the database or the CPU.
-type CeremonyLimit struct {
-	Window        time.Duration // default 1m
-	MaxPerAddress int           // default 120: a login needs 2–4, and carriers' NAT puts many customers behind one address
-}
-
 type PasswordThrottle struct {
-	Window        time.Duration // default 15m
-	MaxPerLoginID int           // default 10
-	MaxPerAddress int           // default 100 (a shop's or office's NAT)
+	Window        time.Duration
+	MaxPerLoginID int
+	MaxPerAddress int
 }

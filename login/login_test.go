@@ -565,7 +565,7 @@ func TestHelpPageHasTheFAQ(t *testing.T) {
 	e.expect(e.get("/help"), http.StatusOK, "パスキー認証について", "よくあるご質問", "セキュリティキー（USB 等）",
 		"Windows Hello", "iCloud キーチェーン", "Google パスワードマネージャー", "info@jsfnet.com",
 		"パスキーの削除を行った場合、端末側でも削除を行う必要があるか",
-		"日証金コムストックローンセンター", "comstock@jsf.co.jp", "03-6264-9738", "平日 9:00–17:00",
+		"日証金コムストックローンセンター", "comstock@jsf.co.jp", "03-6264-9738", "平日 9:00 – 17:00",
 		// Section 6 word for word with the default sender and subject.
 		"ワンタイムパスワードは、「info@jsfnet.com」より、「【コムストックローン】ワンタイムパスワードのお知らせ」という件名で送信されます。",
 		"メールが届かない場合には「@jsfnet.com」のドメイン指定を行ってください。")

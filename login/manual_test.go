@@ -89,7 +89,7 @@ func TestS9HasEveryManualSection(t *testing.T) {
 		"Q. セキュリティキー（USB 等）を挿入していただくと表示される", "（顔認証、指紋、PIN）", "下記の場合、それぞれ設定を有効（ON）にしてください。",
 		"迷惑メールボックスに振り分けられている", "ワンタイムパスワード（通知メール）が迷惑メールに振り分けられている場合がございます。",
 		"ブラックリストに登録されている（ホワイトリスト化）",
-		"7. お問い合わせ先", "[受付時間：平日 9:00–17:00]")
+		"7. お問い合わせ先", "[受付時間：平日 9:00 – 17:00]")
 	// The manual writes these brackets full-width; the page did not.
 	for _, half := range []string{"(iPhone", "(指紋", "(USB", "(ON)", "(顔認証", "(通知メール)", "(ホワイトリスト化)", "受付時間:"} {
 		if strings.Contains(r.body, half) {
@@ -102,7 +102,7 @@ func TestS9HasEveryManualSection(t *testing.T) {
 	}
 	en := e.get("/help?lang=en")
 	e.expect(en, http.StatusOK, "3. Registering a passkey", "4-2. On a PC or other device without a passkey (cross-device sign-in)",
-		"Scan the QR code", "7. Contact", "[Hours: Weekdays 9:00–17:00]")
+		"Scan the QR code", "7. Contact", "[Hours: Weekdays 9:00 – 17:00]")
 	if han := regexp.MustCompile(`\p{Han}`); han.MatchString(strings.SplitN(en.body, "[Hours:", 2)[1][:40]) {
 		t.Errorf("English hours are not English: %s", strings.SplitN(en.body, "[Hours:", 2)[1][:40])
 	}

@@ -24,7 +24,7 @@ func TestUILocalesDecidesOverTheBrowser(t *testing.T) {
 		ja := []string{"Accept-Language", "ja-JP,ja;q=0.9"}
 		ar := e.authRequest(uiLocales("en"))
 		e.expect(e.get("/login?authRequestID="+ar, ja...), http.StatusOK, `lang="en"`, "Sign in with a passkey",
-			"<title>Sign in to the COM-STOCK LOAN website | COM-STOCK LOAN</title>", "Hours Weekdays 9:00–17:00")
+			"<title>Sign in to the COM-STOCK LOAN website | COM-STOCK LOAN</title>", "Hours Weekdays 9:00 – 17:00")
 		e.expect(e.get("/login/passkey", ja...), http.StatusOK, `lang="en"`, "Register your first passkey")
 		e.expectRedirect(e.post("/login/passkey", url.Values{"loginID": {"emma"}}, ja...), "/login/password")
 		e.expect(e.get("/login/password", ja...), http.StatusOK, `lang="en"`, "Show password")
@@ -35,7 +35,7 @@ func TestUILocalesDecidesOverTheBrowser(t *testing.T) {
 			t.Fatal(err)
 		}
 		if !strings.Contains(m.Body, "One-time password: ") || strings.Contains(m.Body, "ワンタイムパスワード:") ||
-			!strings.Contains(m.Body, "Weekdays 9:00–17:00") {
+			!strings.Contains(m.Body, "Weekdays 9:00 – 17:00") {
 			t.Errorf("OTP mail of an English login is not English:\n%s", m.Body)
 		}
 		if m.Subject != e.cfg.OTP.Subject {
@@ -115,7 +115,7 @@ func TestPasskeyNoticeFollowsPageLanguage(t *testing.T) {
 			t.Fatal(err)
 		}
 		if !strings.Contains(notice.Body, "A passkey was added to your account.") || !strings.Contains(notice.Body, "JST") ||
-			!strings.Contains(notice.Body, "Hours Weekdays 9:00–17:00") {
+			!strings.Contains(notice.Body, "Hours Weekdays 9:00 – 17:00") {
 			t.Errorf("notice of an English login is not English:\n%s", notice.Body)
 		}
 	})

@@ -12,54 +12,61 @@ import (
 	"golang.org/x/crypto/bcrypt"
 )
 
-// Config configures the OpenID provider. Durations are plain time.Duration:
-// go.yaml.in/yaml/v3 decodes strings such as "15m" or "720h" into them.
+// Config configures the OpenID provider. The idp command fills it from its
+// configuration file (cmd/idp/internal/config); zero fields take the
+// Default… values below.
 type Config struct {
 	// Issuer is compared byte for byte by relying parties.
-	Issuer string `yaml:"issuer"`
+	Issuer string
 	// CryptoKey encrypts codes and opaque access tokens and the stored
 	// private signing keys; it must be identical on every replica.
-	CryptoKey            [32]byte      `yaml:"-"`
-	SigningAlgorithm     string        `yaml:"signing_algorithm"`      // RS256 (default) or ES256
-	KeyRotationPeriod    time.Duration `yaml:"key_rotation_period"`    // default 30 days
-	KeyPublishDelay      time.Duration `yaml:"key_publish_delay"`      // default 24h
-	AccessTokenLifetime  time.Duration `yaml:"access_token_lifetime"`  // default 15m
-	IDTokenLifetime      time.Duration `yaml:"id_token_lifetime"`      // default 1h
-	RefreshTokenLifetime time.Duration `yaml:"refresh_token_lifetime"` // default 30 days
-	AuthRequestLifetime  time.Duration `yaml:"auth_request_lifetime"`  // default 30m
+	CryptoKey            [32]byte
+	SigningAlgorithm     string        // RS256 (default) or ES256
+	KeyRotationPeriod    time.Duration // default 30 days
+	KeyPublishDelay      time.Duration // default 24h
+	AccessTokenLifetime  time.Duration // default 15m
+	IDTokenLifetime      time.Duration // default 1h
+	RefreshTokenLifetime time.Duration // default 30 days
+	AuthRequestLifetime  time.Duration // default 30m
 	// CodeLifetime is how long an authorization code can be exchanged:
 	// default 1m, allowed 10s to 10m (RFC 6749 section 4.1.2 recommends at
-	// most 10 minutes; a relying party exchanges at once). Config key
-	// code_lifetime.
-	CodeLifetime time.Duration `yaml:"code_lifetime"`
+	// most 10 minutes; a relying party exchanges at once).
+	CodeLifetime time.Duration
 	// AllowInsecure permits an http:// issuer; development only.
-	AllowInsecure bool `yaml:"allow_insecure"`
+	AllowInsecure bool
 	// LogoutLandingURL is where end_session sends the browser when the
 	// request names no client with a registered post_logout_redirect_uri.
 	// Default: the issuer followed by "/logged-out".
-	LogoutLandingURL string `yaml:"logout_landing_url"`
+	LogoutLandingURL string
 	// TrustProxyHeaders: the IdP runs behind a load balancer that appends
 	// the client address to X-Forwarded-For; the throttles then key on
 	// that last entry, as package login's do.
-	TrustProxyHeaders bool `yaml:"trust_proxy_headers"`
+	TrustProxyHeaders bool
 	// Throttle bounds guessing at the OAuth endpoints (zero fields take
 	// the defaults).
-	Throttle Throttle       `yaml:"throttle"`
-	Clients  []ClientConfig `yaml:"clients"`
+	Throttle Throttle
+	Clients  []ClientConfig
+	// Clock is the time of every expiry, key rotation and throttle window
+	// the provider computes (default time.Now); zitadel still stamps the
+	// iat and exp of the JWTs it signs with the system clock. Give the
+	// store the same clock (sqlstore's WithClock) so both agree on what
+	// has expired; tests move a fake one instead of sleeping.
+	Clock func() time.Time
 }
 
 // ClientConfig registers one relying party.
 type ClientConfig struct {
-	ID                     string        `yaml:"id"`
-	Name                   string        `yaml:"name"`
-	SecretHash             string        `yaml:"secret_hash"` // bcrypt; empty with Public for a public client
-	Public                 bool          `yaml:"public"`
-	RedirectURIs           []string      `yaml:"redirect_uris"`
-	PostLogoutRedirectURIs []string      `yaml:"post_logout_redirect_uris"`
-	Scopes                 []string      `yaml:"scopes"` // allowed; default openid profile email offline_access
-	AccessTokenLifetime    time.Duration `yaml:"access_token_lifetime"`
-	IDTokenLifetime        time.Duration `yaml:"id_token_lifetime"`
-	RefreshTokenLifetime   time.Duration `yaml:"refresh_token_lifetime"`
+	ID                     string
+	Name                   string
+	SecretHash             string // bcrypt; empty with Public for a public client
+	Public                 bool
+	RedirectURIs           []string
+	PostLogoutRedirectURIs []string
+	Scopes                 []string // allowed; default DefaultScopes()
+	// Per-client lifetimes; zero takes the provider's.
+	AccessTokenLifetime  time.Duration
+	IDTokenLifetime      time.Duration
+	RefreshTokenLifetime time.Duration
 }
 
 // Provider defaults.
@@ -80,7 +87,9 @@ const (
 // allowed a subset.
 var knownScopes = []string{"openid", "profile", "email", "offline_access"}
 
-func defaultScopes() []string { return slices.Clone(knownScopes) }
+// DefaultScopes are the scopes a client is allowed when its configuration
+// names none: all of knownScopes.
+func DefaultScopes() []string { return slices.Clone(knownScopes) }
 
 // applyDefaults fills zero values; Validate calls it so a validated config
 // is also a complete one.
@@ -111,12 +120,15 @@ func (c *Config) applyDefaults() {
 			*d.v = d.def
 		}
 	}
+	if c.Clock == nil {
+		c.Clock = time.Now
+	}
 	if c.LogoutLandingURL == "" {
 		c.LogoutLandingURL = strings.TrimSuffix(c.Issuer, "/") + "/logged-out"
 	}
 	for i := range c.Clients {
 		if len(c.Clients[i].Scopes) == 0 {
-			c.Clients[i].Scopes = defaultScopes()
+			c.Clients[i].Scopes = DefaultScopes()
 		}
 	}
 }

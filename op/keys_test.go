@@ -11,6 +11,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/comstockloan/idp/op"
+	"github.com/comstockloan/idp/storage"
 	"github.com/comstockloan/idp/storage/storagetest"
 )
 
@@ -38,12 +39,46 @@ func (e *env) jwksKids() []string {
 	return kids
 }
 
+// fakeClock is the time of a provider and of its store in the tests that
+// would otherwise wait for a key to come due.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// newClockedEnv is newEnv with a provider and store that share one fake
+// clock, starting at the present (to the microsecond the databases keep).
+func newClockedEnv(t *testing.T, store storage.Store, clock *fakeClock, mutate func(*op.Config)) *env {
+	t.Helper()
+	return newEnvOn(t, store, func(c *op.Config) {
+		c.Clock = clock.Now
+		if mutate != nil {
+			mutate(c)
+		}
+	})
+}
+
+func startClock() *fakeClock {
+	return &fakeClock{now: time.Now().UTC().Truncate(time.Microsecond)}
+}
+
 func TestKeyRotationWhileTokensAreLive(t *testing.T) {
 	storagetest.Each(t, func(t *testing.T, flavor string) {
-		const delay = 1500 * time.Millisecond
-		e := newEnv(t, flavor, func(c *op.Config) {
+		clock := startClock()
+		e := newClockedEnv(t, storagetest.New(t, flavor).WithClock(clock.Now), clock, func(c *op.Config) {
 			c.SigningAlgorithm = "ES256"
-			c.KeyPublishDelay = delay
 		})
 		old, params := e.login("openid")
 		oldKid := kidOf(t, old.IDToken)
@@ -75,11 +110,16 @@ func TestKeyRotationWhileTokensAreLive(t *testing.T) {
 			t.Errorf("second forced rotation: %d keys", n)
 		}
 
-		time.Sleep(delay + 100*time.Millisecond)
+		clock.Advance(op.DefaultKeyPublishDelay - time.Second)
+		late, _ := e.login("openid")
+		if kidOf(t, late.IDToken) != oldKid {
+			t.Errorf("the new key signed a second before its publish delay ended")
+		}
+		clock.Advance(time.Second)
 		fresh, freshParams := e.login("openid")
 		newKid := kidOf(t, fresh.IDToken)
 		if newKid == oldKid {
-			t.Fatalf("new tokens still signed with the old key %s", oldKid)
+			t.Fatalf("new tokens still signed with the old key %s once the publish delay passed", oldKid)
 		}
 		// Both verify against the published JWKS.
 		e.verifyIDToken(old.IDToken, params.Get("nonce"))
@@ -153,20 +193,60 @@ func TestTwoProvidersOnOneDatabaseMakeOneKey(t *testing.T) {
 	})
 }
 
+// rotationTap is a real store that hands the outcome of every key
+// rotation pass to passes once armed, and waits until the test takes it:
+// the test moves the clock between passes instead of sleeping through them.
+type rotationTap struct {
+	storage.Store
+	passes chan error
+}
+
+func (s *rotationTap) RotateSigningKeys(ctx context.Context, plan func([]storage.SigningKey) ([]storage.SigningKey, []string, error)) error {
+	err := s.Store.RotateSigningKeys(ctx, plan)
+	if s.passes != nil {
+		select {
+		case s.passes <- err:
+		case <-ctx.Done():
+		}
+	}
+	return err
+}
+
 func TestRunKeyRotationHandsOverSeamlessly(t *testing.T) {
 	storagetest.Each(t, func(t *testing.T, flavor string) {
-		e := newEnv(t, flavor, func(c *op.Config) {
-			c.SigningAlgorithm = "ES256"
-			c.KeyRotationPeriod = 2 * time.Second
-			c.KeyPublishDelay = 1500 * time.Millisecond
-		})
+		clock := startClock()
+		tap := &rotationTap{Store: storagetest.New(t, flavor).WithClock(clock.Now)}
+		e := newClockedEnv(t, tap, clock, func(c *op.Config) { c.SigningAlgorithm = "ES256" })
+		tap.passes = make(chan error)
+		pass := func() {
+			t.Helper()
+			select {
+			case err := <-tap.passes:
+				if err != nil {
+					t.Fatalf("rotation pass: %v", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("RunKeyRotation made no rotation pass")
+			}
+		}
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() {
-			e.p.RunKeyRotation(ctx, 50*time.Millisecond)
+			e.p.RunKeyRotation(ctx, 10*time.Millisecond)
 			close(done)
 		}()
-		time.Sleep(time.Second)
+		pass()
+		if keys, err := e.store.ListSigningKeys(context.Background()); err != nil || len(keys) != 1 {
+			t.Fatalf("a pass far from retirement left %d keys (%v), want 1", len(keys), err)
+		}
+
+		// A minute into the publish delay before the key retires: the next
+		// pass that reads the moved clock must publish a successor. The
+		// pass after the one under way when the clock moved surely does.
+		const overdue = time.Minute
+		clock.Advance(op.DefaultKeyRotationPeriod - op.DefaultKeyPublishDelay + overdue)
+		pass()
+		pass()
 		cancel()
 		select {
 		case <-done:
@@ -187,8 +267,8 @@ func TestRunKeyRotationHandsOverSeamlessly(t *testing.T) {
 		if !next.ActiveFrom.Equal(first.RetireAt) {
 			t.Errorf("successor active from %v, predecessor retires %v: want no gap", next.ActiveFrom, first.RetireAt)
 		}
-		if next.ActiveFrom.Sub(next.CreatedAt) < time.Second {
-			t.Errorf("successor published only %v before it signs", next.ActiveFrom.Sub(next.CreatedAt))
+		if published, want := next.ActiveFrom.Sub(next.CreatedAt), op.DefaultKeyPublishDelay-overdue; published != want {
+			t.Errorf("successor published %v before it signs, want %v (the publish delay less the time the rotation was overdue)", published, want)
 		}
 	})
 }

@@ -60,7 +60,7 @@ func New(cfg Config, store storage.Store, logger *slog.Logger) (*Provider, error
 		return nil, errors.New("op: logger is required")
 	}
 	log := logger.With("component", "op")
-	now := func() time.Time { return time.Now().UTC() }
+	now := func() time.Time { return cfg.Clock().UTC() }
 	clients := make(map[string]*client, len(cfg.Clients))
 	for _, c := range cfg.Clients {
 		idLife := cfg.IDTokenLifetime

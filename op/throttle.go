@@ -19,11 +19,11 @@ import (
 // At most MaxConcurrentSecretChecks bcrypt comparisons run at once per
 // process.
 type Throttle struct {
-	Window                      time.Duration `yaml:"window"`                          // default 15m, at most 24h
-	MaxSecretFailuresPerClient  int           `yaml:"max_secret_failures_per_client"`  // default 100
-	MaxSecretFailuresPerAddress int           `yaml:"max_secret_failures_per_address"` // default 20
-	MaxTokenFailuresPerAddress  int           `yaml:"max_token_failures_per_address"`  // default 100
-	MaxConcurrentSecretChecks   int           `yaml:"max_concurrent_secret_checks"`    // default 4
+	Window                      time.Duration // default 15m, at most 24h
+	MaxSecretFailuresPerClient  int           // default 100
+	MaxSecretFailuresPerAddress int           // default 20
+	MaxTokenFailuresPerAddress  int           // default 100
+	MaxConcurrentSecretChecks   int           // default 4
 }
 
 // Throttle defaults. The per-client secret limit is above the per-address

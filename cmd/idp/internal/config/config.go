@@ -19,6 +19,9 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/comstockloan/idp/login"
+	"github.com/comstockloan/idp/op"
 )
 
 // Config is the whole configuration of one IdP process. All replicas of a
@@ -57,8 +60,7 @@ type Config struct {
 
 // OAuthThrottle pauses client-secret guessing per client and per address
 // and refused token requests per address, within Window; zero fields take
-// the OP's defaults (15m; 100, 20 and 100 failures; 4 concurrent bcrypt
-// checks per replica).
+// package op's defaults (op.DefaultThrottleWindow and the like).
 type OAuthThrottle struct {
 	Window                      time.Duration `yaml:"window"`
 	MaxSecretFailuresPerClient  int           `yaml:"max_secret_failures_per_client"`
@@ -108,7 +110,7 @@ type WebAuthn struct {
 	RPName  string   `yaml:"rp_name"`
 	Origins []string `yaml:"origins"`
 	// MaxCallsPerAddress bounds the passkey options and finish calls one
-	// client address may make per minute (default 120).
+	// client address may make per minute (zero: the login pages' default).
 	MaxCallsPerAddress int `yaml:"max_calls_per_address"`
 }
 
@@ -120,7 +122,7 @@ type Password struct {
 	Parallelism uint8  `yaml:"parallelism"`
 	// After MaxFailuresPerLoginID failed checks for one login ID, or
 	// MaxFailuresPerAddress from one client address, within
-	// ThrottleWindow, password checks pause (defaults 10, 100, 15m).
+	// ThrottleWindow, password checks pause (defaults: the login pages').
 	ThrottleWindow        time.Duration `yaml:"throttle_window"`
 	MaxFailuresPerLoginID int           `yaml:"max_failures_per_login_id"`
 	MaxFailuresPerAddress int           `yaml:"max_failures_per_address"`
@@ -281,27 +283,24 @@ func (c *Config) resolveSecrets() error {
 	return nil
 }
 
-// Defaults fills every optional field left empty.
+// Defaults fills every optional field left empty. What the login pages
+// and the OpenID provider do by default is theirs to say: those values come
+// from login.DefaultConfig and op's Default… constants, never restated
+// here; this file owns only the process's own settings (listen address,
+// relay, audit pacing) and what derives from other fields. Fields whose
+// zero the packages fill themselves (oauth_throttle, database_pool,
+// webauthn.max_calls_per_address, the hash limiter's) stay zero.
 func (c *Config) Defaults() {
-	def := func(s *string, v string) {
-		if *s == "" {
-			*s = v
-		}
-	}
-	defDur := func(d *time.Duration, v time.Duration) {
-		if *d == 0 {
-			*d = v
-		}
-	}
+	pages := login.DefaultConfig()
 	def(&c.Listen, ":8080")
-	def(&c.SiteName, "コムストックローン")
-	def(&c.Support.Name, "日証金コムストックローンセンター")
-	def(&c.Support.Email, "comstock@jsf.co.jp")
-	def(&c.Support.Phone, "03-6264-9738")
-	def(&c.Support.Hours, "平日 9:00 – 17:00")
+	def(&c.SiteName, pages.SiteName)
+	def(&c.Support.Name, pages.Support.Name)
+	def(&c.Support.Email, pages.Support.Email)
+	def(&c.Support.Phone, pages.Support.Phone)
+	def(&c.Support.Hours, pages.Support.Hours)
 	def(&c.SMTP.TLS, "starttls")
-	def(&c.SMTP.From, "info@jsfnet.com")
-	def(&c.SMTP.Subject, "【コムストックローン】ワンタイムパスワードのお知らせ")
+	def(&c.SMTP.From, pages.OTP.From)
+	def(&c.SMTP.Subject, pages.OTP.Subject)
 	if c.SMTP.Port == 0 {
 		switch c.SMTP.TLS {
 		case "implicit":
@@ -312,7 +311,7 @@ func (c *Config) Defaults() {
 			c.SMTP.Port = 587
 		}
 	}
-	def(&c.SMTP.PasskeySubject, "【コムストックローン】パスキー登録のお知らせ")
+	def(&c.SMTP.PasskeySubject, pages.PasskeyMailSubject)
 	if c.HomeURL == "" && len(c.Clients) > 0 && len(c.Clients[0].RedirectURIs) > 0 {
 		if u, err := url.Parse(c.Clients[0].RedirectURIs[0]); err == nil && u.Host != "" {
 			c.HomeURL = u.Scheme + "://" + u.Host + "/"
@@ -325,51 +324,44 @@ func (c *Config) Defaults() {
 			c.WebAuthn.Origins = []string{u.Scheme + "://" + u.Host}
 		}
 	}
-	// OWASP's minimum for argon2id: 19 MiB, 2 passes, 1 lane.
-	if c.Password.MemoryKiB == 0 {
-		c.Password.MemoryKiB = 19 * 1024
-	}
-	if c.Password.Iterations == 0 {
-		c.Password.Iterations = 2
-	}
-	if c.Password.Parallelism == 0 {
-		c.Password.Parallelism = 1
-	}
-	defDur(&c.Password.ThrottleWindow, 15*time.Minute)
-	if c.Password.MaxFailuresPerLoginID == 0 {
-		c.Password.MaxFailuresPerLoginID = 10
-	}
-	if c.Password.MaxFailuresPerAddress == 0 {
-		c.Password.MaxFailuresPerAddress = 100
-	}
-	defDur(&c.OTP.Lifetime, 10*time.Minute)
-	if c.OTP.MaxAttempts == 0 {
-		c.OTP.MaxAttempts = 5
-	}
-	defDur(&c.OTP.ResendInterval, time.Minute)
-	if c.OTP.MaxSendsPerHour == 0 {
-		c.OTP.MaxSendsPerHour = 5
-	}
-	defDur(&c.Lifetimes.Session, 8*time.Hour)
-	defDur(&c.Lifetimes.LoginFlow, 15*time.Minute)
-	defDur(&c.Lifetimes.RecentAuth, 5*time.Minute)
-	defDur(&c.Lifetimes.AuthRequest, 30*time.Minute)
-	defDur(&c.Lifetimes.Code, time.Minute)
-	defDur(&c.Lifetimes.AccessToken, 15*time.Minute)
-	defDur(&c.Lifetimes.IDToken, time.Hour)
-	defDur(&c.Lifetimes.RefreshToken, 30*24*time.Hour)
-	def(&c.Keys.Algorithm, "RS256")
-	defDur(&c.Keys.RotationPeriod, 30*24*time.Hour)
-	defDur(&c.Keys.PublishDelay, 24*time.Hour)
-	defDur(&c.Audit.SealInterval, 10*time.Second)
-	defDur(&c.Audit.CheckpointInterval, 5*time.Minute)
-	def(&c.ACR.Passkey, "phr")
-	def(&c.ACR.PasswordOTP, "urn:comstockloan:acr:mfa")
-	def(&c.ACR.Password, "urn:comstockloan:acr:pwd")
+	def(&c.Password.MemoryKiB, pages.Password.MemoryKiB)
+	def(&c.Password.Iterations, pages.Password.Iterations)
+	def(&c.Password.Parallelism, pages.Password.Parallelism)
+	def(&c.Password.ThrottleWindow, pages.PasswordThrottle.Window)
+	def(&c.Password.MaxFailuresPerLoginID, pages.PasswordThrottle.MaxPerLoginID)
+	def(&c.Password.MaxFailuresPerAddress, pages.PasswordThrottle.MaxPerAddress)
+	def(&c.OTP.Lifetime, pages.OTP.Lifetime)
+	def(&c.OTP.MaxAttempts, pages.OTP.MaxAttempts)
+	def(&c.OTP.ResendInterval, pages.OTP.ResendInterval)
+	def(&c.OTP.MaxSendsPerHour, pages.OTP.MaxSendsPerHour)
+	def(&c.Lifetimes.Session, pages.SessionLifetime)
+	def(&c.Lifetimes.LoginFlow, pages.FlowLifetime)
+	def(&c.Lifetimes.RecentAuth, pages.RecentAuth)
+	def(&c.Lifetimes.AuthRequest, op.DefaultAuthRequestLifetime)
+	def(&c.Lifetimes.Code, op.DefaultCodeLifetime)
+	def(&c.Lifetimes.AccessToken, op.DefaultAccessTokenLifetime)
+	def(&c.Lifetimes.IDToken, op.DefaultIDTokenLifetime)
+	def(&c.Lifetimes.RefreshToken, op.DefaultRefreshTokenLifetime)
+	def(&c.Keys.Algorithm, op.DefaultSigningAlgorithm)
+	def(&c.Keys.RotationPeriod, op.DefaultKeyRotationPeriod)
+	def(&c.Keys.PublishDelay, op.DefaultKeyPublishDelay)
+	def(&c.Audit.SealInterval, 10*time.Second)
+	def(&c.Audit.CheckpointInterval, 5*time.Minute)
+	def(&c.ACR.Passkey, pages.ACR.Passkey)
+	def(&c.ACR.PasswordOTP, pages.ACR.PasswordOTP)
+	def(&c.ACR.Password, pages.ACR.Password)
 	for i := range c.Clients {
 		if len(c.Clients[i].Scopes) == 0 {
-			c.Clients[i].Scopes = []string{"openid", "profile", "email", "offline_access"}
+			c.Clients[i].Scopes = op.DefaultScopes()
 		}
+	}
+}
+
+// def sets *v to d when *v is the zero value.
+func def[T comparable](v *T, d T) {
+	var zero T
+	if *v == zero {
+		*v = d
 	}
 }
 

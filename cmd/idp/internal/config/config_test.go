@@ -36,6 +36,10 @@ func TestParseValidAppliesDefaults(t *testing.T) {
 	if _, err := c.CryptoKeyBytes(); err != nil {
 		t.Errorf("crypto key: %v", err)
 	}
+	// As the customer manual writes them.
+	if c.Support.Hours != "平日 9:00 – 17:00" {
+		t.Errorf("support.hours default %q, want the manual's 「平日 9:00 – 17:00」", c.Support.Hours)
+	}
 	if c.Audit.SealInterval != 10*time.Second || c.Audit.CheckpointInterval != 5*time.Minute {
 		t.Errorf("audit defaults: %+v", c.Audit)
 	}
