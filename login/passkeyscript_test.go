@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"strconv"
@@ -125,12 +124,9 @@ func (b *scriptBrowser) deviceCredentials() int {
 func TestPageScriptAgainstTheHandler(t *testing.T) {
 	chromium := chromiumPath(t)
 	e := newEnv(t, "sqlite", nil)
-	// WebAuthn needs a secure context: http://localhost is one, 127.0.0.1
-	// is not, so the browser gets its own server of the same handler.
-	srv := httptest.NewUnstartedServer(e.srv.Config.Handler)
-	srv.Start()
-	t.Cleanup(srv.Close)
-	origin := fmt.Sprintf("http://localhost:%d", srv.Listener.Addr().(*net.TCPAddr).Port)
+	// The RP ID is a domain, never an address: the browser reaches the
+	// server as localhost.
+	origin := fmt.Sprintf("http://localhost:%d", e.srv.Listener.Addr().(*net.TCPAddr).Port)
 	svc, err := passkey.New(passkey.Config{RPID: "localhost", RPDisplayName: testRP.Name, Origins: []string{origin}}, e.store, e.h.log)
 	if err != nil {
 		t.Fatal(err)
