@@ -366,21 +366,18 @@ func (h *Handler) audit(r *http.Request, typ, userID string, detail map[string]s
 const maxAuditUserAgent = 512
 
 // auditableText makes a client-chosen header storable. Bytes PostgreSQL
-// refuses (invalid UTF-8, NUL) would make AppendAudit fail, and a client
+// refuses (storage.RepairText) would make AppendAudit fail, and a client
 // could then hide its own failed logins from the trail with a crafted
-// User-Agent.
+// User-Agent. Unlike storableText it repairs instead of refusing, and
+// control characters become U+FFFD too, so a header cannot fake lines in
+// a report of the trail.
 func auditableText(s string, maxBytes int) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	s = strings.Map(func(c rune) rune {
+	return storage.RepairText(strings.Map(func(c rune) rune {
 		if unicode.IsControl(c) {
 			return '\uFFFD'
 		}
 		return c
-	}, s)
-	if len(s) > maxBytes {
-		s = strings.ToValidUTF8(s[:maxBytes], "")
-	}
-	return s
+	}, s), maxBytes)
 }
 
 // clientIP is the address the audit trail and throttles use.

@@ -3,13 +3,15 @@ package login
 import (
 	"strings"
 	"unicode"
-	"unicode/utf8"
+
+	"github.com/comstockloan/idp/storage"
 )
 
 // storableText reports whether client input s may reach the store as text:
-// at most maxBytes, valid UTF-8, no control characters. PostgreSQL refuses
-// NUL and invalid UTF-8 with an error, so unchecked input would turn a
-// customer's typo (or a probe) into a 500 on PostgreSQL and not on SQLite.
+// storage.StorableText (at most maxBytes, what PostgreSQL can hold) and,
+// the login pages' own rule on top, no control characters. A login ID or
+// auth request ID with one is never one we issued, and refusing it here
+// keeps a tab or newline out of the logs and the audit trail.
 func storableText(s string, maxBytes int) bool {
-	return len(s) <= maxBytes && utf8.ValidString(s) && !strings.ContainsFunc(s, unicode.IsControl)
+	return storage.StorableText(s, maxBytes) && !strings.ContainsFunc(s, unicode.IsControl)
 }

@@ -90,40 +90,46 @@ func (h *Handler) ceremonyBody(w http.ResponseWriter, r *http.Request) []byte {
 	return body
 }
 
-// passkeyError answers a failed ceremony with the passkey package's own
-// customer text and a machine code for passkey.js.
+// passkeyRefusal is the one mapping of a ceremony error to its answer: the
+// HTTP status, the code passkey.js reads ("unknown_credential" makes it call
+// signalUnknownCredential) and the catalogue key of the customer's text.
+// ok is false for a failure of ours, which gets no detail.
+func passkeyRefusal(err error) (status int, code, key string, ok bool) {
+	switch {
+	case errors.Is(err, passkey.ErrUnknownCredential):
+		return http.StatusUnauthorized, "unknown_credential", "err.passkey_unknown", true
+	case errors.Is(err, passkey.ErrCeremonyExpired):
+		return http.StatusBadRequest, "expired", "err.passkey_expired", true
+	case errors.Is(err, passkey.ErrWrongFlow):
+		return http.StatusBadRequest, "wrong_flow", "err.passkey_wrong_flow", true
+	case errors.Is(err, passkey.ErrVerification):
+		return http.StatusUnauthorized, "verification_failed", "err.passkey_failed", true
+	case errors.Is(err, passkey.ErrAlreadyRegistered), errors.Is(err, storage.ErrAlreadyExists):
+		return http.StatusConflict, "already_registered", "err.passkey_already", true
+	case errors.Is(err, passkey.ErrHasPasskey), errors.Is(err, storage.ErrConflict):
+		return http.StatusConflict, "has_passkey", "err.passkey_registered_enrol", true
+	case errors.Is(err, passkey.ErrLocked):
+		return http.StatusForbidden, "locked", "err.locked", true
+	}
+	return 0, "internal", "err.internal", false
+}
+
+// passkeyError answers a failed ceremony as passkeyRefusal says, naming the
+// credential the browser should forget when it is unknown.
 func (h *Handler) passkeyError(w http.ResponseWriter, r *http.Request, op string, err error) {
 	ctx := r.Context()
-	lang := languageFrom(ctx)
-	body := jsonError{Error: passkey.Message(err, lang)}
-	status := http.StatusBadRequest
-	var unknown *passkey.UnknownCredentialError
-	switch {
-	case errors.As(err, &unknown):
-		body.Code, body.CredentialID, body.RPID = "unknown_credential", unknown.CredentialID, unknown.RPID
-		status = http.StatusUnauthorized
-	case errors.Is(err, passkey.ErrUnknownCredential):
-		body.Code, status = "unknown_credential", http.StatusUnauthorized
-	case errors.Is(err, passkey.ErrCeremonyExpired):
-		body.Code = "expired"
-	case errors.Is(err, passkey.ErrWrongFlow):
-		body.Code = "wrong_flow"
-	case errors.Is(err, passkey.ErrVerification):
-		body.Code, status = "verification_failed", http.StatusUnauthorized
-	case errors.Is(err, passkey.ErrAlreadyRegistered), errors.Is(err, storage.ErrAlreadyExists):
-		body.Code, status = "already_registered", http.StatusConflict
-	case errors.Is(err, passkey.ErrHasPasskey), errors.Is(err, storage.ErrConflict):
-		body.Code, status = "has_passkey", http.StatusConflict
-		body.Error = templates.Text(lang, "err.passkey_registered_enrol")
-	case errors.Is(err, passkey.ErrLocked):
-		body.Code, status = "locked", http.StatusForbidden
-		body.Error = templates.Text(lang, "err.locked")
-	default:
+	status, code, key, ok := passkeyRefusal(err)
+	body := jsonError{Error: templates.Text(languageFrom(ctx), key), Code: code}
+	if !ok {
 		h.log.ErrorContext(ctx, "passkey ceremony failed", "op", op, "err", err)
-		h.writeJSON(w, failureStatus(w, err), jsonError{Error: templates.Text(lang, "err.internal"), Code: "internal"})
+		h.writeJSON(w, failureStatus(w, err), body)
 		return
 	}
-	h.log.InfoContext(ctx, "passkey ceremony refused", "op", op, "code", body.Code, "err", err)
+	var unknown *passkey.UnknownCredentialError
+	if errors.As(err, &unknown) {
+		body.CredentialID, body.RPID = unknown.CredentialID, unknown.RPID
+	}
+	h.log.InfoContext(ctx, "passkey ceremony refused", "op", op, "code", code, "err", err)
 	h.writeJSON(w, status, body)
 }
 

@@ -9,10 +9,8 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
-	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/google/uuid"
@@ -94,7 +92,7 @@ func (s *opStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest
 	} {
 		if !storableParam(v) {
 			s.log.InfoContext(ctx, "authorize: unstorable parameter", "client_id", req.ClientID, "param", name)
-			return nil, oidc.ErrInvalidRequest().WithDescription("%s must be valid UTF-8 text of at most 2048 bytes", name)
+			return nil, oidc.ErrInvalidRequest().WithDescription("%s must be valid UTF-8 text of at most %d bytes", name, maxParamBytes)
 		}
 	}
 	for _, list := range [][]string{scopes, req.Prompt, req.ACRValues} {
@@ -708,11 +706,13 @@ func (s *opStorage) Health(ctx context.Context) error {
 	return nil
 }
 
-// storableParam: valid UTF-8 without NUL, at most 2 KiB. PostgreSQL
-// refuses the rest even in a WHERE clause, and no token, code, ID or
-// parameter we issue or accept comes near the length.
+// maxParamBytes bounds every client value the OP stores or looks up: no
+// token, code, ID or parameter we issue or accept comes near it.
+const maxParamBytes = 2048
+
+// storableParam is storage.StorableText at the OP's bound.
 func storableParam(v string) bool {
-	return len(v) <= 2048 && utf8.ValidString(v) && !strings.ContainsRune(v, 0)
+	return storage.StorableText(v, maxParamBytes)
 }
 
 // storable is the check at every place client input reaches the store:

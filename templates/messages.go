@@ -194,6 +194,11 @@ var catalogue = map[string]map[string]string{
 		"err.pw_same_as_old":           "現在のパスワードと同じパスワードは設定できません。",
 		"err.pw_current_wrong":         "現在のパスワードが正しくありません。",
 		"err.passkey_unavailable":      "現在、パスキー認証はご利用いただけません。",
+		"err.passkey_unknown":          "このパスキーは登録されていません。削除された可能性があります。「パスキー初回登録」から再度ご登録ください。",
+		"err.passkey_expired":          "パスキー認証の有効期限が切れました。もう一度お試しください。",
+		"err.passkey_wrong_flow":       "画面の操作が正しく完了しませんでした。お手数ですが最初からやり直してください。",
+		"err.passkey_already":          "このパスキーは既に登録されています。「パスキー認証」でログインしてください。",
+		"err.passkey_failed":           "パスキー認証に失敗しました。もう一度お試しください。",
 		"err.recent_auth":              "ご本人確認から時間が経過したため、パスキーを作成できません。お手数ですが、もう一度ログインからやり直してください。",
 		"err.conflict":                 "同時に別の操作が行われました。もう一度お試しください。",
 
@@ -419,6 +424,11 @@ var catalogue = map[string]map[string]string{
 		"err.pw_same_as_old":           "The new password must differ from the current one.",
 		"err.pw_current_wrong":         "The current password is incorrect.",
 		"err.passkey_unavailable":      "Passkeys are not available at the moment.",
+		"err.passkey_unknown":          "This passkey is not registered. It may have been deleted. Please register again with “Register your first passkey”.",
+		"err.passkey_expired":          "The passkey request has expired. Please try again.",
+		"err.passkey_wrong_flow":       "The request did not match this page. Please start again.",
+		"err.passkey_already":          "This passkey is already registered. Please sign in with “Passkey authentication”.",
+		"err.passkey_failed":           "Passkey authentication failed. Please try again.",
 		"err.recent_auth":              "Too much time has passed since you verified your identity. Please sign in again to create a passkey.",
 		"err.conflict":                 "Another action happened at the same time. Please try again.",
 

@@ -6,8 +6,9 @@ import (
 )
 
 // Sentinel errors of the ceremonies. Every one of them is the customer's (or
-// the browser's) doing and maps to a 4xx answer; anything else a Service
-// method returns is an infrastructure failure.
+// the browser's) doing and maps to a 4xx answer (passkeyRefusal in
+// login/passkeyapi.go, with its text from the templates catalogue); anything
+// else a Service method returns is an infrastructure failure.
 var (
 	// ErrCeremonyExpired: the challenge is unknown, already used or too old.
 	ErrCeremonyExpired = errors.New("passkey: ceremony expired or already finished")
@@ -64,61 +65,3 @@ func (e *UnknownCredentialError) Error() string {
 
 // Is makes errors.Is(err, ErrUnknownCredential) true.
 func (e *UnknownCredentialError) Is(target error) bool { return target == ErrUnknownCredential }
-
-// Message returns the customer-facing text for err in lang ("ja" by default,
-// "en"). Errors that are not the customer's get a generic apology, never
-// internal detail.
-func Message(err error, lang string) string {
-	m := messageFor(err)
-	if lang == "en" {
-		return m.en
-	}
-	return m.ja
-}
-
-type message struct{ ja, en string }
-
-func messageFor(err error) message {
-	switch {
-	case errors.Is(err, ErrUnknownCredential):
-		return message{
-			ja: "このパスキーは登録されていません。削除された可能性があります。「パスキー初回登録」から再度ご登録ください。",
-			en: "This passkey is not registered. It may have been deleted. Please register again with \"First passkey registration\".",
-		}
-	case errors.Is(err, ErrCeremonyExpired):
-		return message{
-			ja: "パスキー認証の有効期限が切れました。もう一度お試しください。",
-			en: "The passkey request has expired. Please try again.",
-		}
-	case errors.Is(err, ErrWrongFlow):
-		return message{
-			ja: "画面の操作が正しく完了しませんでした。お手数ですが最初からやり直してください。",
-			en: "The request did not match this page. Please start again.",
-		}
-	case errors.Is(err, ErrAlreadyRegistered):
-		return message{
-			ja: "このパスキーは既に登録されています。「パスキー認証」でログインしてください。",
-			en: "This passkey is already registered. Please sign in with \"Passkey authentication\".",
-		}
-	case errors.Is(err, ErrHasPasskey):
-		return message{
-			ja: "既にパスキーが登録されています。「パスキー認証」でログインしてください。端末の紛失などでログインできない場合は、日証金コムストックローンセンターまでお問い合わせください。",
-			en: "A passkey is already registered for this account. Please sign in with \"Passkey authentication\". If you lost your device, please contact the COM-STOCK LOAN centre.",
-		}
-	case errors.Is(err, ErrLocked):
-		return message{
-			ja: "このアカウントはご利用いただけません。日証金コムストックローンセンターまでお問い合わせください。",
-			en: "This account cannot be used. Please contact the COM-STOCK LOAN centre.",
-		}
-	case errors.Is(err, ErrVerification):
-		return message{
-			ja: "パスキー認証に失敗しました。もう一度お試しください。",
-			en: "Passkey authentication failed. Please try again.",
-		}
-	default:
-		return message{
-			ja: "ただいまパスキーをご利用いただけません。しばらくしてからもう一度お試しください。",
-			en: "Passkeys are unavailable at the moment. Please try again later.",
-		}
-	}
-}

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"unicode/utf8"
 
 	"github.com/go-webauthn/webauthn/protocol"
 	"github.com/go-webauthn/webauthn/webauthn"
@@ -164,6 +163,9 @@ func (s *Service) finishLogin(ctx context.Context, flowID, owner string, asserti
 	}, nil
 }
 
+// maxUserHandleBytes is WebAuthn's limit on a user handle.
+const maxUserHandleBytes = 64
+
 // discover resolves the credential and its owner for a discoverable
 // assertion. It does not look at Locked: that is checked only after the
 // signature, so the answer reveals nothing to someone without the key. The
@@ -172,9 +174,9 @@ func (s *Service) finishLogin(ctx context.Context, flowID, owner string, asserti
 // another user whose handle was put in the response.
 func (s *Service) discover(ctx context.Context, rawID, userHandle []byte) (*storage.User, *storage.Credential, error) {
 	// The user handle is client-supplied bytes; only a plausible user ID
-	// (valid UTF-8 without NUL, at most 64 bytes as WebAuthn allows) may
-	// reach the database as text.
-	if len(userHandle) == 0 || len(userHandle) > 64 || !utf8.Valid(userHandle) || bytes.IndexByte(userHandle, 0) >= 0 {
+	// (storable text of at most the 64 bytes WebAuthn allows) is compared
+	// with the stored one.
+	if len(userHandle) == 0 || !storage.StorableText(string(userHandle), maxUserHandleBytes) {
 		return nil, nil, fmt.Errorf("%w: malformed user handle", ErrVerification)
 	}
 	cred, err := s.store.CredentialByID(ctx, rawID)

@@ -42,13 +42,15 @@
  *
  *   [data-passkey-error]     where messages go (give it role="alert"; it is
  *       un-hidden when a message is shown). Browser-side failures use texts
- *       from its attributes, so the page's language wins:
+ *       from its attributes (the script has none of its own), so the page's
+ *       language wins:
  *         data-msg-cancelled    NotAllowedError: cancelled or timed out
  *         data-msg-already      InvalidStateError: a passkey for this account is already on this device
  *         data-msg-unsupported  no PublicKeyCredential or no JSON helpers: the FAQ's guidance
  *                               (Windows Hello / iCloud キーチェーン / Google パスワードマネージャー)
- *         data-msg-security     SecurityError (optional; data-msg-failed when absent)
- *         data-msg-failed       anything else (network, unexpected answers)
+ *         data-msg-security     SecurityError (optional)
+ *         data-msg-failed       anything else (network, unexpected answers), and
+ *                               any of the above the page leaves out
  *
  * All fetches are same-origin POSTs with credentials: "same-origin"; the
  * flow itself is identified by the page's cookie, never by this script.
@@ -63,22 +65,6 @@
     registerFinish: "/login/passkey/register/finish"
   };
 
-  // Used only when the page forgot an attribute; the page's texts win.
-  var DEFAULT_MESSAGES = {
-    ja: {
-      cancelled: "パスキー認証がキャンセルされたか、時間切れになりました。もう一度お試しください。",
-      already: "この端末には既にパスキーが登録されています。「パスキー認証」でログインしてください。",
-      unsupported: "この端末またはブラウザではパスキーをご利用いただけません。Windows では「Windows Hello」、iOS では iCloud キーチェーン、Android では Google パスワードマネージャーを有効（ON）にしてください。",
-      failed: "パスキー認証に失敗しました。時間をおいてもう一度お試しください。"
-    },
-    en: {
-      cancelled: "The passkey request was cancelled or timed out. Please try again.",
-      already: "A passkey for this account is already on this device. Please sign in with your passkey.",
-      unsupported: "Passkeys are not available on this device or browser. Turn on Windows Hello (Windows), iCloud Keychain (iOS) or Google Password Manager (Android).",
-      failed: "Passkey authentication failed. Please try again later."
-    }
-  };
-
   var conditionalAbort = null; // AbortController of a running autofill request
   var busy = false;            // one modal ceremony at a time
 
@@ -86,17 +72,11 @@
     return document.querySelector("[data-passkey-error]");
   }
 
+  // The texts are the page's (the templates' catalogue, in its language);
+  // a kind the page leaves out reads as data-msg-failed.
   function pageMessage(kind) {
     var el = errorElement();
-    var text = el && el.getAttribute("data-msg-" + kind);
-    if (!text && kind === "security") {
-      return pageMessage("failed");
-    }
-    if (text) {
-      return text;
-    }
-    var lang = (document.documentElement.lang || "ja").toLowerCase().indexOf("en") === 0 ? "en" : "ja";
-    return DEFAULT_MESSAGES[lang][kind] || DEFAULT_MESSAGES[lang].failed;
+    return (el && (el.getAttribute("data-msg-" + kind) || el.getAttribute("data-msg-failed"))) || "";
   }
 
   function showError(text) {
