@@ -17,6 +17,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/comstockloan/idp/cmd/idp/internal/config"
+	"github.com/comstockloan/idp/cmd/idp/internal/telemetry"
 	"github.com/comstockloan/idp/login"
 	"github.com/comstockloan/idp/login/mail"
 	"github.com/comstockloan/idp/login/passkey"
@@ -128,9 +129,11 @@ func build(ctx context.Context, cfg *config.Config, store *sqlstore.Store, logge
 	return &Server{
 		Store:    store,
 		Provider: provider,
-		handler:  recoverPanics(logger, strictTransport(cfg.Issuer, limitBodies(r))),
-		logger:   logger,
-		audit:    cfg.Audit,
+		// The request ID first, so that every later log line of the
+		// request carries it.
+		handler: telemetry.RequestID(recoverPanics(logger, strictTransport(cfg.Issuer, limitBodies(r)))),
+		logger:  logger,
+		audit:   cfg.Audit,
 	}, nil
 }
 
@@ -341,7 +344,7 @@ func recoverPanics(logger *slog.Logger, next http.Handler) http.Handler {
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
-				logger.Error("panic in handler", "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
+				logger.ErrorContext(r.Context(), "panic in handler", "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
 				http.Error(w, "internal error", http.StatusInternalServerError)
 			}
 		}()
