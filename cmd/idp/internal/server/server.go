@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"runtime/debug"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -38,6 +39,9 @@ type Server struct {
 	handler  http.Handler
 	logger   *slog.Logger
 	audit    config.Audit
+	// readiness and pinging are /readyz's (health.go).
+	readiness atomic.Int32
+	pinging   atomic.Bool
 }
 
 // Options are the parts that only development mode adds.
@@ -116,8 +120,17 @@ func build(ctx context.Context, cfg *config.Config, store *sqlstore.Store, logge
 		return nil, fmt.Errorf("login pages: %w", err)
 	}
 
+	s := &Server{
+		Store:    store,
+		Provider: provider,
+		logger:   logger,
+		audit:    cfg.Audit,
+	}
 	r := mux.NewRouter()
 	r.Use(provider.IssuerInterceptor)
+	r.Handle(pathHealthz, probe(s.healthz))
+	r.Handle(pathReadyz, probe(s.readyz))
+	r.Handle(pathReadyAlias, probe(s.readyz))
 	pages.Register(r)
 	if opts.Extra != nil {
 		opts.Extra(r)
@@ -126,15 +139,10 @@ func build(ctx context.Context, cfg *config.Config, store *sqlstore.Store, logge
 	r.Path("/end_session").Handler(pages.EndSession(provider.Handler()))
 	r.PathPrefix("/").Handler(provider.Handler())
 
-	return &Server{
-		Store:    store,
-		Provider: provider,
-		// The request ID first, so that every later log line of the
-		// request carries it.
-		handler: telemetry.RequestID(recoverPanics(logger, strictTransport(cfg.Issuer, limitBodies(r)))),
-		logger:  logger,
-		audit:   cfg.Audit,
-	}, nil
+	// The request ID first, so that every later log line of the request
+	// carries it.
+	s.handler = telemetry.RequestID(recoverPanics(logger, strictTransport(cfg.Issuer, limitBodies(r))))
+	return s, nil
 }
 
 // AuditKey derives the audit trail's MAC key from crypto_key; every command
