@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -46,6 +47,9 @@ type Config struct {
 	// the defaults).
 	Throttle Throttle       `yaml:"throttle"`
 	Clients  []ClientConfig `yaml:"clients"`
+	// Metrics receives the token counters (metrics.go); nil keeps them
+	// unexported.
+	Metrics prometheus.Registerer `yaml:"-"`
 }
 
 // ClientConfig registers one relying party.

@@ -124,6 +124,19 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	if cfg.MetricsListen != "" {
+		mln, err := net.Listen("tcp", cfg.MetricsListen)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("listen for metrics: %w", err)
+		}
+		logger.Info("metrics serving", "listen", mln.Addr().String(), "path", "/metrics")
+		go func() {
+			if err := srv.ServeMetrics(ctx, mln); err != nil {
+				logger.Error("metrics server stopped", "err", err)
+			}
+		}()
+	}
 	logger.Info("identity provider serving", "issuer", cfg.Issuer, "listen", ln.Addr().String(), "clients", len(cfg.Clients))
 	return srv.Serve(ctx, ln)
 }
