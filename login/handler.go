@@ -21,6 +21,7 @@ import (
 	"unicode"
 
 	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/comstockloan/idp/login/clientaddr"
 	"github.com/comstockloan/idp/login/mail"
@@ -85,6 +86,9 @@ type Deps struct {
 	Mailer   Mailer
 	Passkeys Passkeys
 	Logger   *slog.Logger
+	// Metrics receives the login counters (metrics.go); nil keeps them
+	// unexported.
+	Metrics prometheus.Registerer
 }
 
 var _ Passkeys = (*passkey.Service)(nil)
@@ -104,6 +108,7 @@ type Handler struct {
 	now      func() time.Time
 	// bcryptCost paces how often the verifier's bcrypt padding is re-read.
 	bcryptCost bcryptCostCache
+	metrics    *metrics
 }
 
 // New checks the dependencies, applies Config defaults and parses the pages.
@@ -120,9 +125,17 @@ func New(cfg Config, deps Deps) (*Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("login: loading templates: %w", err)
 	}
-	verifier, err := password.NewVerifier(cfg.Password, password.NewLimiter(cfg.PasswordHashing, cfg.Password))
+	limiter := password.NewLimiter(cfg.PasswordHashing, cfg.Password)
+	verifier, err := password.NewVerifier(cfg.Password, limiter)
 	if err != nil {
 		return nil, fmt.Errorf("login: password verifier: %w", err)
+	}
+	m, err := newMetrics(deps.Metrics, limiter)
+	if err != nil {
+		return nil, err
+	}
+	if deps.Passkeys != nil {
+		deps.Passkeys = countedPasskeys{Passkeys: deps.Passkeys, m: m}
 	}
 	h := &Handler{
 		cfg:      cfg,
@@ -136,6 +149,7 @@ func New(cfg Config, deps Deps) (*Handler, error) {
 		csrf:     http.NewCrossOriginProtection(),
 		otpMail:  otpMailFAQ(cfg.OTP.From, cfg.OTP.Subject),
 		now:      func() time.Time { return time.Now().UTC() },
+		metrics:  m,
 	}
 	h.csrf.SetDenyHandler(http.HandlerFunc(h.crossOriginDenied))
 	return h, nil
@@ -358,6 +372,7 @@ func (h *Handler) audit(r *http.Request, typ, userID string, detail map[string]s
 	// events without database access and a failed append is not silent.
 	h.log.InfoContext(r.Context(), "audit", "type", typ, "actor", actor, "user", userID,
 		"ip", e.IP, "user_agent", e.UserAgent, "detail", detail)
+	h.metrics.audited(typ, detail)
 	if err := h.store.AppendAudit(r.Context(), e); err != nil {
 		h.log.ErrorContext(r.Context(), "appending audit event", "type", typ, "err", err)
 	}

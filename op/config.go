@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -52,6 +53,9 @@ type Config struct {
 	// store the same clock (sqlstore's WithClock) so both agree on what
 	// has expired; tests move a fake one instead of sleeping.
 	Clock func() time.Time
+	// Metrics receives the token counters (metrics.go); nil keeps them
+	// unexported.
+	Metrics prometheus.Registerer
 }
 
 // ClientConfig registers one relying party.

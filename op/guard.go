@@ -151,6 +151,7 @@ func (p *Provider) guard(next http.Handler) http.Handler {
 		if done != nil {
 			done(sw.status)
 		}
+		p.metrics.answered(r, sw.status)
 		switch {
 		case sw.status >= 500:
 			p.log.ErrorContext(r.Context(), "op: server error", "path", r.URL.Path, "method", r.Method, "status", sw.status)

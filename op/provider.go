@@ -37,6 +37,7 @@ type Provider struct {
 	// returnOrigins are the origins of every registered redirect and
 	// post-logout URI, for AllowedReturnURL.
 	returnOrigins []string
+	metrics       *metrics
 }
 
 // supportedClaims are the claims our ID tokens and userinfo can carry.
@@ -93,10 +94,14 @@ func New(cfg Config, store storage.Store, logger *slog.Logger) (*Provider, error
 	if err != nil {
 		return nil, fmt.Errorf("create zitadel provider: %w", err)
 	}
+	m, err := newMetrics(cfg.Metrics)
+	if err != nil {
+		return nil, err
+	}
 	bind := hmac.New(sha256.New, cfg.CryptoKey[:])
 	bind.Write([]byte("idp/op browser binding v1"))
 	p := &Provider{cfg: cfg, store: store, log: log, storage: st, keys: keys, zop: zp,
-		bindingKey: bind.Sum(nil), returnOrigins: clientOrigins(cfg.Clients, true)}
+		bindingKey: bind.Sum(nil), returnOrigins: clientOrigins(cfg.Clients, true), metrics: m}
 	p.handler = p.guard(withUserMemo(zp))
 	return p, nil
 }

@@ -94,7 +94,9 @@ func TestServeAuditsConfigLoaded(t *testing.T) {
 		defer cancel()
 		var out, errOut lockedBuffer
 		done := make(chan error, 1)
-		go func() { done <- run(ctx, []string{"serve", "--config", c.config}, nil, &out, &errOut) }()
+		go func() {
+			done <- run(ctx, []string{"serve", "--config", c.config, "--log-format", "text"}, nil, &out, &errOut)
+		}()
 
 		var loaded *storage.AuditEvent
 		for loaded == nil {

@@ -13,9 +13,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"go/ast"
-	"go/parser"
-	"go/token"
 	"io"
 	"io/fs"
 	"math"
@@ -35,6 +32,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/comstockloan/idp/cmd/idp/internal/config"
+	"github.com/comstockloan/idp/cmd/idp/internal/server"
 	"github.com/comstockloan/idp/login/password"
 	"github.com/comstockloan/idp/storage/storagetest"
 )
@@ -641,7 +639,7 @@ func atoi(t *testing.T, s string, total int) int {
 func TestDeployKubernetesGracePeriodCoversTheDrain(t *testing.T) {
 	d := mustObject(t, k8sManifests(t), "Deployment/idp")
 	c := idpContainer(t, d)
-	drain := serverShutdownTimeout(t)
+	drain := server.ShutdownTimeout
 	var preStop time.Duration
 	if c.Lifecycle.PreStop != nil && c.Lifecycle.PreStop.Sleep != nil {
 		preStop = time.Duration(c.Lifecycle.PreStop.Sleep.Seconds) * time.Second
@@ -658,60 +656,7 @@ func TestDeployKubernetesGracePeriodCoversTheDrain(t *testing.T) {
 	}
 }
 
-// serverShutdownTimeout reads the drain Serve allows from its source: the
-// duration given to context.WithTimeout in (*Server).Serve.
-func serverShutdownTimeout(t *testing.T) time.Duration {
-	t.Helper()
-	const src = "internal/server/server.go"
-	f, err := parser.ParseFile(token.NewFileSet(), src, nil, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var found []time.Duration
-	for _, decl := range f.Decls {
-		fn, ok := decl.(*ast.FuncDecl)
-		if !ok || fn.Name.Name != "Serve" || fn.Recv == nil {
-			continue
-		}
-		ast.Inspect(fn.Body, func(n ast.Node) bool {
-			call, ok := n.(*ast.CallExpr)
-			if !ok || len(call.Args) != 2 {
-				return true
-			}
-			if sel, ok := call.Fun.(*ast.SelectorExpr); ok && sel.Sel.Name == "WithTimeout" {
-				d, ok := durationExpr(call.Args[1])
-				if !ok {
-					t.Fatalf("%s: Serve's shutdown timeout is not a constant N * time.Unit; update this test", src)
-				}
-				found = append(found, d)
-			}
-			return true
-		})
-	}
-	if len(found) != 1 {
-		t.Fatalf("%s: want one context.WithTimeout in Serve (the shutdown drain), found %d; update this test", src, len(found))
-	}
-	return found[0]
-}
 
-func durationExpr(e ast.Expr) (time.Duration, bool) {
-	units := map[string]time.Duration{"Millisecond": time.Millisecond, "Second": time.Second, "Minute": time.Minute}
-	switch e := e.(type) {
-	case *ast.BasicLit:
-		n, err := strconv.Atoi(e.Value)
-		return time.Duration(n), err == nil
-	case *ast.SelectorExpr:
-		u, ok := units[e.Sel.Name]
-		return u, ok
-	case *ast.BinaryExpr:
-		x, ok1 := durationExpr(e.X)
-		y, ok2 := durationExpr(e.Y)
-		return x * y, ok1 && ok2 && e.Op == token.MUL
-	case *ast.ParenExpr:
-		return durationExpr(e.X)
-	}
-	return 0, false
-}
 
 // The container's resources fit the password-hash limiter, which sizes
 // itself from the cgroup memory limit (an eighth of it for concurrent

@@ -27,9 +27,13 @@ type configFlags struct {
 	logFormat string
 }
 
-func (c *configFlags) register(fs *flag.FlagSet) {
+func (c *configFlags) register(fs *flag.FlagSet) { c.registerWith(fs, "text") }
+
+// registerWith is register with another default log format: the tools'
+// logs are read by people, the server's by machines.
+func (c *configFlags) registerWith(fs *flag.FlagSet, logFormat string) {
 	fs.StringVar(&c.path, "config", "", "path of the YAML config file (required)")
-	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&c.logFormat, "log-format", logFormat, "log format: text or json")
 }
 
 func (c *configFlags) load() (*config.Config, error) {
@@ -91,15 +95,20 @@ func openStore(ctx context.Context, cf *configFlags, logger *slog.Logger) (*conf
 func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 	var cf configFlags
 	fs := newFlagSet("idp serve", stderr)
-	cf.register(fs)
+	cf.registerWith(fs, "json")
+	var level slog.Level
+	fs.TextVar(&level, "log-level", slog.LevelInfo, "lowest level logged: DEBUG, INFO, WARN or ERROR")
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if cf.logFormat != "text" && cf.logFormat != "json" {
+		return usagef("idp serve: --log-format must be text or json, got %q", cf.logFormat)
 	}
 	cfg, err := cf.load()
 	if err != nil {
 		return err
 	}
-	logger := newLogger(stderr, cf.logFormat, slog.LevelInfo)
+	logger := newLogger(stderr, cf.logFormat, level)
 	// zitadel logs only through slog's default logger; make it ours so its
 	// lines share the format and destination.
 	slog.SetDefault(logger)
@@ -114,6 +123,19 @@ func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
+	}
+	if cfg.MetricsListen != "" {
+		mln, err := net.Listen("tcp", cfg.MetricsListen)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("listen for metrics: %w", err)
+		}
+		logger.Info("metrics serving", "listen", mln.Addr().String(), "path", "/metrics")
+		go func() {
+			if err := srv.ServeMetrics(ctx, mln); err != nil {
+				logger.Error("metrics server stopped", "err", err)
+			}
+		}()
 	}
 	logger.Info("identity provider serving", "issuer", cfg.Issuer, "listen", ln.Addr().String(), "clients", len(cfg.Clients))
 	return srv.Serve(ctx, ln)

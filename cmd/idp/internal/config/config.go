@@ -27,9 +27,14 @@ import (
 // Config is the whole configuration of one IdP process. All replicas of a
 // deployment must share the same file (in particular crypto_key).
 type Config struct {
-	Issuer   string `yaml:"issuer"`
-	Listen   string `yaml:"listen"`
-	Database string `yaml:"database"`
+	Issuer string `yaml:"issuer"`
+	Listen string `yaml:"listen"`
+	// MetricsListen is where /metrics is served (e.g. "127.0.0.1:9090",
+	// ":9090" in a pod); empty: not served. Never the public listener:
+	// the metrics tell an outsider the load, the failure rates and the
+	// database pool.
+	MetricsListen string `yaml:"metrics_listen"`
+	Database      string `yaml:"database"`
 	// DatabasePool sizes each replica's connection pool.
 	DatabasePool DatabasePool `yaml:"database_pool"`
 	CryptoKey    string       `yaml:"crypto_key"`
@@ -388,6 +393,13 @@ func (c *Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		bad("listen", "must be host:port, got %q", c.Listen)
+	}
+	if c.MetricsListen != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsListen); err != nil {
+			bad("metrics_listen", "must be host:port or empty, got %q", c.MetricsListen)
+		} else if c.MetricsListen == c.Listen {
+			bad("metrics_listen", "must differ from listen: /metrics is not for the public listener")
+		}
 	}
 	switch {
 	case c.Database == "":

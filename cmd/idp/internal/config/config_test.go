@@ -57,6 +57,8 @@ func TestParseErrorsNameTheField(t *testing.T) {
 		"smtp tls":          {"host: smtp.example.com,", "host: smtp.example.com, tls: ssl,", `smtp.tls: must be "starttls"`},
 		"ip rp id":          {"smtp:", "webauthn: {rp_id: 10.0.0.1}\nsmtp:", "webauthn.rp_id: must be a domain"},
 		"audit intervals":   {"smtp:", "audit: {seal_interval: 1m, checkpoint_interval: 30s}\nsmtp:", "audit.checkpoint_interval: must be at least audit.seal_interval"},
+		"metrics address":   {"smtp:", "metrics_listen: localhost\nsmtp:", "metrics_listen: must be host:port"},
+		"metrics public":    {"smtp:", "metrics_listen: \":8080\"\nsmtp:", "metrics_listen: must differ from listen"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

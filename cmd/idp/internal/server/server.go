@@ -12,11 +12,13 @@ import (
 	"net/http"
 	"net/url"
 	"runtime/debug"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/mux"
 
 	"github.com/comstockloan/idp/cmd/idp/internal/config"
+	"github.com/comstockloan/idp/cmd/idp/internal/telemetry"
 	"github.com/comstockloan/idp/login"
 	"github.com/comstockloan/idp/login/mail"
 	"github.com/comstockloan/idp/login/passkey"
@@ -35,8 +37,13 @@ type Server struct {
 	Store    *sqlstore.Store
 	Provider *op.Provider
 	handler  http.Handler
-	logger   *slog.Logger
-	audit    config.Audit
+	// metrics serves /metrics, on its own listener (ServeMetrics).
+	metrics http.Handler
+	logger  *slog.Logger
+	audit   config.Audit
+	// readiness and pinging are /readyz's (health.go).
+	readiness atomic.Int32
+	pinging   atomic.Bool
 }
 
 // Options are the parts that only development mode adds.
@@ -77,10 +84,19 @@ func build(ctx context.Context, cfg *config.Config, store *sqlstore.Store, logge
 	if err := store.Migrate(ctx); err != nil {
 		return nil, fmt.Errorf("migrate database: %w", err)
 	}
+	reg := telemetry.NewRegistry()
+	if err := telemetry.RegisterDBStats(reg, store.DB().DB); err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	httpMetrics, err := telemetry.NewHTTPMetrics(reg)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
 	opCfg, err := OPConfig(cfg)
 	if err != nil {
 		return nil, err
 	}
+	opCfg.Metrics = reg
 	provider, err := op.New(opCfg, store, logger)
 	if err != nil {
 		return nil, fmt.Errorf("openid provider: %w", err)
@@ -118,13 +134,24 @@ func build(ctx context.Context, cfg *config.Config, store *sqlstore.Store, logge
 		Mailer:   mailer,
 		Passkeys: passkeys,
 		Logger:   logger,
+		Metrics:  reg,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("login pages: %w", err)
 	}
 
+	s := &Server{
+		Store:    store,
+		Provider: provider,
+		metrics:  telemetry.Handler(reg, logger),
+		logger:   logger,
+		audit:    cfg.Audit,
+	}
 	r := mux.NewRouter()
-	r.Use(provider.IssuerInterceptor)
+	r.Use(nameRoute, provider.IssuerInterceptor)
+	r.Handle(pathHealthz, probe(s.healthz))
+	r.Handle(pathReadyz, probe(s.readyz))
+	r.Handle(pathReadyAlias, probe(s.readyz))
 	pages.Register(r)
 	if opts.Extra != nil {
 		opts.Extra(r)
@@ -133,13 +160,34 @@ func build(ctx context.Context, cfg *config.Config, store *sqlstore.Store, logge
 	r.Path("/end_session").Handler(pages.EndSession(provider.Handler()))
 	r.PathPrefix("/").Handler(provider.Handler())
 
-	return &Server{
-		Store:    store,
-		Provider: provider,
-		handler:  recoverPanics(logger, strictTransport(cfg.Issuer, limitBodies(r))),
-		logger:   logger,
-		audit:    cfg.Audit,
-	}, nil
+	// The request ID first, so that every later log line of the request
+	// carries it; the latency histogram outside the panic handler, so that
+	// a panic's 500 is counted too.
+	s.handler = telemetry.RequestID(httpMetrics.Middleware(
+		recoverPanics(logger, strictTransport(cfg.Issuer, limitBodies(r)))))
+	return s, nil
+}
+
+// nameRoute labels the request's latency with the template of the route
+// mux matched; the OpenID provider's catch-all is labelled by endpoint,
+// and only for paths it serves.
+func nameRoute(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		route := telemetry.RouteOther
+		if cur := mux.CurrentRoute(r); cur != nil {
+			if tpl, err := cur.GetPathTemplate(); err == nil {
+				route = tpl
+			}
+		}
+		if route == "/" {
+			route = telemetry.RouteOther
+			if op.Endpoint(r.URL.Path) {
+				route = r.URL.Path
+			}
+		}
+		telemetry.NameRoute(r, route)
+		next.ServeHTTP(w, r)
+	})
 }
 
 // AuditKey derives the audit trail's MAC key from crypto_key; every command
@@ -156,8 +204,28 @@ func AuditKey(cfg *config.Config) ([]byte, error) {
 // the housekeeping loops (expired rows, key rotation, audit sealing) every
 // replica may run: all are safe to run concurrently against one database.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+	go s.sweep(ctx, time.Minute)
+	go s.sealAudit(ctx)
+	go s.Provider.RunKeyRotation(ctx, time.Hour)
+	return s.serveHTTP(ctx, l, s.handler)
+}
+
+// ServeMetrics serves /metrics on l until ctx ends. It is a listener of
+// its own (metrics_listen) so that the load, failure rates and pool state
+// are never served to the internet beside the login pages.
+func (s *Server) ServeMetrics(ctx context.Context, l net.Listener) error {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", s.metrics)
+	return s.serveHTTP(ctx, l, mux)
+}
+
+// ShutdownTimeout is how long a stopping server lets requests in flight
+// finish (the orchestrator's grace period must cover it).
+const ShutdownTimeout = 10 * time.Second
+
+func (s *Server) serveHTTP(ctx context.Context, l net.Listener, h http.Handler) error {
 	srv := &http.Server{
-		Handler:           s.handler,
+		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -165,10 +233,6 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		MaxHeaderBytes:    32 << 10,
 		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
 	}
-	go s.sweep(ctx, time.Minute)
-	go s.sealAudit(ctx)
-	go s.Provider.RunKeyRotation(ctx, time.Hour)
-
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
 	select {
@@ -176,7 +240,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		return err
 	case <-ctx.Done():
 	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
@@ -349,7 +413,7 @@ func recoverPanics(logger *slog.Logger, next http.Handler) http.Handler {
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
-				logger.Error("panic in handler", "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
+				logger.ErrorContext(r.Context(), "panic in handler", "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
 				http.Error(w, "internal error", http.StatusInternalServerError)
 			}
 		}()
