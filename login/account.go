@@ -15,6 +15,7 @@ import (
 	"github.com/comstockloan/idp/login/mail"
 	"github.com/comstockloan/idp/login/passkey"
 	"github.com/comstockloan/idp/storage"
+	"github.com/comstockloan/idp/storage/audit"
 	"github.com/comstockloan/idp/templates"
 )
 
@@ -363,7 +364,7 @@ func (h *Handler) postAccountRename(w http.ResponseWriter, r *http.Request) {
 		h.internalError(w, r, "renaming passkey", err)
 		return
 	}
-	h.audit(r, "passkey.renamed", user.ID, map[string]string{"credential": base64.RawURLEncoding.EncodeToString(cred.ID), "from": cred.Name, "to": name})
+	h.audit(r, audit.PasskeyRenamed, user.ID, audit.Detail{audit.KeyCredential: audit.Credential(cred.ID), audit.KeyFrom: cred.Name, audit.KeyTo: name})
 	http.Redirect(w, r, accountURL(rt, "renamed", "1"), http.StatusSeeOther)
 }
 
@@ -424,20 +425,20 @@ func (h *Handler) postAccountDelete(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		h.log.ErrorContext(ctx, "counting passkeys after delete", "err", err)
 	}
-	detail := map[string]string{
-		"credential": base64.RawURLEncoding.EncodeToString(cred.ID), "name": cred.Name, "remaining": fmt.Sprint(left),
+	detail := audit.Detail{
+		audit.KeyCredential: audit.Credential(cred.ID), audit.KeyName: cred.Name, audit.KeyRemaining: fmt.Sprint(left),
 	}
 	// A passkey is deleted because a device is lost or not trusted: what
 	// it signed in elsewhere must end with it. This browser just proved
 	// who it is, so it stays signed in.
 	ended, err := h.endUserAccess(r, user.ID, s.ID)
 	if err != nil {
-		detail["access_ended"] = "failed"
-		h.audit(r, "passkey.deleted", user.ID, detail)
+		detail[audit.KeyAccessEnded] = "failed"
+		h.audit(r, audit.PasskeyDeleted, user.ID, detail)
 		h.internalError(w, r, "S8 delete", err)
 		return
 	}
-	h.audit(r, "passkey.deleted", user.ID, accessEndedDetail(detail, ended))
+	h.audit(r, audit.PasskeyDeleted, user.ID, detail.WithAccessEnded(ended))
 	http.Redirect(w, r, accountURL(rt, "deleted", "1"), http.StatusSeeOther)
 }
 
@@ -490,7 +491,7 @@ func (h *Handler) accountStepUpFinish(w http.ResponseWriter, r *http.Request) {
 		// Someone else's passkey on this browser proves nothing about
 		// the session's owner.
 		h.log.WarnContext(ctx, "S8 step-up with another user's passkey", "user", user.ID, "asserted_user", wrong.AssertedUserID)
-		h.audit(r, "login.failure", user.ID, map[string]string{"method": methodPasskey, "reason": "step_up_other_user", "asserted_user": wrong.AssertedUserID})
+		h.audit(r, audit.LoginFailure, user.ID, audit.Detail{audit.KeyMethod: methodPasskey, audit.KeyReason: "step_up_other_user", audit.KeyAssertedUser: wrong.AssertedUserID})
 		h.jsonFail(w, r, http.StatusForbidden, "wrong_user", "err.step_up_wrong_user")
 		return
 	}
@@ -504,7 +505,7 @@ func (h *Handler) accountStepUpFinish(w http.ResponseWriter, r *http.Request) {
 		h.jsonFail(w, r, failureStatus(w, err), "internal", "err.internal")
 		return
 	}
-	h.audit(r, "login.success", user.ID, map[string]string{"method": methodPasskey, "step_up": "true", "amr": fmt.Sprint(res.AMR)})
+	h.audit(r, audit.LoginSuccess, user.ID, audit.Detail{audit.KeyMethod: methodPasskey, audit.KeyStepUp: "true", audit.KeyAMR: fmt.Sprint(res.AMR)})
 	rt := h.returnTo(r, r.URL.Query().Get("return_to"))
 	next := accountURL(rt)
 	if id := r.URL.Query().Get("id"); id != "" {
@@ -577,9 +578,9 @@ func (h *Handler) accountRegisterFinish(w http.ResponseWriter, r *http.Request) 
 // undo the registration, so it is only logged.
 func (h *Handler) passkeyAdded(r *http.Request, user *storage.User, cred *storage.Credential) {
 	ctx := r.Context()
-	h.audit(r, "passkey.registered", user.ID, map[string]string{
-		"credential": base64.RawURLEncoding.EncodeToString(cred.ID), "name": cred.Name,
-		"attachment": cred.Attachment, "synced": fmt.Sprint(cred.BackupEligible),
+	h.audit(r, audit.PasskeyRegistered, user.ID, audit.Detail{
+		audit.KeyCredential: audit.Credential(cred.ID), audit.KeyName: cred.Name,
+		audit.KeyAttachment: cred.Attachment, audit.KeySynced: fmt.Sprint(cred.BackupEligible),
 	})
 	lang := languageFrom(ctx) // the mail follows the page the passkey was added on
 	msg := mail.Message{
@@ -590,7 +591,7 @@ func (h *Handler) passkeyAdded(r *http.Request, user *storage.User, cred *storag
 	}
 	if err := h.mailer.Send(ctx, msg); err != nil {
 		h.log.ErrorContext(ctx, "sending new-passkey notification failed", "user", user.ID, "err", err)
-		h.audit(r, "passkey.notification_failed", user.ID, nil)
+		h.audit(r, audit.PasskeyNotificationFailed, user.ID, nil)
 		return
 	}
 	h.log.InfoContext(ctx, "new-passkey notification sent", "user", user.ID, "to", maskEmail(user.Email))

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/comstockloan/idp/storage"
+	"github.com/comstockloan/idp/storage/audit"
 )
 
 const (
@@ -231,7 +232,7 @@ func (h *Handler) completeLogin(w http.ResponseWriter, r *http.Request, f *stora
 		}
 		if h.passkeyOnly(ar) {
 			h.log.InfoContext(ctx, "login refused: client demands a passkey login", "user", user.ID, "client", ar.ClientID, "acr", acr)
-			h.audit(r, "login.failure", user.ID, map[string]string{"method": loginMethod(amr), "reason": "passkey_required", "auth_request": ar.ID})
+			h.audit(r, audit.LoginFailure, user.ID, audit.Detail{audit.KeyMethod: loginMethod(amr), audit.KeyReason: "passkey_required", audit.KeyAuthRequest: ar.ID})
 			return loginURL(ar.ID) + "&" + noticeParam + "=" + noticePasskeyRequired, errPasskeyRequired
 		}
 	}
@@ -257,7 +258,7 @@ func (h *Handler) completeLogin(w http.ResponseWriter, r *http.Request, f *stora
 	}
 	h.setSessionCookie(w, handle)
 	h.clearCookie(w, flowCookie)
-	h.audit(r, "login.success", user.ID, map[string]string{"method": loginMethod(amr), "amr": fmt.Sprint(amr), "acr": acr, "auth_request": f.AuthRequestID})
+	h.audit(r, audit.LoginSuccess, user.ID, audit.Detail{audit.KeyMethod: loginMethod(amr), audit.KeyAMR: fmt.Sprint(amr), audit.KeyACR: acr, audit.KeyAuthRequest: f.AuthRequestID})
 	h.log.InfoContext(ctx, "login completed", "user", user.ID, "amr", amr, "acr", acr, "auth_request", f.AuthRequestID)
 	return redirect, nil
 }

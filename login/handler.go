@@ -18,7 +18,6 @@ import (
 	"net/url"
 	"strings"
 	"time"
-	"unicode"
 
 	"github.com/gorilla/mux"
 	"github.com/prometheus/client_golang/prometheus"
@@ -28,6 +27,7 @@ import (
 	"github.com/comstockloan/idp/login/passkey"
 	"github.com/comstockloan/idp/login/password"
 	"github.com/comstockloan/idp/storage"
+	"github.com/comstockloan/idp/storage/audit"
 	"github.com/comstockloan/idp/templates"
 )
 
@@ -101,6 +101,7 @@ type Handler struct {
 	mailer   Mailer
 	passkeys Passkeys
 	log      *slog.Logger
+	rec      *audit.Recorder
 	pages    *templates.Set
 	verifier *password.Verifier
 	csrf     *http.CrossOriginProtection
@@ -144,6 +145,7 @@ func New(cfg Config, deps Deps) (*Handler, error) {
 		mailer:   deps.Mailer,
 		passkeys: deps.Passkeys,
 		log:      deps.Logger,
+		rec:      audit.NewRecorder(deps.Store, deps.Logger),
 		pages:    pages,
 		verifier: verifier,
 		csrf:     http.NewCrossOriginProtection(),
@@ -357,42 +359,17 @@ func loginURL(authRequestID string) string {
 	return pathLogin + "?authRequestID=" + url.QueryEscape(authRequestID)
 }
 
-// audit appends a security event; a failure is logged, not fatal, because
-// the customer's action already happened.
-func (h *Handler) audit(r *http.Request, typ, userID string, detail map[string]string) {
-	actor := "system"
+// audit records a security event; a failure is logged by the recorder, not
+// fatal, because the customer's action already happened.
+func (h *Handler) audit(r *http.Request, ev audit.Event, userID string, detail audit.Detail) {
+	actor := audit.System
 	if userID != "" {
-		actor = "user:" + userID
+		actor = audit.User(userID)
 	}
-	e := &storage.AuditEvent{
-		Time: h.now(), Type: typ, Actor: actor, UserID: userID,
-		IP: h.clientIP(r), UserAgent: auditableText(r.UserAgent(), maxAuditUserAgent), Detail: detail,
-	}
-	// The structured log carries the same facts, so an operator can follow
-	// events without database access and a failed append is not silent.
-	h.log.InfoContext(r.Context(), "audit", "type", typ, "actor", actor, "user", userID,
-		"ip", e.IP, "user_agent", e.UserAgent, "detail", detail)
-	h.metrics.audited(typ, detail)
-	if err := h.store.AppendAudit(r.Context(), e); err != nil {
-		h.log.ErrorContext(r.Context(), "appending audit event", "type", typ, "err", err)
-	}
-}
-
-const maxAuditUserAgent = 512
-
-// auditableText makes a client-chosen header storable. Bytes PostgreSQL
-// refuses (storage.RepairText) would make AppendAudit fail, and a client
-// could then hide its own failed logins from the trail with a crafted
-// User-Agent. Unlike storableText it repairs instead of refusing, and
-// control characters become U+FFFD too, so a header cannot fake lines in
-// a report of the trail.
-func auditableText(s string, maxBytes int) string {
-	return storage.RepairText(strings.Map(func(c rune) rune {
-		if unicode.IsControl(c) {
-			return '\uFFFD'
-		}
-		return c
-	}, s), maxBytes)
+	h.metrics.audited(ev, detail)
+	_ = h.rec.Record(r.Context(), ev, audit.Entry{
+		Time: h.now(), Actor: actor, UserID: userID, IP: h.clientIP(r), UserAgent: r.UserAgent(), Detail: detail,
+	})
 }
 
 // clientIP is the address the audit trail and throttles use.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/comstockloan/idp/storage/audit"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/comstockloan/idp/login/password"
@@ -71,19 +73,19 @@ func newMetrics(reg prometheus.Registerer, limiter *password.Limiter) (*metrics,
 
 // audited counts what an audit event says about logins and one-time
 // passwords.
-func (m *metrics) audited(typ string, detail map[string]string) {
-	switch typ {
-	case "login.success":
-		m.logins.WithLabelValues(detail["method"], "success", "").Inc()
-	case "login.failure":
-		m.logins.WithLabelValues(detail["method"], "failure", detail["reason"]).Inc()
-	case "login.throttled":
+func (m *metrics) audited(ev audit.Event, detail audit.Detail) {
+	switch ev {
+	case audit.LoginSuccess:
+		m.logins.WithLabelValues(detail[audit.KeyMethod], "success", "").Inc()
+	case audit.LoginFailure:
+		m.logins.WithLabelValues(detail[audit.KeyMethod], "failure", detail[audit.KeyReason]).Inc()
+	case audit.LoginThrottled:
 		m.logins.WithLabelValues(methodPassword, "throttled", "").Inc()
-	case "otp.sent":
+	case audit.OTPSent:
 		m.otpSent.Inc()
-	case "otp.failed":
-		m.otpFailed.WithLabelValues(detail["reason"]).Inc()
-	case "otp.throttled":
+	case audit.OTPFailed:
+		m.otpFailed.WithLabelValues(detail[audit.KeyReason]).Inc()
+	case audit.OTPThrottled:
 		m.otpFailed.WithLabelValues("send_limit").Inc()
 	}
 }

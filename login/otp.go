@@ -16,6 +16,7 @@ import (
 
 	"github.com/comstockloan/idp/login/mail"
 	"github.com/comstockloan/idp/storage"
+	"github.com/comstockloan/idp/storage/audit"
 	"github.com/comstockloan/idp/templates"
 )
 
@@ -75,7 +76,7 @@ func (h *Handler) issueOTP(r *http.Request, f *storage.LoginFlow, user *storage.
 	// bounded by this cap anyway.
 	if sent >= h.cfg.OTP.MaxSendsPerHour {
 		h.log.WarnContext(ctx, "OTP send limit reached", "user", user.ID, "sent_last_hour", sent)
-		h.audit(r, "otp.throttled", user.ID, nil)
+		h.audit(r, audit.OTPThrottled, user.ID, nil)
 		return http.StatusTooManyRequests, "err.resend_limit"
 	}
 	code, err := newOTP()
@@ -111,14 +112,14 @@ func (h *Handler) issueOTP(r *http.Request, f *storage.LoginFlow, user *storage.
 	if err := h.mailer.Send(ctx, msg); err != nil {
 		// The error text comes from SMTP and the address; never the code.
 		h.log.ErrorContext(ctx, "sending OTP mail failed", "user", user.ID, "err", err)
-		h.audit(r, "otp.failed", user.ID, map[string]string{"reason": "mail_failed"})
+		h.audit(r, audit.OTPFailed, user.ID, audit.Detail{audit.KeyReason: "mail_failed"})
 		f.OTPHash, f.OTPExpiresAt, f.OTPSentAt = "", nil, nil
 		if uerr := h.updateFlow(r, f); uerr != nil {
 			h.log.ErrorContext(ctx, "clearing unsent OTP", "err", uerr)
 		}
 		return http.StatusServiceUnavailable, "err.mail_failed"
 	}
-	h.audit(r, "otp.sent", user.ID, nil)
+	h.audit(r, audit.OTPSent, user.ID, nil)
 	h.log.InfoContext(ctx, "OTP sent", "user", user.ID, "to", maskEmail(user.Email))
 	return 0, ""
 }
@@ -227,14 +228,14 @@ func (h *Handler) postOTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if right {
-			h.audit(r, "otp.verified", user.ID, nil)
+			h.audit(r, audit.OTPVerified, user.ID, nil)
 			http.Redirect(w, r, pathCreate, http.StatusSeeOther)
 			return
 		}
-		h.audit(r, "otp.failed", user.ID, map[string]string{"reason": "wrong_code", "attempts": fmt.Sprint(f.OTPAttempts)})
+		h.audit(r, audit.OTPFailed, user.ID, audit.Detail{audit.KeyReason: "wrong_code", audit.KeyAttempts: fmt.Sprint(f.OTPAttempts)})
 		if f.OTPHash == "" {
-			h.audit(r, "otp.locked", user.ID, map[string]string{"attempts": fmt.Sprint(f.OTPAttempts)})
-			h.audit(r, "login.failure", user.ID, map[string]string{"method": methodPasswordOTP, "reason": "otp_attempts"})
+			h.audit(r, audit.OTPLocked, user.ID, audit.Detail{audit.KeyAttempts: fmt.Sprint(f.OTPAttempts)})
+			h.audit(r, audit.LoginFailure, user.ID, audit.Detail{audit.KeyMethod: methodPasswordOTP, audit.KeyReason: "otp_attempts"})
 		}
 		h.log.InfoContext(ctx, "wrong OTP", "user", user.ID, "attempts", f.OTPAttempts)
 		key := "err.otp_wrong"

@@ -8,6 +8,7 @@ import (
 
 	"github.com/comstockloan/idp/login/passkey"
 	"github.com/comstockloan/idp/storage"
+	"github.com/comstockloan/idp/storage/audit"
 	"github.com/comstockloan/idp/templates"
 )
 
@@ -148,7 +149,7 @@ func (h *Handler) auditPasskeyFailure(r *http.Request, err error) {
 	case errors.Is(err, passkey.ErrLocked):
 		reason = "locked"
 	}
-	h.audit(r, "login.failure", "", map[string]string{"method": methodPasskey, "reason": reason})
+	h.audit(r, audit.LoginFailure, "", audit.Detail{audit.KeyMethod: methodPasskey, audit.KeyReason: reason})
 }
 
 // passkeyLoginOptions starts F2/F3 (button or conditional autofill).
@@ -191,7 +192,7 @@ func (h *Handler) passkeyLoginFinish(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if res.User.Locked {
-		h.audit(r, "login.failure", res.User.ID, map[string]string{"method": methodPasskey, "reason": "locked"})
+		h.audit(r, audit.LoginFailure, res.User.ID, audit.Detail{audit.KeyMethod: methodPasskey, audit.KeyReason: "locked"})
 		h.jsonFail(w, r, http.StatusForbidden, "locked", "err.locked")
 		return
 	}

@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/comstockloan/idp/storage"
+	"github.com/comstockloan/idp/storage/audit"
 	"github.com/comstockloan/idp/templates"
 )
 
@@ -43,7 +44,7 @@ func (h *Handler) passwordUser(w http.ResponseWriter, r *http.Request, loginID, 
 		return nil, http.StatusUnauthorized, "err.credentials", nil
 	case user.Locked:
 		h.log.InfoContext(r.Context(), "locked user refused", "user", user.ID, "path", r.URL.Path)
-		h.audit(r, "login.failure", user.ID, map[string]string{"method": methodPassword, "reason": "locked"})
+		h.audit(r, audit.LoginFailure, user.ID, audit.Detail{audit.KeyMethod: methodPassword, audit.KeyReason: "locked"})
 		return nil, http.StatusForbidden, "err.locked", nil
 	}
 	return user, 0, "", nil
@@ -106,7 +107,7 @@ func (h *Handler) postLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	if v := passwordRule(useLogin, n, user.PasswordTemporary); !v.allowed() {
 		h.log.InfoContext(ctx, "password login refused", "user", user.ID, "reason", v.reason)
-		h.audit(r, "login.failure", user.ID, map[string]string{"method": methodPassword, "reason": v.reason})
+		h.audit(r, audit.LoginFailure, user.ID, audit.Detail{audit.KeyMethod: methodPassword, audit.KeyReason: v.reason})
 		fail(v.status, v.key)
 		return
 	}
@@ -244,7 +245,7 @@ func (h *Handler) postPassword(w http.ResponseWriter, r *http.Request) {
 	}
 	if v := passwordRule(useEnrol, n, user.PasswordTemporary); !v.allowed() {
 		h.log.InfoContext(ctx, "F1 refused", "user", user.ID, "reason", v.reason)
-		h.audit(r, "enrol.refused", user.ID, map[string]string{"reason": v.reason})
+		h.audit(r, audit.EnrolRefused, user.ID, audit.Detail{audit.KeyReason: v.reason})
 		h.renderPassword(w, r, v.status, f, v.key)
 		return
 	}
@@ -345,7 +346,7 @@ func (h *Handler) postChangePassword(w http.ResponseWriter, r *http.Request) {
 		h.internalError(w, r, "storing new password", err)
 		return
 	}
-	h.audit(r, "password.changed", user.ID, map[string]string{"from": "temporary"})
+	h.audit(r, audit.PasswordChanged, user.ID, audit.Detail{audit.KeyFrom: "temporary"})
 	// The current password was typed again on S7, so the login is now.
 	h.finish(w, r, f, user, proof{amr: []string{"pwd"}, acr: h.cfg.ACR.Password, at: h.now()})
 }

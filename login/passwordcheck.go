@@ -11,6 +11,7 @@ import (
 
 	"github.com/comstockloan/idp/login/password"
 	"github.com/comstockloan/idp/storage"
+	"github.com/comstockloan/idp/storage/audit"
 )
 
 // A password check is what an online guesser buys with each request, so
@@ -78,7 +79,7 @@ func (h *Handler) reserveAttempt(r *http.Request, loginID string) (*attemptSlots
 		if !ok {
 			h.releaseAttempt(r, held)
 			h.log.WarnContext(ctx, "password attempts throttled", "key", k.key, "limit", k.limit, "window", t.Window)
-			h.audit(r, "login.throttled", "", map[string]string{"key": k.key})
+			h.audit(r, audit.LoginThrottled, "", audit.Detail{audit.KeyThrottleKey: k.key})
 			return nil, nil
 		}
 		held.keys, held.ids = append(held.keys, k.key), append(held.ids, id)
@@ -138,7 +139,7 @@ func (h *Handler) checkPassword(r *http.Request, loginID, pw string) (*storage.U
 		ok = false
 	}
 	if !ok || user == nil {
-		h.audit(r, "login.failure", userIDOf(user), map[string]string{"method": methodPassword, "reason": "credentials"})
+		h.audit(r, audit.LoginFailure, userIDOf(user), audit.Detail{audit.KeyMethod: methodPassword, audit.KeyReason: "credentials"})
 		h.log.InfoContext(ctx, "wrong login ID or password", "path", r.URL.Path)
 		return nil, nil
 	}
@@ -164,7 +165,7 @@ func (h *Handler) upgradeHash(r *http.Request, slot *password.Slot, user *storag
 		return
 	}
 	user.PasswordHash = hash
-	h.audit(r, "password.rehashed", user.ID, map[string]string{"from": "bcrypt", "to": "argon2id"})
+	h.audit(r, audit.PasswordRehashed, user.ID, audit.Detail{audit.KeyFrom: "bcrypt", audit.KeyTo: "argon2id"})
 }
 
 // bcryptCostRefresh is how often a replica re-reads the highest stored

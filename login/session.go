@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/comstockloan/idp/storage"
+	"github.com/comstockloan/idp/storage/audit"
 )
 
 // The SSO session's life cycle, in one place: a session is created when a
@@ -120,7 +121,7 @@ func (h *Handler) endSession(w http.ResponseWriter, r *http.Request) {
 		if err := h.store.DeleteSession(r.Context(), s.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
 			h.log.ErrorContext(r.Context(), "deleting session at logout", "err", err)
 		} else {
-			h.audit(r, "session.ended", s.UserID, nil)
+			h.audit(r, audit.SessionEnded, s.UserID, nil)
 		}
 	}
 	h.clearCookie(w, sessionCookie)
@@ -140,12 +141,4 @@ func (h *Handler) endUserAccess(r *http.Request, userID, keepSessionID string) (
 	h.log.InfoContext(r.Context(), "user's other sessions and tokens ended", "user", userID,
 		"sessions", ended.Sessions, "refresh_tokens", ended.RefreshTokens, "access_tokens", ended.AccessTokens)
 	return ended, nil
-}
-
-// accessEndedDetail is what endUserAccess ended, for an audit event.
-func accessEndedDetail(detail map[string]string, ended storage.AccessEnded) map[string]string {
-	detail["sessions_ended"] = fmt.Sprint(ended.Sessions)
-	detail["refresh_tokens_revoked"] = fmt.Sprint(ended.RefreshTokens)
-	detail["access_tokens_revoked"] = fmt.Sprint(ended.AccessTokens)
-	return detail
 }

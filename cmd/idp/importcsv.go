@@ -20,6 +20,7 @@ import (
 
 	"github.com/comstockloan/idp/login/password"
 	"github.com/comstockloan/idp/storage"
+	"github.com/comstockloan/idp/storage/audit"
 )
 
 // Column names of the import file's header row.
@@ -344,13 +345,13 @@ func (u *usersCmd) importFile(ctx context.Context, path string, stdin io.Reader)
 		}
 	}
 	for i, usr := range users {
-		detail := map[string]string{"login_id": usr.LoginID, "source": source, "line": strconv.Itoa(toCreate[i].line)}
+		detail := audit.Detail{audit.KeyLoginID: usr.LoginID, audit.KeySource: source, audit.KeyLine: strconv.Itoa(toCreate[i].line)}
 		if usr.PasswordTemporary {
-			detail["password"] = "temporary"
+			detail[audit.KeyPassword] = "temporary"
 		} else {
-			detail["password"] = "imported_hash"
+			detail[audit.KeyPassword] = "imported_hash"
 		}
-		if err := u.audit(ctx, "user.imported", usr, detail); err != nil {
+		if err := u.audit(ctx, audit.UserImported, usr, detail); err != nil {
 			return u.undoImport(ctx, users, err)
 		}
 	}

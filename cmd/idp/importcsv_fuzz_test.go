@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/comstockloan/idp/login/password"
+	"github.com/comstockloan/idp/storage/audit"
 	"github.com/comstockloan/idp/storage/storagetest"
 )
 
@@ -22,8 +23,9 @@ import (
 func FuzzImportCSV(f *testing.F) {
 	store := storagetest.New(f, "sqlite")
 	ctx := context.Background()
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	u := &usersCmd{store: store, params: password.Params{MemoryKiB: 64, Iterations: 1, Parallelism: 1},
-		actor: "fuzz", out: io.Discard, logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+		actor: audit.Staff("fuzz"), rec: audit.NewRecorder(store, logger), out: io.Discard, logger: logger}
 	f.Add([]byte("login_id,email,display_name,temporary_password,password_hash\n" +
 		"loan0001,taro@example.jp,山田 太郎,Temp-Pass-123,\n"))
 	f.Fuzz(func(t *testing.T, raw []byte) {

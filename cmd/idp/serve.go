@@ -17,7 +17,7 @@ import (
 	"github.com/comstockloan/idp/cmd/idp/internal/config"
 	"github.com/comstockloan/idp/cmd/idp/internal/devstack"
 	"github.com/comstockloan/idp/cmd/idp/internal/server"
-	"github.com/comstockloan/idp/storage"
+	"github.com/comstockloan/idp/storage/audit"
 	"github.com/comstockloan/idp/storage/sqlstore"
 )
 
@@ -228,7 +228,7 @@ Press Ctrl+C to stop.
 // auditConfigLoaded records which relying parties this process serves and
 // which exact config file it read, so that a later question "since when was
 // this client registered?" has an answer in the tamper-evident trail.
-func auditConfigLoaded(ctx context.Context, store storage.Store, path string, cfg *config.Config, logger *slog.Logger) error {
+func auditConfigLoaded(ctx context.Context, store audit.Appender, path string, cfg *config.Config, logger *slog.Logger) error {
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("hash config file: %w", err)
@@ -238,18 +238,12 @@ func auditConfigLoaded(ctx context.Context, store storage.Store, path string, cf
 	for i, c := range cfg.Clients {
 		ids[i] = c.ID
 	}
-	e := &storage.AuditEvent{
-		Type:  "config.loaded",
-		Actor: "system",
-		Detail: map[string]string{
-			"clients":       strings.Join(ids, ","),
-			"config_sha256": hex.EncodeToString(sum[:]),
-			"issuer":        cfg.Issuer,
+	return audit.NewRecorder(store, logger).Record(ctx, audit.ConfigLoaded, audit.Entry{
+		Actor: audit.System,
+		Detail: audit.Detail{
+			audit.KeyClients:      strings.Join(ids, ","),
+			audit.KeyConfigSHA256: hex.EncodeToString(sum[:]),
+			audit.KeyIssuer:       cfg.Issuer,
 		},
-	}
-	if err := store.AppendAudit(ctx, e); err != nil {
-		return fmt.Errorf("audit config.loaded: %w", err)
-	}
-	logger.Info("audit", "type", e.Type, "actor", e.Actor, "seq", e.Seq, "clients", e.Detail["clients"], "config_sha256", e.Detail["config_sha256"])
-	return nil
+	})
 }

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"maps"
 	"net/mail"
 	"os"
 	"os/user"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/comstockloan/idp/login/password"
 	"github.com/comstockloan/idp/storage"
+	"github.com/comstockloan/idp/storage/audit"
 	"github.com/comstockloan/idp/storage/sqlstore"
 )
 
@@ -49,7 +49,8 @@ const maxLoginIDLen = 64
 type usersCmd struct {
 	store  *sqlstore.Store
 	params password.Params
-	actor  string
+	actor  audit.Actor
+	rec    *audit.Recorder
 	out    io.Writer
 	logger *slog.Logger
 }
@@ -112,7 +113,8 @@ func cmdUsers(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	u := &usersCmd{
 		store:  store,
 		params: password.Params{MemoryKiB: cfg.Password.MemoryKiB, Iterations: cfg.Password.Iterations, Parallelism: cfg.Password.Parallelism},
-		actor:  "staff:" + operatorName(),
+		actor:  audit.Staff(operatorName()),
+		rec:    audit.NewRecorder(store, logger),
 		out:    stdout,
 		logger: logger,
 	}
@@ -145,19 +147,12 @@ func (u *usersCmd) user(ctx context.Context, loginID string) (*storage.User, err
 	return usr, nil
 }
 
-// audit records a staff action in the hash-chained trail and in the
-// structured log, so that both tell the same story.
-func (u *usersCmd) audit(ctx context.Context, typ string, usr *storage.User, detail map[string]string) error {
-	e := &storage.AuditEvent{Type: typ, Actor: u.actor, UserID: usr.ID, UserAgent: "idp-cli", Detail: detail}
-	if err := u.store.AppendAudit(ctx, e); err != nil {
-		return fmt.Errorf("audit %s: %w", typ, err)
-	}
-	attrs := []any{"type", typ, "actor", u.actor, "user_id", usr.ID, "login_id", usr.LoginID, "seq", e.Seq}
-	for k, v := range detail {
-		attrs = append(attrs, "detail."+k, v)
-	}
-	u.logger.Info("audit", attrs...)
-	return nil
+// audit records a staff action on usr in the keyed trail and in the
+// structured log, whose line also names the login ID acted on.
+func (u *usersCmd) audit(ctx context.Context, ev audit.Event, usr *storage.User, detail audit.Detail) error {
+	return u.rec.With("login_id", usr.LoginID).Record(ctx, ev, audit.Entry{
+		Actor: u.actor, UserID: usr.ID, UserAgent: "idp-cli", Detail: detail,
+	})
 }
 
 // validateLoginID is shared by create and import so both accept the same IDs.
@@ -218,7 +213,7 @@ func (u *usersCmd) create(ctx context.Context, loginID, email, name string) erro
 	} else if err != nil {
 		return fmt.Errorf("create user: %w", err)
 	}
-	if err := u.audit(ctx, "user.created", usr, map[string]string{"login_id": loginID}); err != nil {
+	if err := u.audit(ctx, audit.UserCreated, usr, audit.Detail{audit.KeyLoginID: loginID}); err != nil {
 		return err
 	}
 	fmt.Fprintf(u.out, "created %s (%s)\ntemporary password (仮パスワード), tell the customer by a separate channel: %s\n", loginID, email, temp)
@@ -238,14 +233,14 @@ func (u *usersCmd) show(ctx context.Context, loginID string) error {
 		return fmt.Errorf("list passkeys: %w", err)
 	}
 	logins, err := lastAuditEvents(ctx, u.store, lastLoginsShown, func(e *storage.AuditEvent) bool {
-		return e.UserID == usr.ID && (e.Type == "login.success" || e.Type == "login.failure")
+		return e.UserID == usr.ID && (e.Type == audit.LoginSuccess.String() || e.Type == audit.LoginFailure.String())
 	})
 	if err != nil {
 		return err
 	}
 	// Reading a customer's record is an action too: the trail shows who
 	// looked at whom, before anything is printed.
-	if err := u.audit(ctx, "user.viewed", usr, nil); err != nil {
+	if err := u.audit(ctx, audit.UserViewed, usr, nil); err != nil {
 		return err
 	}
 	status := "active"
@@ -306,7 +301,7 @@ func (u *usersCmd) resetPassword(ctx context.Context, loginID string) error {
 	}
 	// Whoever holds a session or a token may be the one the customer lost
 	// control to.
-	ended, err := u.endAccess(ctx, usr, "password.temporary_issued", nil)
+	ended, err := u.endAccess(ctx, usr, audit.PasswordTemporaryIssued, nil)
 	if err != nil {
 		return err
 	}
@@ -330,7 +325,7 @@ func (u *usersCmd) deletePasskeys(ctx context.Context, loginID, credID string) e
 			return fmt.Errorf("delete passkey: %w", err)
 		}
 		// The lost device may still hold a session or an RP's tokens.
-		ended, err := u.endAccess(ctx, usr, "passkey.deleted", map[string]string{"credential_id": credID})
+		ended, err := u.endAccess(ctx, usr, audit.PasskeyDeleted, audit.Detail{audit.KeyCredential: audit.Credential(id)})
 		if err != nil {
 			return err
 		}
@@ -340,7 +335,7 @@ func (u *usersCmd) deletePasskeys(ctx context.Context, loginID, credID string) e
 		if err != nil {
 			return fmt.Errorf("delete passkeys: %w", err)
 		}
-		ended, err := u.endAccess(ctx, usr, "passkey.deleted_all", map[string]string{"count": fmt.Sprint(n)})
+		ended, err := u.endAccess(ctx, usr, audit.PasskeyDeletedAll, audit.Detail{audit.KeyCount: fmt.Sprint(n)})
 		if err != nil {
 			return err
 		}
@@ -367,13 +362,13 @@ func (u *usersCmd) setLocked(ctx context.Context, loginID string, locked bool) e
 		return fmt.Errorf("set locked: %w", err)
 	}
 	if !locked {
-		if err := u.audit(ctx, "user.unlocked", usr, nil); err != nil {
+		if err := u.audit(ctx, audit.UserUnlocked, usr, nil); err != nil {
 			return err
 		}
 		fmt.Fprintf(u.out, "unlocked %s\n", loginID)
 		return nil
 	}
-	ended, err := u.endAccess(ctx, usr, "user.locked", nil)
+	ended, err := u.endAccess(ctx, usr, audit.UserLocked, nil)
 	if err != nil {
 		return err
 	}
@@ -396,9 +391,8 @@ func (u *usersCmd) delete(ctx context.Context, loginID string) error {
 	if err := u.store.DeleteUser(ctx, usr.ID); err != nil {
 		return fmt.Errorf("delete user: %w", err)
 	}
-	detail := ended.auditDetail()
-	detail["login_id"] = loginID
-	if err := u.audit(ctx, "user.deleted", usr, detail); err != nil {
+	detail := audit.Detail{audit.KeyLoginID: loginID}.WithAccessEnded(e)
+	if err := u.audit(ctx, audit.UserDeleted, usr, detail); err != nil {
 		return err
 	}
 	fmt.Fprintf(u.out, "deleted %s with their passkeys; %s\n", loginID, ended)
@@ -412,32 +406,21 @@ func (a accessEnded) String() string {
 	return fmt.Sprintf("ended %d session(s), revoked %d refresh token(s) and %d access token(s)", a.Sessions, a.RefreshTokens, a.AccessTokens)
 }
 
-func (a accessEnded) auditDetail() map[string]string {
-	return map[string]string{
-		"sessions_ended":         fmt.Sprint(a.Sessions),
-		"refresh_tokens_revoked": fmt.Sprint(a.RefreshTokens),
-		"access_tokens_revoked":  fmt.Sprint(a.AccessTokens),
-	}
-}
-
 // endAccess signs usr out of every browser and relying party after the
-// staff action typ, then audits typ with detail and what ended. The action
-// is already done, so it is audited even when ending access fails.
-func (u *usersCmd) endAccess(ctx context.Context, usr *storage.User, typ string, detail map[string]string) (accessEnded, error) {
+// staff action ev, then audits ev with detail and what ended. The action
+// is already done, so it is audited even when ending access fails (the
+// recorder logs a failed append; the ending's error is the one returned).
+func (u *usersCmd) endAccess(ctx context.Context, usr *storage.User, ev audit.Event, detail audit.Detail) (accessEnded, error) {
 	if detail == nil {
-		detail = map[string]string{}
+		detail = audit.Detail{}
 	}
 	ended, err := u.store.EndUserAccess(ctx, usr.ID, "", time.Now())
 	if err != nil {
-		detail["access_ended"] = "failed"
-		if aerr := u.audit(ctx, typ, usr, detail); aerr != nil {
-			u.logger.Error("audit", "type", typ, "user_id", usr.ID, "err", aerr)
-		}
-		return accessEnded{}, fmt.Errorf("%s is done, but ending the sessions and tokens failed (`idp users lock %s` ends them): %w", typ, usr.LoginID, err)
+		detail[audit.KeyAccessEnded] = "failed"
+		_ = u.audit(ctx, ev, usr, detail)
+		return accessEnded{}, fmt.Errorf("%s is done, but ending the sessions and tokens failed (`idp users lock %s` ends them): %w", ev, usr.LoginID, err)
 	}
-	a := accessEnded(ended)
-	maps.Copy(detail, a.auditDetail())
-	return a, u.audit(ctx, typ, usr, detail)
+	return accessEnded(ended), u.audit(ctx, ev, usr, detail.WithAccessEnded(ended))
 }
 
 // temporaryPassword is 12 characters from an alphabet without look-alikes,
