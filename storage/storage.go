@@ -305,14 +305,12 @@ type Users interface {
 	CreateUser(ctx context.Context, u *User) error
 	UserByID(ctx context.Context, id string) (*User, error)
 	UserByLoginID(ctx context.Context, loginID string) (*User, error)
-	ListUsers(ctx context.Context) ([]User, error)
 	UpdatePassword(ctx context.Context, userID, hash string, temporary bool) error
 	// MaxBcryptCost is the highest cost of any stored bcrypt hash (imported
 	// from the previous system), 0 when none is left: every password check
 	// is padded to it so the stored scheme does not show in the timing.
 	MaxBcryptCost(ctx context.Context) (int, error)
 	SetUserLocked(ctx context.Context, userID string, locked bool) error
-	UpdateUserProfile(ctx context.Context, userID, email, displayName string) error
 	// DeleteUser removes the user with their sessions, credentials, tokens
 	// and the rate events keyed by their ID or login ID.
 	DeleteUser(ctx context.Context, userID string) error
@@ -351,7 +349,6 @@ type AuthRequests interface {
 	// ConsumeAuthRequest marks the code as exchanged; ErrConflict if it
 	// already was.
 	ConsumeAuthRequest(ctx context.Context, id string, at time.Time) error
-	DeleteAuthRequest(ctx context.Context, id string) error
 }
 
 // Tokens are the access and refresh tokens issued to clients.

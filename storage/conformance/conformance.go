@@ -170,20 +170,12 @@ func testUsers(t *testing.T, s storage.Store) {
 	dupID.LoginID = "other"
 	wantErr(t, "duplicate id", s.CreateUser(ctx, &dupID), storage.ErrAlreadyExists)
 
-	newUser(t, s, "u0")
-	list, err := s.ListUsers(ctx)
-	must(t, "list users", err)
-	if len(list) != 2 || list[0].ID != "u0" || list[1].ID != "u1" {
-		t.Fatalf("list users: got %+v, want u0 and u1 by login id", list)
-	}
-
 	must(t, "update password", s.UpdatePassword(ctx, "u1", "$2a$10$tmp", true))
 	must(t, "lock", s.SetUserLocked(ctx, "u1", true))
-	must(t, "update profile", s.UpdateUserProfile(ctx, "u1", "new@example.jp", "新しい名前"))
 	got, err = s.UserByID(ctx, "u1")
 	must(t, "user after updates", err)
 	if got.PasswordHash != "$2a$10$tmp" || !got.PasswordTemporary || !got.Locked ||
-		got.Email != "new@example.jp" || got.DisplayName != "新しい名前" || got.LoginID != u.LoginID {
+		got.Email != u.Email || got.DisplayName != u.DisplayName || got.LoginID != u.LoginID {
 		t.Fatalf("user after updates: %+v", got)
 	}
 	if got.UpdatedAt.Location() != time.UTC || got.CreatedAt.Location() != time.UTC {
@@ -198,7 +190,6 @@ func testUsers(t *testing.T, s storage.Store) {
 
 	wantErr(t, "update password of missing user", s.UpdatePassword(ctx, "nobody", "x", false), storage.ErrNotFound)
 	wantErr(t, "lock missing user", s.SetUserLocked(ctx, "nobody", true), storage.ErrNotFound)
-	wantErr(t, "profile of missing user", s.UpdateUserProfile(ctx, "nobody", "a", "b"), storage.ErrNotFound)
 	wantErr(t, "delete missing user", s.DeleteUser(ctx, "nobody"), storage.ErrNotFound)
 }
 
@@ -391,10 +382,6 @@ func testAuthRequests(t *testing.T, s storage.Store) {
 	wantErr(t, "expired by id", err, storage.ErrNotFound)
 	_, err = s.AuthRequestByCode(ctx, old.CodeHash)
 	wantErr(t, "expired by code", err, storage.ErrNotFound)
-
-	must(t, "delete", s.DeleteAuthRequest(ctx, "ar1"))
-	_, err = s.AuthRequestByID(ctx, "ar1")
-	wantErr(t, "deleted", err, storage.ErrNotFound)
 }
 
 func testAuthRequestConcurrentConsume(t *testing.T, s storage.Store) {

@@ -66,7 +66,9 @@ func (s *Store) UserByLoginID(ctx context.Context, loginID string) (*storage.Use
 	return &u, nil
 }
 
-// ListUsers returns every user ordered by login ID.
+// ListUsers returns every user ordered by login ID. It is not part of
+// storage.Store: nothing that serves customers lists them; the CLI's tests
+// use it to look behind the CLI's back.
 func (s *Store) ListUsers(ctx context.Context) ([]storage.User, error) {
 	var rows []userRow
 	if err := s.sel(ctx, &rows, `SELECT `+userColumns+` FROM users ORDER BY login_id`); err != nil {
@@ -107,12 +109,6 @@ func (s *Store) SetUserLocked(ctx context.Context, userID string, locked bool) e
 	res, err := s.exec(ctx, s.q(`UPDATE users SET locked = ?, updated_at = ? WHERE id = ?`),
 		locked, s.flavor.timeArg(s.now()), userID)
 	return mustAffect("set user locked", res, err)
-}
-
-func (s *Store) UpdateUserProfile(ctx context.Context, userID, email, displayName string) error {
-	res, err := s.exec(ctx, s.q(`UPDATE users SET email = ?, display_name = ?, updated_at = ? WHERE id = ?`),
-		email, displayName, s.flavor.timeArg(s.now()), userID)
-	return mustAffect("update user profile", res, err)
 }
 
 // DeleteUser removes the user. Sessions, passkeys and OTP-send records go by
