@@ -206,7 +206,7 @@ Press Ctrl+C to stop.
 // auditConfigLoaded records which relying parties this process serves and
 // which exact config file it read, so that a later question "since when was
 // this client registered?" has an answer in the tamper-evident trail.
-func auditConfigLoaded(ctx context.Context, store storage.Store, path string, cfg *config.Config, logger *slog.Logger) error {
+func auditConfigLoaded(ctx context.Context, store storage.Audit, path string, cfg *config.Config, logger *slog.Logger) error {
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("hash config file: %w", err)
