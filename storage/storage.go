@@ -8,6 +8,18 @@
 // Secrets that reach the browser (session cookies, login-flow handles, codes,
 // refresh tokens, one-time passwords) are stored only as hashes: callers hash
 // with HashSecret before they call the store.
+//
+// Store is the sum of role interfaces (Users, Sessions, AuthRequests, Tokens,
+// SigningKeys, LoginFlows, RateLimits, WebAuthnSessions, Credentials, Audit,
+// Housekeeping). A consumer takes the roles it uses, or declares its own
+// interface of roles and single methods (op.Store, login.Store,
+// passkey.Store), so its signature says what it may touch.
+//
+// Files:
+//
+//	storage.go   the errors, HashSecret, the records, Store and its roles
+//	audit.go     the audit trail's keys, MACs, chain links, checkpoints and
+//	             the verifier (VerifyAudit)
 package storage
 
 import (

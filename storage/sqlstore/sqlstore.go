@@ -1,9 +1,3 @@
-// Package sqlstore implements storage.Store on PostgreSQL (lib/pq) and
-// SQLite (modernc.org/sqlite) with one set of SQL statements.
-//
-// Statements are written once with `?` placeholders and rebound per driver;
-// the few real differences between the flavours (column types, how a
-// store-wide lock is taken, how times travel) live in flavor.go and lockTx.
 package sqlstore
 
 import (
