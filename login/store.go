@@ -33,3 +33,6 @@ type Store interface {
 
 	AppendAudit(ctx context.Context, e *storage.AuditEvent) error
 }
+
+// Every storage.Store is a Store: a method added here must be the contract's.
+var _ Store = storage.Store(nil)

@@ -22,3 +22,6 @@ type Store interface {
 	ReleaseRateEvent(ctx context.Context, kind, key, id string) error
 	Ping(ctx context.Context) error
 }
+
+// Every storage.Store is a Store: a method added here must be the contract's.
+var _ Store = storage.Store(nil)

@@ -18,3 +18,6 @@ type Store interface {
 	CredentialsByUser(ctx context.Context, userID string) ([]storage.Credential, error)
 	UpdateCredentialUse(ctx context.Context, id []byte, use storage.CredentialUse) error
 }
+
+// Every storage.Store is a Store: a method added here must be the contract's.
+var _ Store = storage.Store(nil)
