@@ -81,7 +81,7 @@ type Passkeys interface {
 // Deps are the collaborators of the Handler. Passkeys may be nil: the
 // pages then say passkeys are unavailable and the JSON endpoints answer 503.
 type Deps struct {
-	Store    storage.Store
+	Store    Store
 	OP       OP
 	Mailer   Mailer
 	Passkeys Passkeys
@@ -96,7 +96,7 @@ var _ Passkeys = (*passkey.Service)(nil)
 // Handler serves the login pages.
 type Handler struct {
 	cfg      Config
-	store    storage.Store
+	store    Store
 	op       OP
 	mailer   Mailer
 	passkeys Passkeys

@@ -36,7 +36,7 @@ const (
 // secretChecker is the one place a client secret is checked.
 type secretChecker struct {
 	cfg     Throttle
-	store   storage.Store
+	store   Store
 	log     *slog.Logger
 	now     func() time.Time
 	clients map[string]*client
@@ -48,7 +48,7 @@ type secretChecker struct {
 	hook      func() // tests only: runs inside a slot before each comparison
 }
 
-func newSecretChecker(cfg Config, store storage.Store, log *slog.Logger, now func() time.Time, clients map[string]*client) (*secretChecker, error) {
+func newSecretChecker(cfg Config, store Store, log *slog.Logger, now func() time.Time, clients map[string]*client) (*secretChecker, error) {
 	cost := bcrypt.DefaultCost
 	found := false
 	for _, c := range cfg.Clients {

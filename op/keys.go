@@ -33,7 +33,7 @@ const keyCacheTTL = 5 * time.Second
 
 // keyManager owns the signing keys in the database.
 type keyManager struct {
-	store          storage.Store
+	store          storage.SigningKeys
 	log            *slog.Logger
 	sealKey        []byte
 	alg            string
@@ -50,7 +50,7 @@ type keyManager struct {
 	decrypted map[string]crypto.Signer // private keys by kid; immutable once stored
 }
 
-func newKeyManager(cfg Config, store storage.Store, log *slog.Logger, now func() time.Time) *keyManager {
+func newKeyManager(cfg Config, store storage.SigningKeys, log *slog.Logger, now func() time.Time) *keyManager {
 	// A separate key for sealing private keys, derived from CryptoKey, so
 	// the codes' and tokens' encryption key is never used for two purposes.
 	mac := hmac.New(sha256.New, cfg.CryptoKey[:])

@@ -20,11 +20,11 @@ import (
 	"github.com/comstockloan/idp/storage"
 )
 
-// opStorage implements zop.Storage over storage.Store. It keeps no state of
+// opStorage implements zop.Storage over Store. It keeps no state of
 // its own between requests besides the immutable configuration.
 type opStorage struct {
 	cfg     Config
-	store   storage.Store
+	store   Store
 	log     *slog.Logger
 	clients map[string]*client
 	keys    *keyManager

@@ -24,7 +24,7 @@ import (
 // wrapped by the protocol rules zitadel does not enforce itself.
 type Provider struct {
 	cfg     Config
-	store   storage.Store
+	store   Store
 	log     *slog.Logger
 	storage *opStorage
 	keys    *keyManager
@@ -53,7 +53,7 @@ var supportedClaims = []string{
 // op.WithLogger is a no-op), so its few lines about refused requests reach
 // logger only if the program makes logger the default at start-up; every
 // refusal is also logged here through logger.
-func New(cfg Config, store storage.Store, logger *slog.Logger) (*Provider, error) {
+func New(cfg Config, store Store, logger *slog.Logger) (*Provider, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("op config: %w", err)
 	}

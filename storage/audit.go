@@ -351,7 +351,7 @@ const auditPage = 1000
 
 // VerifyAudit checks the whole trail of s, as it is now, against key, its
 // checkpoints and expect. A *AuditBreak error names the first broken seq.
-func VerifyAudit(ctx context.Context, s Store, key []byte, expect ...AuditAnchor) (AuditReport, error) {
+func VerifyAudit(ctx context.Context, s Audit, key []byte, expect ...AuditAnchor) (AuditReport, error) {
 	cps, err := s.ListAuditCheckpoints(ctx)
 	if err != nil {
 		return AuditReport{}, fmt.Errorf("read audit checkpoints: %w", err)

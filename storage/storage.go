@@ -8,6 +8,18 @@
 // Secrets that reach the browser (session cookies, login-flow handles, codes,
 // refresh tokens, one-time passwords) are stored only as hashes: callers hash
 // with HashSecret before they call the store.
+//
+// Store is the sum of role interfaces (Users, Sessions, AuthRequests, Tokens,
+// SigningKeys, LoginFlows, RateLimits, WebAuthnSessions, Credentials, Audit,
+// Housekeeping). A consumer takes the roles it uses, or declares its own
+// interface of roles and single methods (op.Store, login.Store,
+// passkey.Store), so its signature says what it may touch.
+//
+// Files:
+//
+//	storage.go   the errors, HashSecret, the records, Store and its roles
+//	audit.go     the audit trail's keys, MACs, chain links, checkpoints and
+//	             the verifier (VerifyAudit)
 package storage
 
 import (
@@ -275,27 +287,49 @@ type AuditSealOptions struct {
 	Wait bool
 }
 
-// Store is the whole persistence contract. Methods that look a row up return
-// ErrNotFound for missing or expired rows. Times are stored with at least
-// microsecond precision and returned in UTC.
+// Store is the whole persistence contract: every role below, plus Ping and
+// Close. sqlstore implements it and the conformance suite runs on it; a
+// consumer asks only for the roles (or the methods of a role) it uses, so
+// its signature says what it can touch.
+//
+// Methods that look a row up return ErrNotFound for missing or expired rows.
+// Times are stored with at least microsecond precision and returned in UTC.
 type Store interface {
-	// Users
+	Users
+	Sessions
+	AuthRequests
+	Tokens
+	SigningKeys
+	LoginFlows
+	RateLimits
+	WebAuthnSessions
+	Credentials
+	Audit
+	Housekeeping
+
+	// Ping reports whether the database answers (readiness).
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// Users are the customers' accounts.
+type Users interface {
 	CreateUser(ctx context.Context, u *User) error
 	UserByID(ctx context.Context, id string) (*User, error)
 	UserByLoginID(ctx context.Context, loginID string) (*User, error)
-	ListUsers(ctx context.Context) ([]User, error)
 	UpdatePassword(ctx context.Context, userID, hash string, temporary bool) error
 	// MaxBcryptCost is the highest cost of any stored bcrypt hash (imported
 	// from the previous system), 0 when none is left: every password check
 	// is padded to it so the stored scheme does not show in the timing.
 	MaxBcryptCost(ctx context.Context) (int, error)
 	SetUserLocked(ctx context.Context, userID string, locked bool) error
-	UpdateUserProfile(ctx context.Context, userID, email, displayName string) error
 	// DeleteUser removes the user with their sessions, credentials, tokens
 	// and the rate events keyed by their ID or login ID.
 	DeleteUser(ctx context.Context, userID string) error
+}
 
-	// SSO sessions
+// Sessions are the IdP's SSO sessions.
+type Sessions interface {
 	CreateSession(ctx context.Context, s *Session) error
 	SessionByID(ctx context.Context, id string) (*Session, error)
 	TouchSession(ctx context.Context, id string, lastSeen time.Time) error
@@ -306,8 +340,10 @@ type Store interface {
 	// every client. It is what a lost device, a lock or a new password
 	// calls for.
 	EndUserAccess(ctx context.Context, userID, keepSessionID string, now time.Time) (AccessEnded, error)
+}
 
-	// OIDC authorization requests and codes
+// AuthRequests are OIDC authorization requests and their codes.
+type AuthRequests interface {
 	CreateAuthRequest(ctx context.Context, a *AuthRequest) error
 	AuthRequestByID(ctx context.Context, id string) (*AuthRequest, error)
 	// CompleteAuthRequest records who authenticated, how and when, once:
@@ -325,9 +361,10 @@ type Store interface {
 	// ConsumeAuthRequest marks the code as exchanged; ErrConflict if it
 	// already was.
 	ConsumeAuthRequest(ctx context.Context, id string, at time.Time) error
-	DeleteAuthRequest(ctx context.Context, id string) error
+}
 
-	// Tokens
+// Tokens are the access and refresh tokens issued to clients.
+type Tokens interface {
 	CreateAccessToken(ctx context.Context, t *AccessToken) error
 	AccessTokenByID(ctx context.Context, id string) (*AccessToken, error)
 	DeleteAccessToken(ctx context.Context, id string) error
@@ -343,15 +380,19 @@ type Store interface {
 	// RevokeGrant deletes every access token and revokes every refresh token
 	// issued from an authorization request (code replay).
 	RevokeGrant(ctx context.Context, authRequestID string, now time.Time) error
+}
 
-	// Signing keys
+// SigningKeys are the token-signing keys.
+type SigningKeys interface {
 	ListSigningKeys(ctx context.Context) ([]SigningKey, error)
 	// RotateSigningKeys runs plan under a store-wide lock (so two replicas
 	// never both add a key) with the current keys, then inserts and deletes
 	// what plan returns, in the same transaction.
 	RotateSigningKeys(ctx context.Context, plan func(current []SigningKey) (add []SigningKey, deleteIDs []string, err error)) error
+}
 
-	// Login flows
+// LoginFlows are the passes through the hosted login pages.
+type LoginFlows interface {
 	CreateLoginFlow(ctx context.Context, f *LoginFlow) error
 	LoginFlowByID(ctx context.Context, id string) (*LoginFlow, error)
 	// UpdateLoginFlow writes f if its Version is still the stored one, and
@@ -361,13 +402,16 @@ type Store interface {
 	// (f.ID becomes newID): the handle the browser held before is dead.
 	RekeyLoginFlow(ctx context.Context, f *LoginFlow, newID string) error
 	DeleteLoginFlow(ctx context.Context, id string) error
+}
 
-	// Rate limits
+// RateLimits are the events rate limits count, shared by every flow and
+// replica.
+type RateLimits interface {
 	// RecordRateEvent notes one event of a kind ("otp_send",
 	// "login_failure", …) for a key (a user ID, a login ID, an IP address);
-	// CountRateEvents counts them at or after since. They are shared by
-	// every flow and replica. Rows older than sqlstore.RateEventRetention
-	// are swept by DeleteExpired, so no limit may look further back.
+	// CountRateEvents counts them at or after since. Rows older than
+	// sqlstore.RateEventRetention are swept by DeleteExpired, so no limit
+	// may look further back.
 	RecordRateEvent(ctx context.Context, kind, key string, at time.Time) error
 	CountRateEvents(ctx context.Context, kind, key string, since time.Time) (int, error)
 	// ReserveRateEvent records one event of kind for key at at, but only
@@ -380,14 +424,18 @@ type Store interface {
 	// after all (a right password).
 	ReserveRateEvent(ctx context.Context, kind, key string, at, since time.Time, limit int) (id string, ok bool, err error)
 	ReleaseRateEvent(ctx context.Context, kind, key, id string) error
+}
 
-	// WebAuthn ceremonies
+// WebAuthnSessions are the server-side halves of WebAuthn ceremonies.
+type WebAuthnSessions interface {
 	SaveWebAuthnSession(ctx context.Context, s *WebAuthnSession) error
 	// TakeWebAuthnSession returns and deletes the session in one step;
 	// ErrNotFound if missing or expired at now.
 	TakeWebAuthnSession(ctx context.Context, challenge string, now time.Time) (*WebAuthnSession, error)
+}
 
-	// Passkeys
+// Credentials are the registered passkeys.
+type Credentials interface {
 	// CreateCredential stores a passkey; ErrAlreadyExists if the credential
 	// ID is registered to anyone. With onlyIfFirst it fails with ErrConflict
 	// when the user already has a passkey (rule 1 in docs/rules.md, race-free).
@@ -401,8 +449,10 @@ type Store interface {
 	// user does not own it.
 	DeleteCredential(ctx context.Context, userID string, id []byte) error
 	DeleteUserCredentials(ctx context.Context, userID string) (int, error)
+}
 
-	// Audit trail (keyed chain, see audit.go)
+// Audit is the security audit trail (a keyed chain, see audit.go).
+type Audit interface {
 	// AppendAudit stores e with a MAC and sets e.Seq, e.Nonce, e.MAC (and
 	// e.Time when zero). It takes no store-wide lock: logins of every
 	// replica append side by side; SealAudit chains the rows later.
@@ -415,11 +465,11 @@ type Store interface {
 	SealAudit(ctx context.Context, opts AuditSealOptions) (*AuditCheckpoint, error)
 	// ListAuditCheckpoints returns every checkpoint, oldest first.
 	ListAuditCheckpoints(ctx context.Context) ([]AuditCheckpoint, error)
+}
 
-	// Housekeeping
+// Housekeeping is what the periodic sweeper needs.
+type Housekeeping interface {
 	// DeleteExpired removes every expired auth request, session, login flow,
 	// WebAuthn session, token, signing key and old rate event.
 	DeleteExpired(ctx context.Context, now time.Time) (int64, error)
-	Ping(ctx context.Context) error
-	Close() error
 }

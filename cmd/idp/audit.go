@@ -92,7 +92,7 @@ type verifyOptions struct {
 // checkpoints before verify calls it a hole rather than a slow sealer.
 const staleAfter = 2
 
-func verifyAudit(ctx context.Context, store storage.Store, opts verifyOptions, stdout io.Writer) error {
+func verifyAudit(ctx context.Context, store storage.Audit, opts verifyOptions, stdout io.Writer) error {
 	now := time.Now()
 	// Judged before this run seals and checkpoints: a tail cut together
 	// with its checkpoints leaves the newest one old (or none at all), and
@@ -161,7 +161,7 @@ func verifyAudit(ctx context.Context, store storage.Store, opts verifyOptions, s
 
 // staleCheckpoints describes why the newest checkpoint is too old, or
 // returns "".
-func staleCheckpoints(ctx context.Context, store storage.Store, now time.Time, interval time.Duration) (string, error) {
+func staleCheckpoints(ctx context.Context, store storage.Audit, now time.Time, interval time.Duration) (string, error) {
 	cps, err := store.ListAuditCheckpoints(ctx)
 	if err != nil {
 		return "", fmt.Errorf("read audit checkpoints: %w", err)
@@ -256,7 +256,7 @@ func listAudit(ctx context.Context, store *sqlstore.Store, loginID string, limit
 }
 
 // lastAuditEvents keeps the latest n events that match, oldest first.
-func lastAuditEvents(ctx context.Context, store storage.Store, n int, match func(*storage.AuditEvent) bool) ([]storage.AuditEvent, error) {
+func lastAuditEvents(ctx context.Context, store storage.Audit, n int, match func(*storage.AuditEvent) bool) ([]storage.AuditEvent, error) {
 	var kept []storage.AuditEvent
 	err := scanAudit(ctx, store, func(e *storage.AuditEvent) {
 		if match(e) {
@@ -271,7 +271,7 @@ func lastAuditEvents(ctx context.Context, store storage.Store, n int, match func
 
 // scanAudit calls fn for every event in Seq order. The Store has no
 // filtered query; a full scan page by page is fine for a support tool.
-func scanAudit(ctx context.Context, store storage.Store, fn func(*storage.AuditEvent)) error {
+func scanAudit(ctx context.Context, store storage.Audit, fn func(*storage.AuditEvent)) error {
 	var after int64
 	for {
 		events, err := store.ListAudit(ctx, after, auditPage)

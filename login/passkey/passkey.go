@@ -44,7 +44,7 @@ type Config struct {
 // concurrent use.
 type Service struct {
 	webAuthn *webauthn.WebAuthn
-	store    storage.Store
+	store    Store
 	logger   *slog.Logger
 	rpID     string
 	timeout  time.Duration
@@ -52,7 +52,7 @@ type Service struct {
 }
 
 // New validates cfg and returns a Service that keeps ceremony state in store.
-func New(cfg Config, store storage.Store, logger *slog.Logger) (*Service, error) {
+func New(cfg Config, store Store, logger *slog.Logger) (*Service, error) {
 	if store == nil {
 		return nil, errors.New("passkey: nil store")
 	}

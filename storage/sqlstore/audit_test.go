@@ -189,7 +189,7 @@ func TestAuditAppendTakesNoLock(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer tx.Rollback()
-		// The lock SealAudit takes (lockAudit = 3 in sqlstore.go).
+		// The lock SealAudit takes (lockAudit = 3 in query.go).
 		if _, err := tx.Exec(`SELECT pg_advisory_xact_lock(hashtext(coalesce(current_schema(), '')), 3)`); err != nil {
 			t.Fatal(err)
 		}

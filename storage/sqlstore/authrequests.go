@@ -167,8 +167,3 @@ func (s *Store) ConsumeAuthRequest(ctx context.Context, id string, at time.Time)
 	}
 	return fmt.Errorf("consume auth request: already consumed: %w", storage.ErrConflict)
 }
-
-func (s *Store) DeleteAuthRequest(ctx context.Context, id string) error {
-	_, err := s.exec(ctx, s.q(`DELETE FROM auth_requests WHERE id = ?`), id)
-	return wrap("delete auth request", err)
-}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"time"
 
 	"github.com/jmoiron/sqlx"
 
@@ -66,7 +65,9 @@ func (s *Store) UserByLoginID(ctx context.Context, loginID string) (*storage.Use
 	return &u, nil
 }
 
-// ListUsers returns every user ordered by login ID.
+// ListUsers returns every user ordered by login ID. It is not part of
+// storage.Store: nothing that serves customers lists them; the CLI's tests
+// use it to look behind the CLI's back.
 func (s *Store) ListUsers(ctx context.Context) ([]storage.User, error) {
 	var rows []userRow
 	if err := s.sel(ctx, &rows, `SELECT `+userColumns+` FROM users ORDER BY login_id`); err != nil {
@@ -109,12 +110,6 @@ func (s *Store) SetUserLocked(ctx context.Context, userID string, locked bool) e
 	return mustAffect("set user locked", res, err)
 }
 
-func (s *Store) UpdateUserProfile(ctx context.Context, userID, email, displayName string) error {
-	res, err := s.exec(ctx, s.q(`UPDATE users SET email = ?, display_name = ?, updated_at = ? WHERE id = ?`),
-		email, displayName, s.flavor.timeArg(s.now()), userID)
-	return mustAffect("update user profile", res, err)
-}
-
 // DeleteUser removes the user. Sessions, passkeys and OTP-send records go by
 // foreign-key cascade; rows that reference the user by a column that may be
 // empty (flows, auth requests, WebAuthn sessions, tokens) are deleted here
@@ -148,58 +143,4 @@ func (s *Store) DeleteUser(ctx context.Context, userID string) error {
 		}
 		return nil
 	})
-}
-
-type sessionRow struct {
-	ID         string     `db:"id"`
-	UserID     string     `db:"user_id"`
-	AuthTime   dbTime     `db:"auth_time"`
-	AMR        stringList `db:"amr"`
-	ACR        string     `db:"acr"`
-	CreatedAt  dbTime     `db:"created_at"`
-	LastSeenAt dbTime     `db:"last_seen_at"`
-	ExpiresAt  dbTime     `db:"expires_at"`
-}
-
-func (s *Store) CreateSession(ctx context.Context, se *storage.Session) error {
-	if se.CreatedAt.IsZero() {
-		se.CreatedAt = s.now().UTC()
-	}
-	_, err := s.exec(ctx, s.q(`INSERT INTO sessions (id, user_id, auth_time, amr, acr, created_at, last_seen_at, expires_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
-		se.ID, se.UserID, s.flavor.timeArg(se.AuthTime), listArg(se.AMR), se.ACR,
-		s.flavor.timeArg(se.CreatedAt), s.flavor.timeArg(se.LastSeenAt), s.flavor.timeArg(se.ExpiresAt))
-	return wrap("create session", err)
-}
-
-// SessionByID returns ErrNotFound for a session that expired.
-func (s *Store) SessionByID(ctx context.Context, id string) (*storage.Session, error) {
-	var r sessionRow
-	if err := s.get(ctx, &r, s.q(`SELECT id, user_id, auth_time, amr, acr, created_at, last_seen_at, expires_at
-		FROM sessions WHERE id = ?`), id); err != nil {
-		return nil, wrap("session by id", err)
-	}
-	if expired(r.ExpiresAt.Time, s.now()) {
-		return nil, fmt.Errorf("session by id: expired: %w", storage.ErrNotFound)
-	}
-	return &storage.Session{
-		ID: r.ID, UserID: r.UserID, AuthTime: r.AuthTime.Time, AMR: r.AMR, ACR: r.ACR,
-		CreatedAt: r.CreatedAt.Time, LastSeenAt: r.LastSeenAt.Time, ExpiresAt: r.ExpiresAt.Time,
-	}, nil
-}
-
-func (s *Store) TouchSession(ctx context.Context, id string, lastSeen time.Time) error {
-	res, err := s.exec(ctx, s.q(`UPDATE sessions SET last_seen_at = ? WHERE id = ?`), s.flavor.timeArg(lastSeen), id)
-	return mustAffect("touch session", res, err)
-}
-
-// DeleteSession is idempotent: logging out twice is not an error.
-func (s *Store) DeleteSession(ctx context.Context, id string) error {
-	_, err := s.exec(ctx, s.q(`DELETE FROM sessions WHERE id = ?`), id)
-	return wrap("delete session", err)
-}
-
-// expired is the one expiry rule: a row is gone at its ExpiresAt.
-func expired(expiresAt, now time.Time) bool {
-	return !expiresAt.After(now)
 }

@@ -237,7 +237,7 @@ func persistentSecret(dir, name string, gen func() string) (string, error) {
 	return v, nil
 }
 
-func seed(ctx context.Context, store storage.Store, cfg *config.Config, logger *slog.Logger) error {
+func seed(ctx context.Context, store storage.Users, cfg *config.Config, logger *slog.Logger) error {
 	params := password.Params{MemoryKiB: cfg.Password.MemoryKiB, Iterations: cfg.Password.Iterations, Parallelism: cfg.Password.Parallelism}
 	for _, u := range DemoUsers {
 		if _, err := store.UserByLoginID(ctx, u.LoginID); err == nil {

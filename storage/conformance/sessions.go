@@ -1,0 +1,99 @@
+package conformance
+
+import (
+	"testing"
+	"time"
+
+	"github.com/comstockloan/idp/storage"
+)
+
+func testSessions(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	n := now()
+	newUser(t, s, "u1")
+	se := &storage.Session{
+		ID: storage.HashSecret("cookie"), UserID: "u1", AuthTime: n.Add(-time.Minute), AMR: []string{"pwd", "otp"},
+		ACR: "1", CreatedAt: n, LastSeenAt: n, ExpiresAt: n.Add(time.Hour),
+	}
+	must(t, "create session", s.CreateSession(ctx, se))
+	wantErr(t, "duplicate session", s.CreateSession(ctx, se), storage.ErrAlreadyExists)
+	got, err := s.SessionByID(ctx, se.ID)
+	must(t, "session by id", err)
+	wantEqual(t, "session", *got, *se)
+
+	later := n.Add(10 * time.Minute)
+	must(t, "touch", s.TouchSession(ctx, se.ID, later))
+	got, err = s.SessionByID(ctx, se.ID)
+	must(t, "session after touch", err)
+	if !got.LastSeenAt.Equal(later) {
+		t.Fatalf("last seen: got %v, want %v", got.LastSeenAt, later)
+	}
+	wantErr(t, "touch missing", s.TouchSession(ctx, "nope", later), storage.ErrNotFound)
+
+	expiredSession := &storage.Session{ID: "old", UserID: "u1", AuthTime: n, CreatedAt: n.Add(-2 * time.Hour), LastSeenAt: n, ExpiresAt: n.Add(-time.Second)}
+	must(t, "create expired session", s.CreateSession(ctx, expiredSession))
+	_, err = s.SessionByID(ctx, "old")
+	wantErr(t, "expired session", err, storage.ErrNotFound)
+
+	must(t, "delete session", s.DeleteSession(ctx, se.ID))
+	_, err = s.SessionByID(ctx, se.ID)
+	wantErr(t, "deleted session", err, storage.ErrNotFound)
+}
+
+// testEndUserAccess: every session of the user but the kept one, every
+// token of every client, and nothing of anyone else; the counts name only
+// what still worked.
+func testEndUserAccess(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	n := now()
+	newUser(t, s, "u1")
+	newUser(t, s, "u2")
+	session := func(id, user string, expires time.Time) {
+		must(t, "create session "+id, s.CreateSession(ctx, &storage.Session{ID: id, UserID: user, AuthTime: n,
+			CreatedAt: n.Add(-2 * time.Hour), LastSeenAt: n, ExpiresAt: expires}))
+	}
+	session("keep", "u1", n.Add(time.Hour))
+	session("phone", "u1", n.Add(time.Hour))
+	session("pc", "u1", n.Add(time.Hour))
+	session("stale", "u1", n.Add(-time.Second))
+	session("other", "u2", n.Add(time.Hour))
+	issue(t, s, "u1-web", "", "web", "u1", "ar1", n)
+	issue(t, s, "u1-app", "", "app", "u1", "ar2", n)
+	next, at := successor("u1-web-2", "ar1", n)
+	must(t, "rotate", s.RotateRefreshToken(ctx, "u1-web", next, at, n))
+	issue(t, s, "u2-web", "", "web", "u2", "ar3", n)
+
+	ended, err := s.EndUserAccess(ctx, "u1", "keep", n)
+	must(t, "end user access", err)
+	// Sessions phone and pc (stale had expired); the access tokens of
+	// u1-web, u1-web-2 and u1-app (a rotation leaves the old one live);
+	// refresh tokens u1-web-2 and u1-app (u1-web was rotated already).
+	wantEqual(t, "ended", ended, storage.AccessEnded{Sessions: 2, AccessTokens: 3, RefreshTokens: 2})
+	_, err = s.SessionByID(ctx, "keep")
+	must(t, "kept session", err)
+	for _, id := range []string{"phone", "pc"} {
+		_, err = s.SessionByID(ctx, id)
+		wantErr(t, "session "+id, err, storage.ErrNotFound)
+	}
+	_, err = s.SessionByID(ctx, "other")
+	must(t, "another user's session", err)
+	for _, id := range []string{"u1-web", "u1-web-2", "u1-app"} {
+		wantRevoked(t, s, id, true)
+		wantAccessToken(t, s, "at-"+id, false)
+	}
+	wantRevoked(t, s, "u2-web", false)
+	wantAccessToken(t, s, "at-u2-web", true)
+	next, at = successor("u1-web-3", "ar1", n)
+	wantErr(t, "rotating a revoked token", s.RotateRefreshToken(ctx, "u1-web-2", next, at, n), storage.ErrRefreshTokenReused)
+
+	// Again, keeping nothing: only the kept session was left.
+	ended, err = s.EndUserAccess(ctx, "u1", "", n)
+	must(t, "end user access again", err)
+	wantEqual(t, "ended again", ended, storage.AccessEnded{Sessions: 1})
+	_, err = s.SessionByID(ctx, "keep")
+	wantErr(t, "kept session after ending all", err, storage.ErrNotFound)
+
+	ended, err = s.EndUserAccess(ctx, "nobody", "", n)
+	must(t, "end access of an unknown user", err)
+	wantEqual(t, "ended for nobody", ended, storage.AccessEnded{})
+}

@@ -1,0 +1,173 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// q rebinds a `?` statement for the driver.
+func (s *Store) q(query string) string { return s.db.Rebind(query) }
+
+// stmt is the prepared statement of query on SQLite, prepared once per
+// Store (database/sql then prepares it once per connection and reuses it):
+// compiling the statement on every call was a sixth of the CPU of a login.
+// On PostgreSQL it is nil: binary_parameters already makes an unnamed
+// statement one round trip, and named statements would not survive a
+// transaction-pooling proxy. The queries are fixed strings, so the cache
+// is bounded.
+func (s *Store) stmt(ctx context.Context, query string) (*sqlx.Stmt, error) {
+	if s.flavor != flavorSQLite {
+		return nil, nil
+	}
+	if st, ok := s.stmts.Load(query); ok {
+		return st.(*sqlx.Stmt), nil
+	}
+	st, err := s.dbFor(query).PreparexContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if prev, loaded := s.stmts.LoadOrStore(query, st); loaded {
+		st.Close()
+		return prev.(*sqlx.Stmt), nil
+	}
+	return st, nil
+}
+
+// dbFor is the pool query runs on: SQLite's writer for a write.
+func (s *Store) dbFor(query string) *sqlx.DB {
+	if s.writer != nil && !isRead(query) {
+		return s.writer
+	}
+	return s.db
+}
+
+// isRead: a statement that writes nothing (every write we send starts with
+// INSERT, UPDATE or DELETE).
+func isRead(query string) bool {
+	q := strings.TrimLeft(query, " \t\n")
+	return len(q) >= 6 && strings.EqualFold(q[:6], "SELECT")
+}
+
+// exec, get, sel and queryRowx run a statement outside a transaction,
+// through the statement cache (and SQLite's writer pool for a write).
+func (s *Store) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	st, err := s.stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if st != nil {
+		return st.ExecContext(ctx, args...)
+	}
+	return s.db.ExecContext(ctx, query, args...)
+}
+
+func (s *Store) get(ctx context.Context, dest any, query string, args ...any) error {
+	st, err := s.stmt(ctx, query)
+	if err != nil {
+		return err
+	}
+	if st != nil {
+		return st.GetContext(ctx, dest, args...)
+	}
+	return s.db.GetContext(ctx, dest, query, args...)
+}
+
+func (s *Store) sel(ctx context.Context, dest any, query string, args ...any) error {
+	st, err := s.stmt(ctx, query)
+	if err != nil {
+		return err
+	}
+	if st != nil {
+		return st.SelectContext(ctx, dest, args...)
+	}
+	return s.db.SelectContext(ctx, dest, query, args...)
+}
+
+func (s *Store) queryRowx(ctx context.Context, query string, args ...any) rowScanner {
+	st, err := s.stmt(ctx, query)
+	if err != nil {
+		return errRow{err}
+	}
+	if st != nil {
+		return st.QueryRowxContext(ctx, args...)
+	}
+	return s.db.QueryRowxContext(ctx, query, args...)
+}
+
+// rowScanner is the one method of *sqlx.Row that queryRowx's callers use.
+type rowScanner interface{ Scan(dest ...any) error }
+
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }
+
+// inTx runs fn in a transaction and commits when fn returns nil. On SQLite
+// every transaction is BEGIN IMMEDIATE (the DSN's _txlock), which serialises
+// writers and is what makes the store-wide locks below work.
+func (s *Store) inTx(ctx context.Context, op string, fn func(tx *sqlx.Tx) error) error {
+	db := s.db
+	if s.writer != nil {
+		db = s.writer // every SQLite transaction writes (BEGIN IMMEDIATE)
+	}
+	tx, err := db.BeginTxx(ctx, nil)
+	if err != nil {
+		return wrap(op+": begin", err)
+	}
+	if err := fn(tx); err != nil {
+		if rbErr := tx.Rollback(); rbErr != nil && !errors.Is(rbErr, sql.ErrTxDone) {
+			s.logger.WarnContext(ctx, "rollback failed", "op", op, "err", rbErr)
+		}
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return wrap(op+": commit", err)
+	}
+	return nil
+}
+
+// lockTx takes a store-wide lock named by key until tx ends. On PostgreSQL
+// it is an advisory lock scoped to the current schema (so that test schemas
+// in one cluster do not contend; coalesce because the strict lock function
+// would silently take no lock on NULL); on SQLite the immediate transaction
+// already excludes every other writer.
+func (s *Store) lockTx(ctx context.Context, tx *sqlx.Tx, key lockKey) error {
+	if s.flavor != flavorPostgres {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtext(coalesce(current_schema(), '')), $1)`, int32(key)); err != nil {
+		return fmt.Errorf("take %s lock: %w", key, err)
+	}
+	return nil
+}
+
+// lockKey names a store-wide lock.
+type lockKey int32
+
+const (
+	lockMigrate lockKey = iota + 1
+	lockSigningKeys
+	lockAudit
+)
+
+func (k lockKey) String() string {
+	switch k {
+	case lockMigrate:
+		return "migration"
+	case lockSigningKeys:
+		return "signing key"
+	case lockAudit:
+		return "audit"
+	}
+	return fmt.Sprintf("lock %d", int32(k))
+}
+
+// expired is the one expiry rule: a row is gone at its ExpiresAt.
+func expired(expiresAt, now time.Time) bool {
+	return !expiresAt.After(now)
+}
