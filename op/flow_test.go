@@ -320,3 +320,45 @@ func TestClientSecretPost(t *testing.T) {
 		}
 	})
 }
+
+// A callback whose code was stored but whose answer never reached the
+// browser (the database went away in between) is retried in the same
+// browser: it gets a new code, the old one is dead, and after the
+// exchange the request is answered for good.
+func TestRetriedCallbackReplacesItsCode(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, flavor string) {
+		e := newEnv(t, flavor, nil)
+		pk := newPKCE()
+		resp := e.get(e.authorizeURL(authParams(webClientID, webRedirect, "openid", pk)))
+		resp.Body.Close()
+		login, _ := resp.Location()
+		resp = e.get(login.String())
+		resp.Body.Close()
+		callback := resp.Header.Get("Location")
+		// The first answer is lost: the browser keeps its binding cookie.
+		u, _ := url.Parse(e.issuer)
+		keep := e.client.Jar.Cookies(u)
+		first := e.get(callback)
+		first.Body.Close()
+		e.client.Jar.SetCookies(u, keep)
+		lost, _ := first.Location()
+		again := e.get(callback)
+		again.Body.Close()
+		if again.StatusCode != http.StatusFound {
+			t.Fatalf("retried callback: %d", again.StatusCode)
+		}
+		loc, _ := again.Location()
+		if tr := e.exchange(lost.Query().Get("code"), webRedirect, pk); tr.status != http.StatusBadRequest {
+			t.Fatalf("the replaced code still works: %d", tr.status)
+		}
+		if tr := e.exchange(loc.Query().Get("code"), webRedirect, pk); tr.status != http.StatusOK {
+			t.Fatalf("the new code: %d %q", tr.status, tr.Error)
+		}
+		e.client.Jar.SetCookies(u, keep)
+		late := e.get(callback)
+		late.Body.Close()
+		if late.StatusCode != http.StatusBadRequest || late.Header.Get("Location") != "" {
+			t.Fatalf("callback after the exchange: %d %q", late.StatusCode, late.Header.Get("Location"))
+		}
+	})
+}

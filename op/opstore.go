@@ -147,11 +147,19 @@ func (s *opStorage) AuthRequestByID(ctx context.Context, id string) (zop.AuthReq
 		s.log.ErrorContext(ctx, "authorize callback: load auth request", "auth_request_id", id, "error", err)
 		return nil, fmt.Errorf("load auth request %s: %w", id, err)
 	}
-	// zitadel reads requests by ID only in the callback: one that already
-	// produced a code must not mint another (a replayed callback URL).
-	if ar.CodeHash != "" || ar.ConsumedAt != nil {
-		s.log.InfoContext(ctx, "authorize callback: code already issued", "auth_request_id", id)
+	// zitadel reads requests by ID only in the callback. One whose code was
+	// exchanged is answered for good. One with a code not yet exchanged is
+	// a retry in the browser that started it (guard checked the binding
+	// cookie, which the redirect that carries a code spends): the earlier
+	// attempt stored its code but its answer went wrong (the database went
+	// away before the redirect), so a new code replaces the old one rather
+	// than strand the customer.
+	if ar.ConsumedAt != nil {
+		s.log.InfoContext(ctx, "authorize callback: code already exchanged", "auth_request_id", id)
 		return nil, oidc.ErrInvalidRequest().WithDescription("authorization request already answered")
+	}
+	if ar.CodeHash != "" {
+		s.log.InfoContext(ctx, "authorize callback: retried in its browser, the new code replaces the old", "auth_request_id", id)
 	}
 	return authRequest{r: ar}, nil
 }

@@ -656,8 +656,6 @@ func TestDeployKubernetesGracePeriodCoversTheDrain(t *testing.T) {
 	}
 }
 
-
-
 // The container's resources fit the password-hash limiter, which sizes
 // itself from the cgroup memory limit (an eighth of it for concurrent
 // argon2id hashes) and the CPUs Go sees (at most half of them hash).
