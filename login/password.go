@@ -218,8 +218,20 @@ func (h *Handler) postPassword(w http.ResponseWriter, r *http.Request) {
 	if f.Step == stepOTP {
 		// The password was accepted and stored, but its answer did not
 		// arrive (a 503 while the code was being sent, a lost connection):
-		// the retry continues at S4, where the code can be resent.
+		// the retry continues at S4, sending the code if none went out.
 		h.log.InfoContext(ctx, "S3 resubmitted after the password was accepted", "user", f.UserID)
+		if f.OTPSentAt == nil {
+			user := h.flowUser(w, r, f)
+			if user == nil {
+				return
+			}
+			if status, key := h.issueOTP(r, f, user); key != "" {
+				h.renderOTP(w, r, status, f, user, key)
+				return
+			}
+			http.Redirect(w, r, pathOTP+"?sent=1", http.StatusSeeOther)
+			return
+		}
 		http.Redirect(w, r, pathOTP, http.StatusSeeOther)
 		return
 	}

@@ -90,11 +90,11 @@ func (p *Provider) guard(next http.Handler) http.Handler {
 		// sw sees the final status, after an outage turned it into 503.
 		sw := &statusWriter{ResponseWriter: w}
 		w = sw
+		info := &requestInfo{addr: clientaddr.Of(r, p.cfg.TrustProxyHeaders)}
+		r = r.WithContext(withRequestInfo(r.Context(), info))
 		if outagePaths[r.URL.Path] {
 			w = &outageWriter{ResponseWriter: w, ctx: r.Context(), p: p, oauth: r.URL.Path != pathCallback}
 		}
-		info := &requestInfo{addr: clientaddr.Of(r, p.cfg.TrustProxyHeaders)}
-		r = r.WithContext(withRequestInfo(r.Context(), info))
 		var done func(status int)
 		switch r.URL.Path {
 		case pathToken:

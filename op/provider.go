@@ -75,7 +75,7 @@ func New(cfg Config, store Store, logger *slog.Logger) (*Provider, error) {
 	if err != nil {
 		return nil, err
 	}
-	st := &opStorage{cfg: cfg, store: store, log: log, clients: clients, keys: keys, secrets: secrets, now: now}
+	st := &opStorage{cfg: cfg, store: outageNoting{store}, log: log, clients: clients, keys: keys, secrets: secrets, now: now}
 
 	zcfg := &zop.Config{
 		CryptoKey:                cfg.CryptoKey,

@@ -2,6 +2,7 @@ package op
 
 import (
 	"context"
+	"sync/atomic"
 )
 
 // requestInfo is what guard learns about a request before zitadel runs,
@@ -15,6 +16,8 @@ type requestInfo struct {
 	// zitadel may hand RevokeToken a "decryption" of it instead (see
 	// revokeToken).
 	revoked string
+	// unavailable: a store call of this request found the database away.
+	unavailable atomic.Bool
 }
 
 type requestInfoKey struct{}

@@ -13,9 +13,10 @@ import (
 // whose auth request cannot be loaded is a 400, a code that cannot be
 // looked up is invalid_grant. While the database is restarting or failing
 // over, that blames the client for our outage and makes relying parties
-// drop good codes. So an error answer on the endpoints below is checked
-// against the database once, and becomes a 503 with Retry-After
-// (temporarily_unavailable for the OAuth endpoints) when it cannot serve.
+// drop good codes. So an error answer on the endpoints below becomes a 503
+// with Retry-After (temporarily_unavailable for the OAuth endpoints) when a
+// store call of the request found the database away (outageNoting), or
+// when it cannot serve now (one ping).
 
 // outagePaths answer a database outage with 503 (the authorization
 // endpoint already sends server_error to the client's redirect URI).
@@ -53,7 +54,7 @@ func (w *outageWriter) WriteHeader(status int) {
 		w.ResponseWriter.WriteHeader(status)
 		return
 	}
-	if w.p.databaseServes(w.ctx) {
+	if !requestInfoFrom(w.ctx).unavailable.Load() && w.p.databaseServes(w.ctx) {
 		if status == http.StatusInternalServerError && w.oauth {
 			// zitadel puts the wrapped Go error into error_description
 			// (store messages, user IDs); the log has it, the client gets
