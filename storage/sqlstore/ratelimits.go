@@ -33,10 +33,10 @@ func (s *Store) CountRateEvents(ctx context.Context, kind, key string, since tim
 }
 
 // ReserveRateEvent serialises the callers of one kind and key only: on
-// PostgreSQL a transaction-scoped advisory lock on the (schema, kind, key)
-// hash, taken before the count so the count's snapshot sees every
-// reservation committed by the previous holder; on SQLite the immediate
-// transaction. Other keys never wait.
+// PostgreSQL one call of the reserve_rate_event function (migration 0007:
+// an advisory lock on the (schema, kind, key) hash, then the count and the
+// insert, in one round trip); on SQLite the immediate transaction. Other
+// keys never wait.
 func (s *Store) ReserveRateEvent(ctx context.Context, kind, key string, at, since time.Time, limit int) (string, bool, error) {
 	if kind == "" || key == "" || at.IsZero() || limit <= 0 {
 		return "", false, fmt.Errorf("reserve rate event: kind %q, key %q, time and a positive limit (%d) must all be set", kind, key, limit)
@@ -46,12 +46,18 @@ func (s *Store) ReserveRateEvent(ctx context.Context, kind, key string, at, sinc
 		return "", false, fmt.Errorf("reserve rate event %s: %w", kind, err)
 	}
 	var taken bool
-	err = s.inTx(ctx, "reserve rate event "+kind, func(tx *sqlx.Tx) error {
-		if s.flavor == flavorPostgres {
-			if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtextextended(coalesce(current_schema(), '') || '/' || $1 || '/' || $2, 0))`, kind, key); err != nil {
-				return fmt.Errorf("reserve rate event %s: lock key: %w", kind, err)
-			}
+	if s.flavor == flavorPostgres {
+		err = s.db.GetContext(ctx, &taken, `SELECT reserve_rate_event($1, $2, $3, $4, $5, $6)`,
+			kind, key, s.flavor.timeArg(at), s.flavor.timeArg(since), limit, id)
+		if err != nil {
+			return "", false, wrap("reserve rate event "+kind, err)
 		}
+		if !taken {
+			return "", false, nil
+		}
+		return id, true, nil
+	}
+	err = s.inTx(ctx, "reserve rate event "+kind, func(tx *sqlx.Tx) error {
 		res, err := tx.ExecContext(ctx, s.q(`INSERT INTO rate_events (kind, key, at, id)
 			SELECT ?, ?, ?, ? WHERE (SELECT COUNT(*) FROM rate_events WHERE kind = ? AND key = ? AND at >= ?) < ?`),
 			kind, key, s.flavor.timeArg(at), id, kind, key, s.flavor.timeArg(since), limit)
