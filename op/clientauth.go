@@ -111,7 +111,7 @@ func (c *secretChecker) check(ctx context.Context, addr, id, secret string) (sec
 	giveBack := func() {
 		for _, s := range taken {
 			if err := c.store.ReleaseRateEvent(context.WithoutCancel(ctx), rateClientAuthFailure, s.key, s.id); err != nil {
-				c.log.ErrorContext(ctx, "client authentication: release throttle slot", "key", s.key, "error", err)
+				c.log.ErrorContext(ctx, "client authentication: release throttle slot", "key", s.key, "err", err)
 			}
 		}
 	}
@@ -126,7 +126,7 @@ func (c *secretChecker) check(ctx context.Context, addr, id, secret string) (sec
 		}
 		if !ok {
 			giveBack()
-			c.log.WarnContext(ctx, "client authentication throttled", "client_id", id, "ip", addr, "key", l.key, "window", c.cfg.Window)
+			c.log.WarnContext(ctx, "client authentication throttled", "client", id, "ip", addr, "key", l.key, "window", c.cfg.Window)
 			return secretThrottled, nil
 		}
 		taken = append(taken, rateSlot{l.key, slot})
@@ -134,7 +134,7 @@ func (c *secretChecker) check(ctx context.Context, addr, id, secret string) (sec
 
 	if !c.acquire(ctx) {
 		giveBack()
-		c.log.WarnContext(ctx, "client authentication: every check slot busy", "client_id", id, "ip", addr)
+		c.log.WarnContext(ctx, "client authentication: every check slot busy", "client", id, "ip", addr)
 		return secretBusy, nil
 	}
 	if c.hook != nil {
@@ -143,7 +143,7 @@ func (c *secretChecker) check(ctx context.Context, addr, id, secret string) (sec
 	err := bcrypt.CompareHashAndPassword(hash, []byte(secret))
 	<-c.slots
 	if err != nil || cl == nil {
-		c.log.InfoContext(ctx, "client authentication failed", "client_id", id, "ip", addr)
+		c.log.InfoContext(ctx, "client authentication failed", "client", id, "ip", addr)
 		return secretWrong, nil
 	}
 	giveBack()
@@ -208,7 +208,7 @@ func (p *Provider) authenticateClient(w http.ResponseWriter, r *http.Request, in
 	}
 	outcome, err := p.storage.secrets.check(r.Context(), info.addr, ps.id, ps.secret)
 	if err != nil {
-		p.log.ErrorContext(r.Context(), "client authentication", "client_id", ps.id, "path", r.URL.Path, "error", err)
+		p.log.ErrorContext(r.Context(), "client authentication", "client", ps.id, "path", r.URL.Path, "err", err)
 		writeOAuthError(w, http.StatusInternalServerError, oidc.ErrServerError())
 		return false
 	}

@@ -83,7 +83,7 @@ func (p *Provider) guard(next http.Handler) http.Handler {
 			if errors.As(err, &tooLarge) {
 				status = http.StatusRequestEntityTooLarge
 			}
-			p.log.InfoContext(r.Context(), "op: unreadable request", "path", r.URL.Path, "error", err)
+			p.log.InfoContext(r.Context(), "op: unreadable request", "path", r.URL.Path, "err", err)
 			http.Error(w, http.StatusText(status), status)
 			return
 		}
@@ -126,7 +126,7 @@ func (p *Provider) guard(next http.Handler) http.Handler {
 		case pathEndSess:
 			// zitadel answers a parameter it cannot decode with a 500.
 			if err := p.zop.Decoder().Decode(new(oidc.EndSessionRequest), r.Form); err != nil {
-				p.log.InfoContext(r.Context(), "end_session: malformed parameters", "error", err)
+				p.log.InfoContext(r.Context(), "end_session: malformed parameters", "err", err)
 				http.Error(w, "malformed end_session parameters", http.StatusBadRequest)
 				return
 			}
@@ -135,7 +135,7 @@ func (p *Provider) guard(next http.Handler) http.Handler {
 		case pathCallback:
 			id := r.Form.Get("id")
 			if id != "" && !p.BrowserBound(r, id) {
-				p.log.WarnContext(r.Context(), "authorize callback: request not started in this browser", "auth_request_id", id)
+				p.log.WarnContext(r.Context(), "authorize callback: request not started in this browser", "auth_request", id)
 				http.Error(w, "this sign-in was started in another browser; start again from the website", http.StatusBadRequest)
 				return
 			}
@@ -237,7 +237,7 @@ func (p *Provider) serveDiscovery(w http.ResponseWriter, r *http.Request, next h
 	}
 	var doc map[string]any
 	if err := json.Unmarshal(rec.body.Bytes(), &doc); err != nil {
-		p.log.ErrorContext(r.Context(), "discovery: cannot parse zitadel document", "error", err)
+		p.log.ErrorContext(r.Context(), "discovery: cannot parse zitadel document", "err", err)
 		http.Error(w, "discovery unavailable", http.StatusInternalServerError)
 		return
 	}
@@ -266,7 +266,7 @@ func (p *Provider) serveDiscovery(w http.ResponseWriter, r *http.Request, next h
 	}
 	body, err := json.Marshal(doc)
 	if err != nil {
-		p.log.ErrorContext(r.Context(), "discovery: encode", "error", err)
+		p.log.ErrorContext(r.Context(), "discovery: encode", "err", err)
 		http.Error(w, "discovery unavailable", http.StatusInternalServerError)
 		return
 	}

@@ -89,7 +89,7 @@ func (p *Provider) RunKeyRotation(ctx context.Context, every time.Duration) {
 	defer t.Stop()
 	for {
 		if err := p.RotateKeys(ctx, false); err != nil && ctx.Err() == nil {
-			p.log.ErrorContext(ctx, "key rotation failed", "error", err)
+			p.log.ErrorContext(ctx, "key rotation failed", "err", err)
 		}
 		select {
 		case <-ctx.Done():

@@ -66,14 +66,14 @@ func (s *opStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest
 	// back to the query mode for a form_post or unknown mode.
 	if req.ResponseMode != "" && req.ResponseMode != oidc.ResponseModeQuery {
 		s.log.InfoContext(ctx, "authorize: unsupported response_mode",
-			"client_id", req.ClientID, "response_mode", string(req.ResponseMode))
+			"client", req.ClientID, "response_mode", string(req.ResponseMode))
 		return nil, oidc.ErrInvalidRequest().WithDescription("only response_mode=query is supported")
 	}
 	// Every client, confidential or not, must use S256 PKCE: zitadel only
 	// enforces PKCE for public clients and accepts plain.
 	if req.CodeChallenge == "" || req.CodeChallengeMethod != oidc.CodeChallengeMethodS256 {
 		s.log.InfoContext(ctx, "authorize: refusing request without S256 PKCE",
-			"client_id", req.ClientID, "method", string(req.CodeChallengeMethod))
+			"client", req.ClientID, "method", string(req.CodeChallengeMethod))
 		return nil, oidc.ErrInvalidRequest().WithDescription("code_challenge with code_challenge_method=S256 is required")
 	}
 	if req.ResponseType != oidc.ResponseTypeCode {
@@ -91,14 +91,14 @@ func (s *opStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest
 		"state": req.State, "nonce": req.Nonce, "login_hint": req.LoginHint, "code_challenge": req.CodeChallenge,
 	} {
 		if !storableParam(v) {
-			s.log.InfoContext(ctx, "authorize: unstorable parameter", "client_id", req.ClientID, "param", name)
+			s.log.InfoContext(ctx, "authorize: unstorable parameter", "client", req.ClientID, "param", name)
 			return nil, oidc.ErrInvalidRequest().WithDescription("%s must be valid UTF-8 text of at most %d bytes", name, maxParamBytes)
 		}
 	}
 	for _, list := range [][]string{scopes, req.Prompt, req.ACRValues} {
 		for _, v := range list {
 			if !storableParam(v) {
-				s.log.InfoContext(ctx, "authorize: unstorable list parameter", "client_id", req.ClientID)
+				s.log.InfoContext(ctx, "authorize: unstorable list parameter", "client", req.ClientID)
 				return nil, oidc.ErrInvalidRequest().WithDescription("parameters must be valid UTF-8 text")
 			}
 		}
@@ -144,7 +144,7 @@ func (s *opStorage) AuthRequestByID(ctx context.Context, id string) (zop.AuthReq
 		if errors.Is(err, storage.ErrNotFound) {
 			return nil, oidc.ErrInvalidRequest().WithDescription("unknown or expired authorization request").WithParent(err)
 		}
-		s.log.ErrorContext(ctx, "authorize callback: load auth request", "auth_request_id", id, "error", err)
+		s.log.ErrorContext(ctx, "authorize callback: load auth request", "auth_request", id, "err", err)
 		return nil, fmt.Errorf("load auth request %s: %w", id, err)
 	}
 	// zitadel reads requests by ID only in the callback. One whose code was
@@ -155,11 +155,11 @@ func (s *opStorage) AuthRequestByID(ctx context.Context, id string) (zop.AuthReq
 	// away before the redirect), so a new code replaces the old one rather
 	// than strand the customer.
 	if ar.ConsumedAt != nil {
-		s.log.InfoContext(ctx, "authorize callback: code already exchanged", "auth_request_id", id)
+		s.log.InfoContext(ctx, "authorize callback: code already exchanged", "auth_request", id)
 		return nil, oidc.ErrInvalidRequest().WithDescription("authorization request already answered")
 	}
 	if ar.CodeHash != "" {
-		s.log.InfoContext(ctx, "authorize callback: retried in its browser, the new code replaces the old", "auth_request_id", id)
+		s.log.InfoContext(ctx, "authorize callback: retried in its browser, the new code replaces the old", "auth_request", id)
 	}
 	return authRequest{r: ar}, nil
 }
@@ -181,19 +181,19 @@ func (s *opStorage) AuthRequestByCode(ctx context.Context, code string) (zop.Aut
 		// zitadel answers any error here as invalid_grant: the log is
 		// the only place a store failure shows.
 		if !errors.Is(err, storage.ErrNotFound) {
-			s.log.ErrorContext(ctx, "token: load auth request by code", "error", err)
+			s.log.ErrorContext(ctx, "token: load auth request by code", "err", err)
 		}
 		return nil, fmt.Errorf("load auth request by code: %w", err)
 	}
 	if ar.ConsumedAt != nil {
-		s.log.InfoContext(ctx, "token: used authorization code presented", "auth_request_id", ar.ID, "client_id", ar.ClientID)
+		s.log.InfoContext(ctx, "token: used authorization code presented", "auth_request", ar.ID, "client", ar.ClientID)
 		return authRequest{r: ar, replayed: true}, nil
 	}
 	// Checked after the replay test: a late replay still revokes the grant.
 	// A zero expiry (a code saved before expiries were stored) is expired.
 	if !s.now().Before(ar.CodeExpiresAt) {
 		s.log.InfoContext(ctx, "token: authorization code expired",
-			"auth_request_id", ar.ID, "client_id", ar.ClientID, "code_expired_at", ar.CodeExpiresAt)
+			"auth_request", ar.ID, "client", ar.ClientID, "code_expired_at", ar.CodeExpiresAt)
 		return nil, errors.New("authorization code expired")
 	}
 	if !ar.Done {
@@ -213,9 +213,9 @@ func (s *opStorage) refuseReplay(ctx context.Context, a authRequest) error {
 }
 
 func (s *opStorage) revokeReplayedGrant(ctx context.Context, authRequestID string) {
-	s.log.WarnContext(ctx, "token: authorization code replayed, revoking its grant", "auth_request_id", authRequestID)
+	s.log.WarnContext(ctx, "token: authorization code replayed, revoking its grant", "auth_request", authRequestID)
 	if err := s.store.RevokeGrant(ctx, authRequestID, s.now()); err != nil {
-		s.log.ErrorContext(ctx, "token: revoke replayed grant", "auth_request_id", authRequestID, "error", err)
+		s.log.ErrorContext(ctx, "token: revoke replayed grant", "auth_request", authRequestID, "err", err)
 	}
 }
 
@@ -414,7 +414,7 @@ func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req zop.To
 		at.RefreshTokenID = next.ID
 		err := s.store.RotateRefreshToken(ctx, old.ID, next, at, now)
 		if errors.Is(err, storage.ErrRefreshTokenReused) {
-			s.log.WarnContext(ctx, "token: refresh token reused, family revoked", "client_id", old.ClientID, "family", old.FamilyID)
+			s.log.WarnContext(ctx, "token: refresh token reused, family revoked", "client", old.ClientID, "family", old.FamilyID)
 			return "", "", time.Time{}, oidc.ErrInvalidGrant().WithDescription("refresh token already used")
 		}
 		if err != nil {
@@ -434,7 +434,7 @@ func (s *opStorage) TokenRequestByRefreshToken(ctx context.Context, token string
 	if err != nil {
 		// zitadel answers any error here as invalid_grant.
 		if !errors.Is(err, storage.ErrNotFound) {
-			s.log.ErrorContext(ctx, "token: load refresh token", "error", err)
+			s.log.ErrorContext(ctx, "token: load refresh token", "err", err)
 		}
 		return nil, fmt.Errorf("load refresh token: %w", err)
 	}
@@ -442,9 +442,9 @@ func (s *opStorage) TokenRequestByRefreshToken(ctx context.Context, token string
 		// A rotated token presented again means one of its holders is not
 		// the client: end the whole family.
 		s.log.WarnContext(ctx, "token: rotated or revoked refresh token presented, revoking family",
-			"client_id", rt.ClientID, "family", rt.FamilyID)
+			"client", rt.ClientID, "family", rt.FamilyID)
 		if err := s.store.RevokeRefreshToken(ctx, rt.ID, s.now()); err != nil {
-			s.log.ErrorContext(ctx, "token: revoke refresh token family", "family", rt.FamilyID, "error", err)
+			s.log.ErrorContext(ctx, "token: revoke refresh token family", "family", rt.FamilyID, "err", err)
 		}
 		return nil, errors.New("refresh token already used or revoked")
 	}
@@ -484,7 +484,7 @@ func (s *opStorage) RevokeToken(ctx context.Context, tokenID, _ string, clientID
 		tokenID = ""
 	}
 	if oerr := s.revokeToken(ctx, tokenID, clientID); oerr != nil {
-		s.log.ErrorContext(ctx, "revoke: store failure", "client_id", clientID, "error", oerr.Parent)
+		s.log.ErrorContext(ctx, "revoke: store failure", "client", clientID, "err", oerr.Parent)
 		return oerr
 	}
 	return nil
@@ -495,7 +495,7 @@ func (s *opStorage) revokeToken(ctx context.Context, tokenID, clientID string) *
 		at, err := s.store.AccessTokenByID(ctx, tokenID)
 		switch {
 		case err == nil && at.ClientID != clientID:
-			s.log.InfoContext(ctx, "revoke: access token belongs to another client", "client_id", clientID)
+			s.log.InfoContext(ctx, "revoke: access token belongs to another client", "client", clientID)
 			return nil
 		case err == nil:
 			if err := s.store.DeleteAccessToken(ctx, at.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
@@ -526,7 +526,7 @@ func (s *opStorage) revokeToken(ctx context.Context, tokenID, clientID string) *
 		return oidc.ErrServerError().WithParent(fmt.Errorf("load refresh token: %w", err))
 	}
 	if rt.ClientID != clientID {
-		s.log.InfoContext(ctx, "revoke: refresh token belongs to another client", "client_id", clientID)
+		s.log.InfoContext(ctx, "revoke: refresh token belongs to another client", "client", clientID)
 		return nil
 	}
 	if err := s.store.RevokeRefreshToken(ctx, rt.ID, s.now()); err != nil {
@@ -544,7 +544,7 @@ func (s *opStorage) liveAccessToken(ctx context.Context, tokenID, subject string
 	at, err := s.store.AccessTokenByID(ctx, tokenID)
 	if err != nil {
 		if !errors.Is(err, storage.ErrNotFound) {
-			s.log.ErrorContext(ctx, "load access token", "error", err)
+			s.log.ErrorContext(ctx, "load access token", "err", err)
 		}
 		return nil, nil, fmt.Errorf("load access token: %w", err)
 	}
@@ -574,7 +574,7 @@ func setUserClaims(info *oidc.UserInfo, u *storage.User, scopes []string) {
 func (s *opStorage) SetUserinfoFromToken(ctx context.Context, info *oidc.UserInfo, tokenID, subject, _ string) error {
 	at, u, err := s.liveAccessToken(ctx, tokenID, subject)
 	if err != nil {
-		s.log.InfoContext(ctx, "userinfo: refused", "error", err)
+		s.log.InfoContext(ctx, "userinfo: refused", "err", err)
 		return oidc.ErrAccessDenied().WithDescription("access token no longer valid")
 	}
 	setUserClaims(info, u, at.Scopes)
@@ -644,12 +644,12 @@ func (s *opStorage) AuthorizeClientIDSecret(ctx context.Context, id, secret stri
 		return nil
 	}
 	if secret == "" {
-		s.log.InfoContext(ctx, "client authentication without a secret", "client_id", id)
+		s.log.InfoContext(ctx, "client authentication without a secret", "client", id)
 		return oidc.ErrInvalidClient().WithDescription("client authentication failed")
 	}
 	outcome, err := s.secrets.check(ctx, info.addr, id, secret)
 	if err != nil {
-		s.log.ErrorContext(ctx, "client authentication", "client_id", id, "error", err)
+		s.log.ErrorContext(ctx, "client authentication", "client", id, "err", err)
 		return oidc.ErrServerError().WithParent(err)
 	}
 	switch outcome {
@@ -680,7 +680,7 @@ func (s *opStorage) ValidateJWTProfileScopes(context.Context, string, []string) 
 // tokens stay valid until they expire or are revoked (RP-initiated logout
 // ends the browser session, not the RP's API access).
 func (s *opStorage) TerminateSession(ctx context.Context, userID, clientID string) error {
-	s.log.InfoContext(ctx, "end_session", "user_id", userID, "client_id", clientID)
+	s.log.InfoContext(ctx, "end_session", "user", userID, "client", clientID)
 	return nil
 }
 

@@ -204,8 +204,8 @@ func (p *Provider) Complete(ctx context.Context, authRequestID, userID string, a
 	if err := p.store.CompleteAuthRequest(ctx, authRequestID, userID, authTime.UTC(), amr, acr); err != nil {
 		return "", fmt.Errorf("complete auth request %s: %w", authRequestID, err)
 	}
-	p.log.InfoContext(ctx, "auth request completed", "auth_request_id", authRequestID,
-		"user_id", userID, "amr", amr, "acr", acr)
+	p.log.InfoContext(ctx, "auth request completed", "auth_request", authRequestID,
+		"user", userID, "amr", amr, "acr", acr)
 	return zop.AuthCallbackURL(p.zop)(zop.ContextWithIssuer(ctx, p.cfg.Issuer), authRequestID), nil
 }
 
@@ -219,16 +219,16 @@ func (p *Provider) RedirectError(w http.ResponseWriter, r *http.Request, authReq
 	}
 	switch {
 	case errors.Is(lerr, storage.ErrNotFound):
-		p.log.InfoContext(r.Context(), "redirect error: unknown auth request", "auth_request_id", authRequestID, "error", lerr)
+		p.log.InfoContext(r.Context(), "redirect error: unknown auth request", "auth_request", authRequestID, "err", lerr)
 		http.Error(w, "unknown or expired authorization request", http.StatusBadRequest)
 		return
 	case lerr != nil:
-		p.log.ErrorContext(r.Context(), "redirect error: load auth request", "auth_request_id", authRequestID, "error", lerr)
+		p.log.ErrorContext(r.Context(), "redirect error: load auth request", "auth_request", authRequestID, "err", lerr)
 		http.Error(w, "the sign-in could not be finished; try again", http.StatusInternalServerError)
 		return
 	}
-	p.log.InfoContext(r.Context(), "auth request ends with error", "auth_request_id", authRequestID,
-		"client_id", ar.ClientID, "error", err)
+	p.log.InfoContext(r.Context(), "auth request ends with error", "auth_request", authRequestID,
+		"client", ar.ClientID, "err", err)
 	// The request ends here, so its binding cookie goes too: a client that
 	// polls with prompt=none must not pile cookies up in the browser.
 	http.SetCookie(w, p.bindingCookie(authRequestID, -1))

@@ -49,7 +49,7 @@ func (a authRequest) Done() bool                         { return a.r.Done }
 func (a authRequest) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("id", a.r.ID),
-		slog.String("client_id", a.r.ClientID),
+		slog.String("client", a.r.ClientID),
 		slog.String("redirect_uri", a.r.RedirectURI),
 	)
 }

@@ -53,7 +53,7 @@ func (p *Provider) reserveTokenAttempt(w http.ResponseWriter, r *http.Request, i
 	key := "ip:" + info.addr
 	slot, ok, err := p.store.ReserveRateEvent(r.Context(), rateTokenFailure, key, now, now.Add(-t.Window), t.MaxTokenFailuresPerAddress)
 	if err != nil {
-		p.log.ErrorContext(r.Context(), "token: reserve throttle slot", "ip", info.addr, "error", err)
+		p.log.ErrorContext(r.Context(), "token: reserve throttle slot", "ip", info.addr, "err", err)
 		writeOAuthError(w, http.StatusInternalServerError, oidc.ErrServerError())
 		return nil, false
 	}
@@ -70,7 +70,7 @@ func (p *Provider) reserveTokenAttempt(w http.ResponseWriter, r *http.Request, i
 			return
 		}
 		if err := p.store.ReleaseRateEvent(context.WithoutCancel(r.Context()), rateTokenFailure, key, slot); err != nil {
-			p.log.ErrorContext(r.Context(), "token: release throttle slot", "ip", info.addr, "error", err)
+			p.log.ErrorContext(r.Context(), "token: release throttle slot", "ip", info.addr, "err", err)
 		}
 	}, true
 }

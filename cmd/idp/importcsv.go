@@ -368,7 +368,7 @@ func (u *usersCmd) undoImport(ctx context.Context, created []*storage.User, caus
 	var failed []string
 	for _, usr := range created {
 		if err := u.store.DeleteUser(ctx, usr.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
-			u.logger.Error("import rollback: delete user", "login_id", usr.LoginID, "user_id", usr.ID, "err", err)
+			u.logger.Error("import rollback: delete user", "login_id", usr.LoginID, "user", usr.ID, "err", err)
 			failed = append(failed, usr.LoginID)
 		}
 	}

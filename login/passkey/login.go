@@ -118,11 +118,11 @@ func (s *Service) finishLogin(ctx context.Context, flowID, owner string, asserti
 	}
 
 	if owner != "" && user.ID != owner {
-		s.logger.InfoContext(ctx, "passkey step-up refused: another user's passkey", "user_id", owner, "asserted_user_id", user.ID)
+		s.logger.InfoContext(ctx, "passkey step-up refused: another user's passkey", "user", owner, "asserted_user", user.ID)
 		return nil, &WrongUserError{AssertedUserID: user.ID}
 	}
 	if user.Locked {
-		s.logger.InfoContext(ctx, "passkey login refused: user locked", "user_id", user.ID)
+		s.logger.InfoContext(ctx, "passkey login refused: user locked", "user", user.ID)
 		return nil, ErrLocked
 	}
 
@@ -138,7 +138,7 @@ func (s *Service) finishLogin(ctx context.Context, flowID, owner string, asserti
 	case reported != 0 && stored.SignCount != 0 && reported <= stored.SignCount:
 		use.CloneWarning = true
 		s.logger.WarnContext(ctx, "passkey login: sign counter did not increase, possible cloned authenticator",
-			"user_id", user.ID, "stored_sign_count", stored.SignCount, "reported_sign_count", reported)
+			"user", user.ID, "stored_sign_count", stored.SignCount, "reported_sign_count", reported)
 	case reported > stored.SignCount:
 		use.SignCount = reported
 	}
@@ -153,7 +153,7 @@ func (s *Service) finishLogin(ctx context.Context, flowID, owner string, asserti
 	stored.LastUsedAt = &use.UsedAt
 
 	crossDevice := parsed.AuthenticatorAttachment == protocol.CrossPlatform
-	s.logger.InfoContext(ctx, "passkey login", "user_id", user.ID, "cross_device", crossDevice,
+	s.logger.InfoContext(ctx, "passkey login", "user", user.ID, "cross_device", crossDevice,
 		"backup_eligible", stored.BackupEligible)
 	return &LoginResult{
 		User:        user,

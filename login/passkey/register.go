@@ -68,16 +68,16 @@ func (s *Service) FinishRegistration(ctx context.Context, user *storage.User, fl
 	}
 	parsed, err := protocol.ParseCredentialCreationResponseBytes(attestationJSON)
 	if err != nil {
-		s.logger.InfoContext(ctx, "passkey registration: unparsable attestation", "user_id", user.ID, "err", err)
+		s.logger.InfoContext(ctx, "passkey registration: unparsable attestation", "user", user.ID, "err", err)
 		return nil, verificationError(err)
 	}
 	ws, session, err := s.takeSession(ctx, parsed.Response.CollectedClientData.Challenge, CeremonyRegistration, flowID)
 	if err != nil {
-		s.logger.InfoContext(ctx, "passkey registration refused", "user_id", user.ID, "err", err)
+		s.logger.InfoContext(ctx, "passkey registration refused", "user", user.ID, "err", err)
 		return nil, err
 	}
 	if ws.UserID != user.ID {
-		s.logger.WarnContext(ctx, "passkey registration: challenge issued to another user", "user_id", user.ID, "session_user_id", ws.UserID)
+		s.logger.WarnContext(ctx, "passkey registration: challenge issued to another user", "user", user.ID, "session_user", ws.UserID)
 		return nil, fmt.Errorf("%w: challenge was issued to another user", ErrWrongFlow)
 	}
 	if user.Locked {
@@ -86,22 +86,22 @@ func (s *Service) FinishRegistration(ctx context.Context, user *storage.User, fl
 	cred, err := s.webAuthn.CreateCredential(webAuthnUser{user: user}, *session, parsed)
 	if err != nil {
 		err = verificationError(err)
-		s.logger.InfoContext(ctx, "passkey registration: verification failed", "user_id", user.ID, "err", err)
+		s.logger.InfoContext(ctx, "passkey registration: verification failed", "user", user.ID, "err", err)
 		return nil, err
 	}
 	row := fromLibrary(user.ID, cred, parsed.AuthenticatorAttachment, s.now().UTC())
 	if err := s.store.CreateCredential(ctx, row, onlyIfFirst); err != nil {
 		switch {
 		case errors.Is(err, storage.ErrAlreadyExists):
-			s.logger.InfoContext(ctx, "passkey registration: credential already registered", "user_id", user.ID)
+			s.logger.InfoContext(ctx, "passkey registration: credential already registered", "user", user.ID)
 			return nil, ErrAlreadyRegistered
 		case errors.Is(err, storage.ErrConflict):
-			s.logger.InfoContext(ctx, "passkey registration: user already has a passkey", "user_id", user.ID)
+			s.logger.InfoContext(ctx, "passkey registration: user already has a passkey", "user", user.ID)
 			return nil, ErrHasPasskey
 		}
 		return nil, fmt.Errorf("passkey: store credential: %w", err)
 	}
-	s.logger.InfoContext(ctx, "passkey registered", "user_id", user.ID, "name", row.Name,
+	s.logger.InfoContext(ctx, "passkey registered", "user", user.ID, "name", row.Name,
 		"backup_eligible", row.BackupEligible, "attachment", row.Attachment)
 	return row, nil
 }

@@ -60,7 +60,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*RP, error) {
 		rp.WithSigningAlgsFromDiscovery(),
 		rp.WithVerifierOpts(rp.WithIssuedAtOffset(5*time.Second)),
 		rp.WithErrorHandler(func(w http.ResponseWriter, r *http.Request, errorType, desc, state string) {
-			logger.Info("demo RP: IdP returned an error", "error", errorType, "description", desc)
+			logger.Info("demo RP: IdP returned an error", "oauth_error", errorType, "description", desc)
 			renderTop(w, http.StatusOK, topPage{Error: errorType + ": " + desc})
 		}),
 	)
@@ -99,7 +99,7 @@ func (d *RP) login(w http.ResponseWriter, r *http.Request) {
 
 func (d *RP) callback(w http.ResponseWriter, r *http.Request, tokens *oidc.Tokens[*oidc.IDTokenClaims], _ string, _ rp.RelyingParty) {
 	if err := d.cookies.SetCookie(w, sessionCookie, tokens.IDToken); err != nil {
-		d.logger.Error("demo RP: store session", "error", err)
+		d.logger.Error("demo RP: store session", "err", err)
 		http.Error(w, "could not store the session", http.StatusInternalServerError)
 		return
 	}

@@ -190,7 +190,7 @@ func Start(ctx context.Context, opts Options, logger *slog.Logger) (*Stack, erro
 		defer c()
 		rpSrv.Shutdown(shutdownCtx)
 		if err := <-idpDone; err != nil {
-			logger.Error("IdP server", "error", err)
+			logger.Error("IdP server", "err", err)
 		}
 		sink.Close()
 		srv.Close()

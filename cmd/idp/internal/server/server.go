@@ -261,7 +261,7 @@ func (s *Server) sweep(ctx context.Context, every time.Duration) {
 		n, err := s.Store.DeleteExpired(ctx, time.Now())
 		switch {
 		case err != nil && ctx.Err() == nil:
-			s.logger.Warn("sweep expired rows", "error", err)
+			s.logger.Warn("sweep expired rows", "err", err)
 		case n > 0:
 			s.logger.Debug("swept expired rows", "rows", n)
 		}
