@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
+
+	"github.com/comstockloan/idp/storage"
 )
 
 // q rebinds a `?` statement for the driver.
@@ -122,6 +124,11 @@ func (s *Store) inTx(ctx context.Context, op string, fn func(tx *sqlx.Tx) error)
 	if err := fn(tx); err != nil {
 		if rbErr := tx.Rollback(); rbErr != nil && !errors.Is(rbErr, sql.ErrTxDone) {
 			s.logger.WarnContext(ctx, "rollback failed", "op", op, "err", rbErr)
+		}
+		// A step inside fn may have wrapped a driver error without wrap
+		// (a lock, a read): a lost database is still ErrUnavailable.
+		if !errors.Is(err, storage.ErrUnavailable) && classify(err) == storage.ErrUnavailable {
+			return fmt.Errorf("%w: %w", storage.ErrUnavailable, err)
 		}
 		return err
 	}
