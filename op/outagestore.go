@@ -86,3 +86,13 @@ func (o outageNoting) UserByID(ctx context.Context, id string) (*storage.User, e
 	v, err := o.Store.UserByID(ctx, id)
 	return v, noteOutage(ctx, err)
 }
+
+func (o outageNoting) ListSigningKeys(ctx context.Context) ([]storage.SigningKey, error) {
+	v, err := o.Store.ListSigningKeys(ctx)
+	return v, noteOutage(ctx, err)
+}
+
+func (o outageNoting) ReserveRateEvent(ctx context.Context, kind, key string, at, since time.Time, limit int) (string, bool, error) {
+	id, ok, err := o.Store.ReserveRateEvent(ctx, kind, key, at, since, limit)
+	return id, ok, noteOutage(ctx, err)
+}

@@ -70,12 +70,15 @@ func New(cfg Config, store Store, logger *slog.Logger) (*Provider, error) {
 		}
 		clients[c.ID] = &client{cfg: c, idTokenLifetime: idLife}
 	}
+	// Every store call of a request notes a lost database on the request,
+	// so its error answer becomes a 503 (unavailable.go).
+	store = outageNoting{store}
 	keys := newKeyManager(cfg, store, log, now)
 	secrets, err := newSecretChecker(cfg, store, log, now, clients)
 	if err != nil {
 		return nil, err
 	}
-	st := &opStorage{cfg: cfg, store: outageNoting{store}, log: log, clients: clients, keys: keys, secrets: secrets, now: now}
+	st := &opStorage{cfg: cfg, store: store, log: log, clients: clients, keys: keys, secrets: secrets, now: now}
 
 	zcfg := &zop.Config{
 		CryptoKey:                cfg.CryptoKey,
