@@ -2,89 +2,19 @@ package op_test
 
 import (
 	"io"
-	"net"
 	"net/http"
-	"net/url"
-	"sync"
 	"testing"
 
 	"github.com/comstockloan/idp/storage/storagetest"
 )
-
-// cuttableProxy forwards TCP to target until cut: then it refuses and
-// drops every connection, as a database that restarts or fails over does.
-type cuttableProxy struct {
-	t      *testing.T
-	target string
-	ln     net.Listener
-	mu     sync.Mutex
-	conns  []net.Conn
-	addr   string
-}
-
-func newCuttableProxy(t *testing.T, target string) *cuttableProxy {
-	p := &cuttableProxy{t: t, target: target}
-	p.listen("127.0.0.1:0")
-	t.Cleanup(p.cut)
-	return p
-}
-
-func (p *cuttableProxy) listen(addr string) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	p.mu.Lock()
-	p.ln, p.addr = ln, ln.Addr().String()
-	p.mu.Unlock()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			up, err := net.Dial("tcp", p.target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, c, up)
-			p.mu.Unlock()
-			go func() { _, _ = io.Copy(up, c); up.Close() }()
-			go func() { _, _ = io.Copy(c, up); c.Close() }()
-		}
-	}()
-}
-
-func (p *cuttableProxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.ln != nil {
-		p.ln.Close()
-		p.ln = nil
-	}
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
-}
-
-func (p *cuttableProxy) resume() { p.listen(p.addr) }
 
 // While the database cannot be reached, the token endpoint, userinfo and
 // the authorize callback answer 503 (temporarily_unavailable, Retry-After):
 // never invalid_grant or a 400 that would make the RP drop a good code or
 // blame the customer. When the database is back, the same code works.
 func TestDatabaseOutageAnswers503NotClientErrors(t *testing.T) {
-	dsn := storagetest.DSN(t, "postgres")
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := newCuttableProxy(t, u.Host)
-	u.Host = proxy.addr
-	e := newEnvOn(t, storagetest.Open(t, u.String()), nil)
+	dsn, proxy := storagetest.PostgresBehindProxy(t)
+	e := newEnvOn(t, storagetest.Open(t, dsn), nil)
 
 	tr, _ := e.login("openid")
 	pk := newPKCE()
@@ -93,7 +23,7 @@ func TestDatabaseOutageAnswers503NotClientErrors(t *testing.T) {
 	// A second request left at the callback step.
 	pending := e.authorizeURL(authParams(webClientID, webRedirect, "openid", newPKCE()))
 
-	proxy.cut()
+	proxy.Cut()
 	got := e.exchange(code, webRedirect, pk)
 	if got.status != http.StatusServiceUnavailable || got.Error != "temporarily_unavailable" {
 		t.Fatalf("code exchange during the outage: %d %q, want 503 temporarily_unavailable", got.status, got.Error)
@@ -120,7 +50,7 @@ func TestDatabaseOutageAnswers503NotClientErrors(t *testing.T) {
 		t.Fatalf("callback during the outage: %d %q, want 503 with Retry-After", res.StatusCode, body)
 	}
 
-	proxy.resume()
+	proxy.Resume()
 	got = e.exchange(code, webRedirect, pk)
 	if got.status != http.StatusOK || got.IDToken == "" {
 		t.Fatalf("the code after the outage: %d %q, want tokens", got.status, got.Error)

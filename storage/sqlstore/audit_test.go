@@ -142,81 +142,74 @@ func TestAuditSealerHandlesGaps(t *testing.T) {
 // PostgreSQL hands out seqs before commit: a row that commits after a later
 // one is waited for, not skipped, and sealed in its place.
 func TestAuditSealerWaitsForInFlightInsert(t *testing.T) {
-	storagetest.Each(t, func(t *testing.T, flavor string) {
-		if flavor != "postgres" {
-			t.Skip("SQLite assigns seqs in commit order: one writer at a time")
-		}
-		ctx := t.Context()
-		s := storagetest.New(t, flavor)
-		key := storagetest.AuditKey()
-		slow := storage.AuditEvent{Time: time.Now().UTC().Truncate(time.Microsecond), Type: "slow", Nonce: "slow-nonce"}
-		slow.MAC = storage.AuditMAC(key, slow)
-		tx, err := s.DB().BeginTx(ctx, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer tx.Rollback()
-		if _, err := tx.Exec(`INSERT INTO audit_events (time, type, actor, user_id, ip, user_agent, detail, nonce, mac, inserted_at, prev_hash, hash)
+	// PostgreSQL only: SQLite assigns seqs in commit order, one writer at a time.
+	ctx := t.Context()
+	s := storagetest.New(t, "postgres")
+	key := storagetest.AuditKey()
+	slow := storage.AuditEvent{Time: time.Now().UTC().Truncate(time.Microsecond), Type: "slow", Nonce: "slow-nonce"}
+	slow.MAC = storage.AuditMAC(key, slow)
+	tx, err := s.DB().BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.Exec(`INSERT INTO audit_events (time, type, actor, user_id, ip, user_agent, detail, nonce, mac, inserted_at, prev_hash, hash)
 			VALUES ($1, $2, '', '', '', '', '{}', $3, $4, now(), '', '')`, slow.Time, slow.Type, slow.Nonce, slow.MAC); err != nil {
-			t.Fatal(err)
-		}
-		appendN(t, s, 1) // seq 2 commits first
-		seal(t, s, time.Now())
-		if rep, err := verify(s); err != nil || rep.Last.Seq != 0 || rep.Unsealed != 1 {
-			t.Fatalf("sealed past an uncommitted seq: %+v, %v", rep, err)
-		}
-		if err := tx.Commit(); err != nil {
-			t.Fatal(err)
-		}
-		seal(t, s, time.Now())
-		rep, err := verify(s)
-		if err != nil || rep.Last.Seq != 2 || len(rep.SealGaps) != 0 || rep.Unsealed != 0 {
-			t.Fatalf("after the slow commit: %+v, %v", rep, err)
-		}
-	})
+		t.Fatal(err)
+	}
+	appendN(t, s, 1) // seq 2 commits first
+	seal(t, s, time.Now())
+	if rep, err := verify(s); err != nil || rep.Last.Seq != 0 || rep.Unsealed != 1 {
+		t.Fatalf("sealed past an uncommitted seq: %+v, %v", rep, err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	seal(t, s, time.Now())
+	rep, err := verify(s)
+	if err != nil || rep.Last.Seq != 2 || len(rep.SealGaps) != 0 || rep.Unsealed != 0 {
+		t.Fatalf("after the slow commit: %+v, %v", rep, err)
+	}
 }
 
 // Appending takes no store-wide lock: it succeeds while another
 // transaction holds the sealer's lock, and a try-lock sealer steps aside.
 func TestAuditAppendTakesNoLock(t *testing.T) {
-	storagetest.Each(t, func(t *testing.T, flavor string) {
-		if flavor != "postgres" {
-			t.Skip("SQLite has one writer at a time; there the gain is one statement instead of five")
+	// PostgreSQL only: SQLite has one writer at a time; there the gain is one
+	// statement instead of five.
+	s := storagetest.New(t, "postgres")
+	tx, err := s.DB().BeginTx(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	// The lock SealAudit takes (lockAudit = 3 in query.go).
+	if _, err := tx.Exec(`SELECT pg_advisory_xact_lock(hashtext(coalesce(current_schema(), '')), 3)`); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	for i := range 3 {
+		if err := s.AppendAudit(ctx, &storage.AuditEvent{Type: "login.success", UserID: fmt.Sprint("u", i)}); err != nil {
+			t.Fatalf("append while the audit lock is held: %v", err)
 		}
-		s := storagetest.New(t, flavor)
-		tx, err := s.DB().BeginTx(t.Context(), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer tx.Rollback()
-		// The lock SealAudit takes (lockAudit = 3 in query.go).
-		if _, err := tx.Exec(`SELECT pg_advisory_xact_lock(hashtext(coalesce(current_schema(), '')), 3)`); err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-		defer cancel()
-		for i := range 3 {
-			if err := s.AppendAudit(ctx, &storage.AuditEvent{Type: "login.success", UserID: fmt.Sprint("u", i)}); err != nil {
-				t.Fatalf("append while the audit lock is held: %v", err)
-			}
-		}
-		if cp, err := s.SealAudit(ctx, storage.AuditSealOptions{Now: time.Now()}); err != nil || cp != nil {
-			t.Fatalf("try-lock sealer while the lock is held: %+v, %v; want nothing done", cp, err)
-		}
-		// The lock is real: a waiting sealer does wait.
-		short, cancelShort := context.WithTimeout(t.Context(), 300*time.Millisecond)
-		defer cancelShort()
-		if _, err := s.SealAudit(short, storage.AuditSealOptions{Now: time.Now(), Wait: true}); err == nil {
-			t.Fatal("waiting sealer got the lock another transaction holds")
-		}
-		if err := tx.Rollback(); err != nil {
-			t.Fatal(err)
-		}
-		seal(t, s, time.Now())
-		if rep, err := verify(s); err != nil || rep.Last.Seq != 3 {
-			t.Fatalf("after the lock is released: %+v, %v", rep, err)
-		}
-	})
+	}
+	if cp, err := s.SealAudit(ctx, storage.AuditSealOptions{Now: time.Now()}); err != nil || cp != nil {
+		t.Fatalf("try-lock sealer while the lock is held: %+v, %v; want nothing done", cp, err)
+	}
+	// The lock is real: a waiting sealer does wait.
+	short, cancelShort := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancelShort()
+	if _, err := s.SealAudit(short, storage.AuditSealOptions{Now: time.Now(), Wait: true}); err == nil {
+		t.Fatal("waiting sealer got the lock another transaction holds")
+	}
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	seal(t, s, time.Now())
+	if rep, err := verify(s); err != nil || rep.Last.Seq != 3 {
+		t.Fatalf("after the lock is released: %+v, %v", rep, err)
+	}
 }
 
 // A store without the key appends nothing: an unkeyed row would fail

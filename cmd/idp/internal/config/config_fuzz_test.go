@@ -27,7 +27,7 @@ func FuzzParse(f *testing.F) {
 		// /proc may never end. The operator writes this file, so that is
 		// not an attack, only a way to hang the fuzzer.
 		if strings.Contains(string(raw), "/dev") || strings.Contains(string(raw), "/proc") || strings.Contains(string(raw), "/sys") {
-			t.Skip("input names a device path")
+			return // not an input worth judging
 		}
 		c, err := Parse(raw)
 		if err != nil {

@@ -1,84 +1,13 @@
 package server
 
 import (
-	"io"
-	"net"
 	"net/http"
-	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/comstockloan/idp/storage/storagetest"
 )
-
-// dbProxy forwards TCP to the database until cut (connections refused and
-// dropped, as in a restart or failover) or hung (connections accepted and
-// never answered, as behind a black-holing network).
-type dbProxy struct {
-	t      *testing.T
-	target string
-	addr   string
-	mu     sync.Mutex
-	ln     net.Listener
-	hang   bool
-	conns  []net.Conn
-}
-
-func newDBProxy(t *testing.T, target string) *dbProxy {
-	p := &dbProxy{t: t, target: target}
-	p.listen("127.0.0.1:0", false)
-	t.Cleanup(p.cut)
-	return p
-}
-
-func (p *dbProxy) listen(addr string, hang bool) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	p.mu.Lock()
-	p.ln, p.addr, p.hang = ln, ln.Addr().String(), hang
-	p.mu.Unlock()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, c)
-			p.mu.Unlock()
-			if hang {
-				continue // held open, never answered, closed by cut
-			}
-			up, err := net.Dial("tcp", p.target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, up)
-			p.mu.Unlock()
-			go func() { _, _ = io.Copy(up, c); up.Close() }()
-			go func() { _, _ = io.Copy(c, up); c.Close() }()
-		}
-	}()
-}
-
-func (p *dbProxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.ln != nil {
-		p.ln.Close()
-		p.ln = nil
-	}
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
-}
 
 // /healthz is the process, /readyz (and its old name /ready) the database:
 // while PostgreSQL refuses connections or never answers, /readyz says 503
@@ -87,17 +16,11 @@ func (p *dbProxy) cut() {
 // without restarting it; when the database is back, /readyz is 200 again.
 // The change is logged once, not at every probe.
 func TestReadyzFollowsTheDatabase(t *testing.T) {
-	dsn := storagetest.DSN(t, "postgres")
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := newDBProxy(t, u.Host)
-	u.Host = proxy.addr
-	_, srv, logs := openTestServer(t, u.String())
+	dsn, proxy := storagetest.PostgresBehindProxy(t)
+	_, srv, logs := openTestServer(t, dsn)
 	// Cut before the server closes: a probe hung in the driver would
 	// otherwise keep Close waiting, and a failure would look like a hang.
-	t.Cleanup(proxy.cut)
+	t.Cleanup(proxy.Cut)
 	client := &http.Client{Timeout: 10 * time.Second}
 	probe := func(path string) int {
 		t.Helper()
@@ -118,13 +41,12 @@ func TestReadyzFollowsTheDatabase(t *testing.T) {
 	}
 
 	expect("database up", http.StatusOK, http.StatusOK)
-	proxy.cut()
+	proxy.Cut()
 	expect("database refusing", http.StatusOK, http.StatusServiceUnavailable)
 	expect("database still refusing", http.StatusOK, http.StatusServiceUnavailable)
-	proxy.listen(proxy.addr, true)
+	proxy.Hang()
 	expect("database not answering", http.StatusOK, http.StatusServiceUnavailable)
-	proxy.cut()
-	proxy.listen(proxy.addr, false)
+	proxy.Resume()
 	expect("database back", http.StatusOK, http.StatusOK)
 
 	log := logs.String()
