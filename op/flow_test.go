@@ -260,16 +260,23 @@ func TestAuthRequestCopiesLoginParameters(t *testing.T) {
 	})
 }
 
+// signedInCallback starts an authorization request with pk, signs in at
+// the test login page and returns the callback URL it redirects to.
+func (e *env) signedInCallback(pk pkce) string {
+	e.t.Helper()
+	resp := e.get(e.authorizeURL(authParams(webClientID, webRedirect, "openid", pk)))
+	resp.Body.Close()
+	login, _ := resp.Location()
+	resp = e.get(login.String())
+	resp.Body.Close()
+	return resp.Header.Get("Location")
+}
+
 func TestCallbackCannotMintASecondCode(t *testing.T) {
 	storagetest.Each(t, func(t *testing.T, flavor string) {
 		e := newEnv(t, flavor, nil)
 		pk := newPKCE()
-		resp := e.get(e.authorizeURL(authParams(webClientID, webRedirect, "openid", pk)))
-		resp.Body.Close()
-		login, _ := resp.Location()
-		resp = e.get(login.String())
-		resp.Body.Close()
-		callback := resp.Header.Get("Location")
+		callback := e.signedInCallback(pk)
 		first := e.get(callback)
 		first.Body.Close()
 		if first.StatusCode != http.StatusFound {
@@ -329,12 +336,7 @@ func TestRetriedCallbackReplacesItsCode(t *testing.T) {
 	storagetest.Each(t, func(t *testing.T, flavor string) {
 		e := newEnv(t, flavor, nil)
 		pk := newPKCE()
-		resp := e.get(e.authorizeURL(authParams(webClientID, webRedirect, "openid", pk)))
-		resp.Body.Close()
-		login, _ := resp.Location()
-		resp = e.get(login.String())
-		resp.Body.Close()
-		callback := resp.Header.Get("Location")
+		callback := e.signedInCallback(pk)
 		// The first answer is lost: the browser keeps its binding cookie.
 		u, _ := url.Parse(e.issuer)
 		keep := e.client.Jar.Cookies(u)
