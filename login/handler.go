@@ -1,8 +1,3 @@
-// Package login serves the hosted login pages (S1–S9, docs/screens-and-flows.md) and the
-// single sign-on session. Each page is a small state machine over a
-// storage.LoginFlow; nothing survives between two requests except in the
-// store, so any replica can serve any step. The OP only hears "this auth
-// request is done, by this user, with this amr and acr".
 package login
 
 import (

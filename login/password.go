@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/comstockloan/idp/storage"
 	"github.com/comstockloan/idp/storage/audit"
@@ -140,56 +139,6 @@ func (h *Handler) conflictOrInternal(w http.ResponseWriter, r *http.Request, err
 	h.internalError(w, r, "writing login flow", err)
 }
 
-// getPasskey is S2.
-func (h *Handler) getPasskey(w http.ResponseWriter, r *http.Request) {
-	f := h.liveFlow(w, r, "err.flow_expired")
-	if f == nil {
-		return
-	}
-	h.renderPasskey(w, r, http.StatusOK, f, f.LoginID, "")
-}
-
-func (h *Handler) renderPasskey(w http.ResponseWriter, r *http.Request, status int, f *storage.LoginFlow, loginID, errKey string) {
-	h.render(w, r, status, "passkey", &templates.Page{
-		Title: "s2.title", Error: errKey, LoginID: loginID, LoginURL: loginURL(f.AuthRequestID),
-		PasskeysAvailable: h.passkeys != nil, PasskeyScript: h.passkeys != nil,
-	})
-}
-
-// postPasskey starts F1 (「パスキー初回登録」). It never reveals whether the
-// login ID exists: every ID goes on to S3.
-func (h *Handler) postPasskey(w http.ResponseWriter, r *http.Request) {
-	if !h.parseForm(w, r) {
-		return
-	}
-	f := h.liveFlow(w, r, "err.flow_expired")
-	if f == nil {
-		return
-	}
-	loginID := strings.TrimSpace(r.PostFormValue("loginID"))
-	if loginID == "" || !storableText(loginID, maxLoginIDLength) {
-		h.log.InfoContext(r.Context(), "F1 start with an empty, oversized or unprintable login ID")
-		h.renderPasskey(w, r, http.StatusBadRequest, f, "", "err.login_id_required")
-		return
-	}
-	f.UserID = ""
-	if u, err := h.store.UserByLoginID(r.Context(), loginID); err == nil {
-		f.UserID = u.ID
-	} else if !errors.Is(err, storage.ErrNotFound) {
-		h.internalError(w, r, "looking up login ID", err)
-		return
-	}
-	f.LoginID, f.Purpose, f.Step = loginID, purposeEnrol, stepPassword
-	f.PasswordVerifiedAt, f.OTPVerifiedAt, f.PasskeyVerifiedAt = nil, nil, nil
-	f.OTPHash, f.OTPExpiresAt, f.OTPAttempts = "", nil, 0
-	encodeFlowData(f, flowData{ReturnTo: decodeFlowData(f).ReturnTo})
-	if err := h.updateFlow(r, f); err != nil {
-		h.conflictOrInternal(w, r, err)
-		return
-	}
-	http.Redirect(w, r, pathPassword, http.StatusSeeOther)
-}
-
 // getPassword is S3.
 func (h *Handler) getPassword(w http.ResponseWriter, r *http.Request) {
 	f := h.flowAt(w, r, stepPassword)
@@ -274,91 +223,4 @@ func (h *Handler) postPassword(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.Redirect(w, r, pathOTP+"?sent=1", http.StatusSeeOther)
-}
-
-// getChangePassword is S7.
-func (h *Handler) getChangePassword(w http.ResponseWriter, r *http.Request) {
-	f := h.flowAt(w, r, stepChangePassword)
-	if f == nil {
-		return
-	}
-	h.renderChange(w, r, http.StatusOK, f, "")
-}
-
-func (h *Handler) renderChange(w http.ResponseWriter, r *http.Request, status int, f *storage.LoginFlow, errKey string) {
-	h.render(w, r, status, "change", &templates.Page{Title: "s7.title", Error: errKey, LoginID: f.LoginID})
-}
-
-const minPasswordLen = 8
-
-// postChangePassword replaces the temporary password, then completes the
-// login the temporary password began.
-func (h *Handler) postChangePassword(w http.ResponseWriter, r *http.Request) {
-	r, cancel := detach(r)
-	defer cancel()
-	ctx := r.Context()
-	if !h.parseForm(w, r) {
-		return
-	}
-	f := h.flowAt(w, r, stepChangePassword)
-	if f == nil {
-		return
-	}
-	if !within(f.PasswordVerifiedAt, h.now(), h.cfg.FlowLifetime) {
-		h.renderError(w, r, http.StatusBadRequest, "err.flow_expired", loginURL(f.AuthRequestID))
-		return
-	}
-	user := h.flowUser(w, r, f)
-	if user == nil {
-		return
-	}
-	current, next, confirm := r.PostFormValue("current"), r.PostFormValue("new"), r.PostFormValue("confirm")
-	fail := func(status int, key string) {
-		h.log.InfoContext(ctx, "password change refused", "user", user.ID, "reason", key)
-		h.renderChange(w, r, status, f, key)
-	}
-	slot, err := h.verifier.Acquire(ctx)
-	if err != nil {
-		retryAfter(w, busyRetryAfter)
-		fail(http.StatusTooManyRequests, "err.busy")
-		return
-	}
-	defer slot.Release()
-	ok, err := h.verifier.Verify(slot, user.PasswordHash, current)
-	if err != nil {
-		h.log.ErrorContext(ctx, "verifying current password", "user", user.ID, "err", err)
-	}
-	switch {
-	case !ok:
-		fail(http.StatusUnauthorized, "err.pw_current_wrong")
-		return
-	case next != confirm:
-		fail(http.StatusBadRequest, "err.pw_mismatch")
-		return
-	case utf8.RuneCountInString(next) < minPasswordLen:
-		fail(http.StatusBadRequest, "err.pw_too_short")
-		return
-	case next == user.LoginID:
-		fail(http.StatusBadRequest, "err.pw_same_as_id")
-		return
-	case next == current:
-		fail(http.StatusBadRequest, "err.pw_same_as_old")
-		return
-	}
-	if user.Locked {
-		fail(http.StatusForbidden, "err.locked")
-		return
-	}
-	hash, err := h.verifier.Hash(slot, next)
-	if err != nil {
-		h.internalError(w, r, "hashing new password", err)
-		return
-	}
-	if err := h.store.UpdatePassword(ctx, user.ID, hash, false); err != nil {
-		h.internalError(w, r, "storing new password", err)
-		return
-	}
-	h.audit(r, audit.PasswordChanged, user.ID, audit.Detail{audit.KeyFrom: "temporary"})
-	// The current password was typed again on S7, so the login is now.
-	h.finish(w, r, f, user, proof{amr: []string{"pwd"}, acr: h.cfg.ACR.Password, at: h.now()})
 }

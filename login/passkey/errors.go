@@ -7,7 +7,7 @@ import (
 
 // Sentinel errors of the ceremonies. Every one of them is the customer's (or
 // the browser's) doing and maps to a 4xx answer (passkeyRefusal in
-// login/passkeyapi.go, with its text from the templates catalogue); anything
+// login/passkeyjson.go, with its text from the templates catalogue); anything
 // else a Service method returns is an infrastructure failure.
 var (
 	// ErrCeremonyExpired: the challenge is unknown, already used or too old.
