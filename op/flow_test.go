@@ -52,6 +52,20 @@ func TestDiscovery(t *testing.T) {
 				t.Errorf("%s still advertised", absent)
 			}
 		}
+		// A registered browser relying party reads the document
+		// cross-origin; another origin does not.
+		for origin, want := range map[string]string{"http://localhost:3000": "http://localhost:3000", "https://evil.example": ""} {
+			req, _ := http.NewRequest(http.MethodGet, e.issuer+"/.well-known/openid-configuration", nil)
+			req.Header.Set("Origin", origin)
+			cresp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cresp.Body.Close()
+			if got := cresp.Header.Get("Access-Control-Allow-Origin"); got != want {
+				t.Errorf("discovery from %s: Access-Control-Allow-Origin = %q, want %q", origin, got, want)
+			}
+		}
 		if doc["jwks_uri"] != e.issuer+"/keys" {
 			t.Errorf("jwks_uri = %v", doc["jwks_uri"])
 		}

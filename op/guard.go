@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"strconv"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 
@@ -121,7 +120,7 @@ func (p *Provider) guard(next http.Handler) http.Handler {
 				return
 			}
 		case pathDiscovery:
-			p.serveDiscovery(w, r, next)
+			p.serveDiscovery(w, r)
 			return
 		case pathEndSess:
 			// zitadel answers a parameter it cannot decode with a 500.
@@ -224,94 +223,6 @@ func (w *issWriter) WriteHeader(status int) {
 		}
 	}
 	w.ResponseWriter.WriteHeader(status)
-}
-
-// serveDiscovery adjusts zitadel's discovery document to what this provider
-// really offers.
-func (p *Provider) serveDiscovery(w http.ResponseWriter, r *http.Request, next http.Handler) {
-	rec := &bufferedWriter{header: http.Header{}}
-	next.ServeHTTP(rec, r)
-	if rec.status != 0 && rec.status != http.StatusOK {
-		rec.flush(w)
-		return
-	}
-	var doc map[string]any
-	if err := json.Unmarshal(rec.body.Bytes(), &doc); err != nil {
-		p.log.ErrorContext(r.Context(), "discovery: cannot parse zitadel document", "err", err)
-		http.Error(w, "discovery unavailable", http.StatusInternalServerError)
-		return
-	}
-	doc["authorization_response_iss_parameter_supported"] = true
-	doc["response_types_supported"] = []string{string(oidc.ResponseTypeCode)}
-	doc["response_modes_supported"] = []string{string(oidc.ResponseModeQuery)}
-	doc["grant_types_supported"] = []string{string(oidc.GrantTypeCode), string(oidc.GrantTypeRefreshToken)}
-	doc["code_challenge_methods_supported"] = []string{string(oidc.CodeChallengeMethodS256)}
-	// zitadel takes a client_secret from the form body wherever it takes
-	// Basic, except at introspection; advertising it is the compatible
-	// choice (RFC 6749 section 2.3.1 allows it, relying-party libraries
-	// pick it from this list) and it goes through the same secret check
-	// and throttles as Basic.
-	tokenAuth := []string{string(oidc.AuthMethodBasic), string(oidc.AuthMethodPost), string(oidc.AuthMethodNone)}
-	doc["token_endpoint_auth_methods_supported"] = tokenAuth
-	doc["revocation_endpoint_auth_methods_supported"] = tokenAuth
-	doc["introspection_endpoint_auth_methods_supported"] = []string{string(oidc.AuthMethodBasic)}
-	doc["scopes_supported"] = knownScopes
-	doc["claims_supported"] = supportedClaims
-	for _, k := range []string{
-		"device_authorization_endpoint", "check_session_iframe", "request_object_signing_alg_values_supported",
-		"token_endpoint_auth_signing_alg_values_supported", "revocation_endpoint_auth_signing_alg_values_supported",
-		"introspection_endpoint_auth_signing_alg_values_supported",
-	} {
-		delete(doc, k)
-	}
-	body, err := json.Marshal(doc)
-	if err != nil {
-		p.log.ErrorContext(r.Context(), "discovery: encode", "err", err)
-		http.Error(w, "discovery unavailable", http.StatusInternalServerError)
-		return
-	}
-	for k, v := range rec.header {
-		if k != "Content-Length" {
-			w.Header()[k] = v
-		}
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-	w.WriteHeader(http.StatusOK)
-	if r.Method != http.MethodHead {
-		_, _ = w.Write(body)
-	}
-}
-
-// bufferedWriter holds a response so it can be rewritten.
-type bufferedWriter struct {
-	header http.Header
-	status int
-	body   bytes.Buffer
-}
-
-func (b *bufferedWriter) Header() http.Header { return b.header }
-func (b *bufferedWriter) WriteHeader(s int) {
-	if b.status == 0 {
-		b.status = s
-	}
-}
-func (b *bufferedWriter) Write(p []byte) (int, error) {
-	if b.status == 0 {
-		b.status = http.StatusOK
-	}
-	return b.body.Write(p)
-}
-
-func (b *bufferedWriter) flush(w http.ResponseWriter) {
-	for k, v := range b.header {
-		w.Header()[k] = v
-	}
-	if b.status == 0 {
-		b.status = http.StatusOK
-	}
-	w.WriteHeader(b.status)
-	_, _ = w.Write(b.body.Bytes())
 }
 
 // writeOAuthError answers an OAuth error as JSON (RFC 6749 section 5.2) for

@@ -29,7 +29,10 @@ type Provider struct {
 	storage *opStorage
 	keys    *keyManager
 	zop     *zop.Provider
-	handler http.Handler
+	// discoveryCORS answers the discovery document's CORS requests as
+	// zitadel's router answers its own endpoints.
+	discoveryCORS *cors.Cors
+	handler       http.Handler
 	// bindingKey signs the cookies that tie an authorization request to
 	// its browser (see binding.go); derived from CryptoKey so every replica
 	// agrees.
@@ -104,7 +107,8 @@ func New(cfg Config, store Store, logger *slog.Logger) (*Provider, error) {
 	bind := hmac.New(sha256.New, cfg.CryptoKey[:])
 	bind.Write([]byte("idp/op browser binding v1"))
 	p := &Provider{cfg: cfg, store: store, log: log, storage: st, keys: keys, zop: zp,
-		bindingKey: bind.Sum(nil), returnOrigins: clientOrigins(cfg.Clients, true), metrics: m}
+		bindingKey: bind.Sum(nil), returnOrigins: clientOrigins(cfg.Clients, true), metrics: m,
+		discoveryCORS: cors.New(*zp.CORSOptions())}
 	p.handler = p.guard(withUserMemo(zp))
 	return p, nil
 }
