@@ -1,12 +1,12 @@
 package op
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 
@@ -69,7 +69,7 @@ func (p *Provider) guard(next http.Handler) http.Handler {
 		// OPTIONS reaches zitadel's CORS middleware for preflights.
 		if r.Method != http.MethodOptions && !slices.Contains(methods, r.Method) {
 			p.log.InfoContext(r.Context(), "op: method not allowed", "path", r.URL.Path, "method", r.Method)
-			w.Header().Set("Allow", joinMethods(methods))
+			w.Header().Set("Allow", strings.Join(methods, ", "))
 			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 			return
 		}
@@ -178,17 +178,6 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 		w.status = http.StatusOK
 	}
 	return w.ResponseWriter.Write(b)
-}
-
-func joinMethods(m []string) string {
-	var b bytes.Buffer
-	for i, s := range m {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(s)
-	}
-	return b.String()
 }
 
 // issWriter adds iss (RFC 9207) to every authorization response redirected
