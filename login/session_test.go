@@ -166,3 +166,28 @@ func (e *env) postNoFatal(path string, form url.Values) resp {
 	b, _ := io.ReadAll(res.Body)
 	return resp{res.StatusCode, res.Header, string(b)}
 }
+
+// TestStaffSignOutOutlivesALoginInProgress: a customer (or whoever holds
+// their phone) is at S5 with password and code proven when the support
+// centre resets the password and signs them out everywhere. Skipping S5
+// must not open a session or send a code to the website on that older
+// proof: they sign in again with the new password.
+func TestStaffSignOutOutlivesALoginInProgress(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, flavor string) {
+		e := newEnv(t, flavor, nil)
+		u := e.createUser("taro", "s3cret-pass")
+		e.expectRedirect(e.post(pathOTP, url.Values{"code": {e.startF1(u, "s3cret-pass")}}), pathCreate)
+		e.clock.Advance(time.Second)
+		if _, err := e.store.EndUserAccess(t.Context(), u.ID, "", e.clock.Now()); err != nil {
+			t.Fatal(err)
+		}
+		e.clock.Advance(time.Second)
+		r := e.post(pathCreateSkip, nil)
+		if r.status < 400 || r.status >= 500 {
+			t.Fatalf("skip after the sign-out: status %d, want a 4xx; location %q", r.status, r.location())
+		}
+		if e.cookie(sessionCookie) != "" {
+			t.Error("a session cookie was set on a proof older than the sign-out")
+		}
+	})
+}

@@ -330,6 +330,8 @@ type Users interface {
 
 // Sessions are the IdP's SSO sessions.
 type Sessions interface {
+	// CreateSession is ErrConflict when EndUserAccess ended the user's
+	// access after s.AuthTime: a proof from before cannot open a session.
 	CreateSession(ctx context.Context, s *Session) error
 	SessionByID(ctx context.Context, id string) (*Session, error)
 	TouchSession(ctx context.Context, id string, lastSeen time.Time) error
@@ -337,8 +339,10 @@ type Sessions interface {
 	// EndUserAccess signs the user out everywhere, in one transaction: it
 	// deletes their SSO sessions except keepSessionID (none when empty),
 	// deletes their access tokens and revokes their refresh tokens, for
-	// every client. It is what a lost device, a lock or a new password
-	// calls for.
+	// every client, and ends the auth requests completed but not yet
+	// exchanged; proofs older than now open nothing afterwards (see
+	// CreateSession, CompleteAuthRequest). It is what a lost device, a lock
+	// or a new password calls for.
 	EndUserAccess(ctx context.Context, userID, keepSessionID string, now time.Time) (AccessEnded, error)
 }
 
@@ -347,8 +351,8 @@ type AuthRequests interface {
 	CreateAuthRequest(ctx context.Context, a *AuthRequest) error
 	AuthRequestByID(ctx context.Context, id string) (*AuthRequest, error)
 	// CompleteAuthRequest records who authenticated, how and when, once:
-	// ErrConflict if the request was completed already (or has a code),
-	// ErrNotFound if it is unknown or expired. Of concurrent calls exactly
+	// ErrConflict if the request was completed already (or has a code) or
+	// EndUserAccess ended the user's access after authTime, ErrNotFound if it is unknown or expired. Of concurrent calls exactly
 	// one succeeds.
 	CompleteAuthRequest(ctx context.Context, id, userID string, authTime time.Time, amr []string, acr string) error
 	// SaveAuthCode attaches the code's hash and the instant it stops being

@@ -39,6 +39,7 @@ func Run(t *testing.T, key []byte, newStore func(t *testing.T) storage.Store) {
 		{"RevokeGrant", testRevokeGrant},
 		{"RevocationRacesRotation", testRevocationRacesRotation},
 		{"EndUserAccess", testEndUserAccess},
+		{"EndUserAccessOutlivesOlderProofs", testEndUserAccessOutlivesOlderProofs},
 		{"SigningKeys", testSigningKeys},
 		{"SigningKeysConcurrent", func(t *testing.T, s storage.Store) { testSigningKeysConcurrent(t, s, s) }},
 		{"LoginFlows", testLoginFlows},

@@ -97,3 +97,43 @@ func testEndUserAccess(t *testing.T, s storage.Store) {
 	must(t, "end access of an unknown user", err)
 	wantEqual(t, "ended for nobody", ended, storage.AccessEnded{})
 }
+
+// testEndUserAccessOutlivesOlderProofs: a proof made before EndUserAccess
+// (a passkey verified a moment before the support centre deleted it) opens
+// no session and completes no auth request afterwards, and a login that was
+// completed but not yet exchanged for tokens ends; a proof made after it,
+// and other users, are untouched.
+func testEndUserAccessOutlivesOlderProofs(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	n := now()
+	newUser(t, s, "u1")
+	newUser(t, s, "u2")
+	before, after := n.Add(-time.Second), n.Add(time.Second)
+	for _, id := range []string{"ar-pending", "ar-done", "ar-other"} {
+		must(t, "create "+id, s.CreateAuthRequest(ctx, fullAuthRequest(id, n.Add(-time.Minute))))
+	}
+	must(t, "complete ar-done", s.CompleteAuthRequest(ctx, "ar-done", "u1", before, []string{"hwk"}, "phr"))
+	must(t, "complete ar-other", s.CompleteAuthRequest(ctx, "ar-other", "u2", before, []string{"hwk"}, "phr"))
+
+	_, err := s.EndUserAccess(ctx, "u1", "", n)
+	must(t, "end user access", err)
+
+	session := func(id, user string, authTime time.Time) error {
+		return s.CreateSession(ctx, &storage.Session{ID: id, UserID: user, AuthTime: authTime,
+			CreatedAt: after, LastSeenAt: after, ExpiresAt: after.Add(time.Hour)})
+	}
+	wantErr(t, "session from a proof before the sign-out", session("stale", "u1", before), storage.ErrConflict)
+	_, err = s.SessionByID(ctx, "stale")
+	wantErr(t, "refused session", err, storage.ErrNotFound)
+	wantErr(t, "completing with a proof before the sign-out",
+		s.CompleteAuthRequest(ctx, "ar-pending", "u1", before, []string{"hwk"}, "phr"), storage.ErrConflict)
+	_, err = s.AuthRequestByID(ctx, "ar-done")
+	wantErr(t, "completed, unexchanged request of the user", err, storage.ErrNotFound)
+
+	must(t, "session from a proof at the sign-out", session("same-instant", "u1", n))
+	must(t, "session from a later proof", session("fresh", "u1", after))
+	must(t, "completing with a later proof", s.CompleteAuthRequest(ctx, "ar-pending", "u1", after, []string{"hwk"}, "phr"))
+	must(t, "another user's session", session("other", "u2", before))
+	_, err = s.AuthRequestByID(ctx, "ar-other")
+	must(t, "another user's completed request", err)
+}

@@ -109,9 +109,10 @@ func (s *Store) authRequestWhere(ctx context.Context, op, where string, arg any)
 // first. The classifying read runs only when nothing matched.
 func (s *Store) CompleteAuthRequest(ctx context.Context, id, userID string, authTime time.Time, amr []string, acr string) error {
 	now := s.flavor.timeArg(s.now())
+	at := s.flavor.timeArg(authTime)
 	res, err := s.exec(ctx, s.q(`UPDATE auth_requests SET user_id = ?, auth_time = ?, amr = ?, acr = ?, done = ?
-		WHERE id = ? AND expires_at > ? AND done = ? AND code_hash IS NULL AND consumed_at IS NULL`),
-		userID, s.flavor.timeArg(authTime), listArg(amr), acr, true, id, now, false)
+		WHERE id = ? AND expires_at > ? AND done = ? AND code_hash IS NULL AND consumed_at IS NULL AND `+proofStillValid),
+		userID, at, listArg(amr), acr, true, id, now, false, userID, at)
 	if err != nil {
 		return wrap("complete auth request", err)
 	}
@@ -129,7 +130,7 @@ func (s *Store) CompleteAuthRequest(ctx context.Context, id, userID string, auth
 	if live == 0 {
 		return fmt.Errorf("complete auth request: %w", storage.ErrNotFound)
 	}
-	return fmt.Errorf("complete auth request: already completed: %w", storage.ErrConflict)
+	return fmt.Errorf("complete auth request: already completed, or the user was signed out everywhere after this proof: %w", storage.ErrConflict)
 }
 
 // SaveAuthCode attaches the hash of the issued code and its expiry;

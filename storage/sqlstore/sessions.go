@@ -25,12 +25,29 @@ func (s *Store) CreateSession(ctx context.Context, se *storage.Session) error {
 	if se.CreatedAt.IsZero() {
 		se.CreatedAt = s.now().UTC()
 	}
-	_, err := s.exec(ctx, s.q(`INSERT INTO sessions (id, user_id, auth_time, amr, acr, created_at, last_seen_at, expires_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
-		se.ID, se.UserID, s.flavor.timeArg(se.AuthTime), listArg(se.AMR), se.ACR,
-		s.flavor.timeArg(se.CreatedAt), s.flavor.timeArg(se.LastSeenAt), s.flavor.timeArg(se.ExpiresAt))
-	return wrap("create session", err)
+	authTime := s.flavor.timeArg(se.AuthTime)
+	res, err := s.exec(ctx, s.q(`INSERT INTO sessions (id, user_id, auth_time, amr, acr, created_at, last_seen_at, expires_at)
+		SELECT ?, ?, ?, ?, ?, ?, ?, ? WHERE `+proofStillValid),
+		se.ID, se.UserID, authTime, listArg(se.AMR), se.ACR,
+		s.flavor.timeArg(se.CreatedAt), s.flavor.timeArg(se.LastSeenAt), s.flavor.timeArg(se.ExpiresAt),
+		se.UserID, authTime)
+	if err != nil {
+		return wrap("create session", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("create session: rows affected: %w", err)
+	} else if n == 0 {
+		return fmt.Errorf("create session: the user was signed out everywhere after this proof: %w", storage.ErrConflict)
+	}
+	return nil
 }
+
+// proofStillValid is the condition (user ID, proof time) that no
+// EndUserAccess came after the proof: the two statements that turn a proof
+// into access, CreateSession and CompleteAuthRequest, check it in the same
+// statement, so a passkey verified a moment before the support centre
+// deleted it cannot open a session or send a code afterwards.
+const proofStillValid = `NOT EXISTS (SELECT 1 FROM users WHERE id = ? AND access_valid_after > ?)`
 
 // SessionByID returns ErrNotFound for a session that expired.
 func (s *Store) SessionByID(ctx context.Context, id string) (*storage.Session, error) {
@@ -83,6 +100,15 @@ func (s *Store) EndUserAccess(ctx context.Context, userID, keepSessionID string,
 			if err := tx.GetContext(ctx, c.n, s.q(c.query), c.args...); err != nil {
 				return wrap("end user access: count", err)
 			}
+		}
+		if _, err := tx.ExecContext(ctx, s.q(`UPDATE users SET access_valid_after = ? WHERE id = ?`), t, userID); err != nil {
+			return wrap("end user access: stamp user", err)
+		}
+		// A login completed but not yet exchanged for tokens would still
+		// give the relying party a fresh session: its request ends now.
+		if _, err := tx.ExecContext(ctx, s.q(`UPDATE auth_requests SET expires_at = ?
+			WHERE user_id = ? AND done = ? AND consumed_at IS NULL AND expires_at > ?`), t, userID, true, t); err != nil {
+			return wrap("end user access: end completed auth requests", err)
 		}
 		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM sessions WHERE user_id = ? AND id <> ?`), userID, keepSessionID); err != nil {
 			return wrap("end user access: delete sessions", err)
