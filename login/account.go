@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/comstockloan/idp/login/passkey"
 	"github.com/comstockloan/idp/storage"
 	"github.com/comstockloan/idp/templates"
 )
@@ -239,11 +240,24 @@ func passkeyRow(c *storage.Credential, lang string) templates.Passkey {
 	p := templates.Passkey{
 		ID: base64.RawURLEncoding.EncodeToString(c.ID), Name: c.Name,
 		Created: formatTime(c.CreatedAt, lang), Synced: c.BackupEligible, CloneWarning: c.CloneWarning,
+		Provider: providerText(passkey.ProviderOf(c.AAGUID, c.Transports), lang),
 	}
 	if c.LastUsedAt != nil {
 		p.LastUsed = formatTime(*c.LastUsedAt, lang)
 	}
 	return p
+}
+
+// providerText is S8's words for who keeps a passkey: 「iCloud キーチェーン」,
+// 「セキュリティキー（YubiKey 5 Series）」, a product name, or "" when unknown.
+func providerText(p passkey.Provider, lang string) string {
+	switch {
+	case p.Key != "" && p.Product != "":
+		return fmt.Sprintf(templates.Text(lang, "s8.provider_product"), templates.Text(lang, p.Key), p.Product)
+	case p.Key != "":
+		return templates.Text(lang, p.Key)
+	}
+	return p.Product
 }
 
 // formatTime shows t in Japan time, which is the loan centre's time for

@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"github.com/descope/virtualwebauthn"
+	"github.com/google/uuid"
 
+	"github.com/comstockloan/idp/login/passkey/passkeytest"
 	"github.com/comstockloan/idp/storage"
 	"github.com/comstockloan/idp/storage/storagetest"
 )
@@ -463,4 +465,49 @@ func TestS8PagesInEnglish(t *testing.T) {
 	r := a.get(pathAccount + "?lang=en")
 	a.expect(r, http.StatusOK, "Your passkeys", "This device only", "Rename", "Last used", "Never")
 	a.expect(a.get(pathAccountDelete+"?id="+credID(da)), http.StatusOK, "Delete a passkey", "This is your last passkey")
+}
+
+// S8 says who keeps each passkey beside synced / this device, from the
+// AAGUID list (and the transports for a security key), in the page's
+// language; a passkey added on S8 is named after its provider.
+func TestS8ShowsWhoKeepsEachPasskey(t *testing.T) {
+	a, ua, da, _, _, _ := enrolledPair(t, "sqlite")
+	a.expect(a.assert(da, pathAccountStepUpOpt, pathAccountStepUpFin), http.StatusOK)
+	google := &device{
+		auth: virtualwebauthn.NewAuthenticatorWithOptions(virtualwebauthn.AuthenticatorOptions{UserHandle: []byte(ua.ID), BackupEligible: true, BackupState: true}),
+		cred: passkeytest.NewCredential(),
+	}
+	google.auth.Aaguid = [16]byte(uuid.MustParse("ea9b8d66-4d01-1d21-3ce4-b6b48cb575d4"))
+	google.auth.AddCredential(google.cred)
+	a.expect(a.addOnS8(google), http.StatusOK)
+	titan := uuid.MustParse("42b4fb4a-2866-43b2-9bf7-6c6669c2e5d3")
+	for i, c := range []storage.Credential{
+		{AAGUID: titan[:], Transports: []string{"nfc", "usb"}, Name: "鍵"},
+		{AAGUID: make([]byte, 16), Transports: []string{"usb"}, Name: "古い鍵"},
+	} {
+		c.ID, c.UserID, c.PublicKey, c.UserPresent, c.UserVerified, c.CreatedAt = []byte{byte(i), 9, 9}, ua.ID, []byte{1}, true, true, time.Now().UTC()
+		if err := a.store.CreateCredential(context.Background(), &c, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var added storage.Credential
+	for _, c := range a.credentials(ua) {
+		if slices.Equal(c.ID, google.cred.ID) {
+			added = c
+		}
+	}
+	if added.Name != "Google パスワードマネージャー" {
+		t.Errorf("the passkey added on S8 is named %q, want its provider", added.Name)
+	}
+	// The F1 passkey's AAGUID is not in the list: no provider, as before.
+	a.expect(a.get(pathAccount), http.StatusOK,
+		`data-passkey-provider="" data-passkey-kind="device">このデバイスのみ</dd>`,
+		`data-passkey-provider="Google パスワードマネージャー" data-passkey-kind="synced">同期済み・Google パスワードマネージャー</dd>`,
+		`>このデバイスのみ・セキュリティキー（Google Titan Security Key v2）</dd>`,
+		`>このデバイスのみ・セキュリティキー</dd>`)
+	a.expect(a.get(pathAccount+"?lang=en"), http.StatusOK,
+		`>This device only</dd>`,
+		`>Synced · Google Password Manager</dd>`,
+		`>This device only · Security key (Google Titan Security Key v2)</dd>`,
+		`>This device only · Security key</dd>`)
 }

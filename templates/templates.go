@@ -104,6 +104,7 @@ type Passkey struct {
 	Created      string
 	LastUsed     string // empty: never used to sign in
 	Synced       bool   // backup eligible: 「同期済み」, else 「このデバイスのみ」
+	Provider     string // who keeps it (「iCloud キーチェーン」), in the page's language; empty: unknown
 	CloneWarning bool
 	DeleteURL    string // its confirmation page, keeping return_to
 }

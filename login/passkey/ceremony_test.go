@@ -5,11 +5,15 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/descope/virtualwebauthn"
+	"github.com/google/uuid"
 
 	"github.com/comstockloan/idp/login/passkey"
 	"github.com/comstockloan/idp/storage"
@@ -438,15 +442,94 @@ func TestRegistrationRejections(t *testing.T) {
 	})
 }
 
+var (
+	zeroAAGUID   = make([]byte, 16)
+	icloudAAGUID = uuid.MustParse("fbfc3007-154e-4ecc-8c0b-6e020557d7bd")
+	googleAAGUID = uuid.MustParse("ea9b8d66-4d01-1d21-3ce4-b6b48cb575d4")
+	titanAAGUID  = uuid.MustParse("42b4fb4a-2866-43b2-9bf7-6c6669c2e5d3")
+	bwAAGUID     = uuid.MustParse("d548826e-79b4-db40-a3d8-11116f7e8349")
+)
+
+func TestProviderOf(t *testing.T) {
+	phone := []string{"hybrid", "internal"}
+	for _, c := range []struct {
+		what       string
+		aaguid     []byte
+		transports []string
+		want       passkey.Provider
+	}{
+		{"iCloud", icloudAAGUID[:], phone, passkey.Provider{Key: "provider.icloud"}},
+		{"Google", googleAAGUID[:], phone, passkey.Provider{Key: "provider.google"}},
+		{"a password manager", bwAAGUID[:], []string{"internal"}, passkey.Provider{Product: "Bitwarden"}},
+		{"a known security key", titanAAGUID[:], []string{"nfc", "usb"}, passkey.Provider{Key: "provider.security_key", Product: "Google Titan Security Key v2"}},
+		{"an unknown security key", zeroAAGUID, []string{"usb"}, passkey.Provider{Key: "provider.security_key"}},
+		{"unknown on this device", zeroAAGUID, []string{"internal"}, passkey.Provider{}},
+		{"unknown, no transports", zeroAAGUID, nil, passkey.Provider{}},
+	} {
+		if got := passkey.ProviderOf(c.aaguid, c.transports); got != c.want {
+			t.Errorf("%s: ProviderOf = %+v, want %+v", c.what, got, c.want)
+		}
+	}
+}
+
 func TestDefaultName(t *testing.T) {
 	created := time.Date(2026, 11, 25, 20, 0, 0, 0, time.UTC) // 26th in Japan
-	if got := passkey.DefaultName(make([]byte, 16), created); got != "パスキー (2026/11/26)" {
-		t.Errorf("DefaultName(zero) = %q", got)
+	for _, c := range []struct {
+		what       string
+		aaguid     []byte
+		transports []string
+		taken      []string
+		want       string
+	}{
+		{"unknown", zeroAAGUID, []string{"internal"}, nil, "パスキー (2026/11/26)"},
+		{"unknown, second that day", zeroAAGUID, []string{"internal"}, []string{"パスキー (2026/11/26)"}, "パスキー (2026/11/26) 2"},
+		{"unknown, third that day", zeroAAGUID, nil, []string{"パスキー (2026/11/26)", "パスキー (2026/11/26) 2"}, "パスキー (2026/11/26) 3"},
+		{"unknown, the first renamed", zeroAAGUID, nil, []string{"会社のPC"}, "パスキー (2026/11/26)"},
+		{"iCloud", icloudAAGUID[:], []string{"internal", "hybrid"}, nil, "iCloud キーチェーン"},
+		{"a second iCloud", icloudAAGUID[:], nil, []string{"iCloud キーチェーン"}, "iCloud キーチェーン 2"},
+		{"Google", googleAAGUID[:], nil, nil, "Google パスワードマネージャー"},
+		{"a known security key", titanAAGUID[:], []string{"usb"}, nil, "Google Titan Security Key v2"},
+		{"an unknown security key", zeroAAGUID, []string{"nfc"}, nil, "セキュリティキー"},
+	} {
+		if got := passkey.DefaultName(c.aaguid, c.transports, created, c.taken); got != c.want {
+			t.Errorf("%s: DefaultName = %q, want %q", c.what, got, c.want)
+		}
 	}
-	icloud := []byte{0xfb, 0xfc, 0x30, 0x07, 0x15, 0x4e, 0x4e, 0xcc, 0x8c, 0x0b, 0x6e, 0x02, 0x05, 0x57, 0xd7, 0xbd}
-	if got := passkey.DefaultName(icloud, created); got != "iCloud キーチェーン" {
-		t.Errorf("DefaultName(iCloud) = %q", got)
+	// The list's longest names leave room for a number within S8's 50.
+	long := uuid.MustParse("5ca1ab1e-fa57-1337-f1d0-a117371ca702")
+	name := passkey.DefaultName(long[:], nil, created, nil)
+	again := passkey.DefaultName(long[:], nil, created, []string{name})
+	if n := utf8.RuneCountInString(again); n > 50 || !strings.HasPrefix(again, name) || again == name {
+		t.Errorf("long names: %q then %q (%d characters)", name, again, n)
 	}
+}
+
+// Registration names the passkey from its AAGUID, and two passkeys with no
+// AAGUID added the same day get different names.
+func TestRegistrationNamesPasskeysApart(t *testing.T) {
+	eachStore(t, func(h *harness) {
+		t := h.t
+		u := h.user("u-names", "loan0042")
+		var names []string
+		var created time.Time
+		for i, id := range [][]byte{zeroAAGUID, zeroAAGUID, googleAAGUID[:]} {
+			d := newDevice(u, virtualwebauthn.AuthenticatorOptions{})
+			copy(d.auth.Aaguid[:], id)
+			c, err := h.register(u, fmt.Sprintf("flow-names-%d", i), d, false)
+			if err != nil {
+				t.Fatalf("registration %d: %v", i, err)
+			}
+			names = append(names, c.Name)
+			if i == 0 {
+				created = c.CreatedAt
+			}
+		}
+		today := created.In(time.FixedZone("JST", 9*60*60)).Format("2006/01/02")
+		want := []string{"パスキー (" + today + ")", "パスキー (" + today + ") 2", "Google パスワードマネージャー"}
+		if !slices.Equal(names, want) {
+			t.Errorf("names = %q, want %q", names, want)
+		}
+	})
 }
 
 func mustDecode(t *testing.T, s string) []byte {

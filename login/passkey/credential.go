@@ -1,13 +1,19 @@
 package passkey
 
 import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-webauthn/webauthn/protocol"
 	"github.com/go-webauthn/webauthn/webauthn"
-	"github.com/google/uuid"
 
+	"github.com/comstockloan/idp/login/passkey/aaguid"
 	"github.com/comstockloan/idp/storage"
+	"github.com/comstockloan/idp/templates"
 )
 
 // webAuthnUser adapts a storage.User and the credentials relevant to one
@@ -69,7 +75,8 @@ func toLibrary(c *storage.Credential) webauthn.Credential {
 }
 
 // fromLibrary turns a freshly verified registration into the row we store.
-func fromLibrary(userID string, c *webauthn.Credential, attachment protocol.AuthenticatorAttachment, now time.Time) *storage.Credential {
+// taken are the names of the user's other passkeys.
+func fromLibrary(userID string, c *webauthn.Credential, attachment protocol.AuthenticatorAttachment, now time.Time, taken []string) *storage.Credential {
 	transports := make([]string, 0, len(c.Transport))
 	for _, t := range c.Transport {
 		transports = append(transports, string(t))
@@ -87,36 +94,94 @@ func fromLibrary(userID string, c *webauthn.Credential, attachment protocol.Auth
 		BackupEligible:  c.Flags.BackupEligible,
 		BackupState:     c.Flags.BackupState,
 		Attachment:      string(attachment),
-		Name:            DefaultName(c.Authenticator.AAGUID, now),
+		Name:            DefaultName(c.Authenticator.AAGUID, transports, now, taken),
 		CreatedAt:       now,
 	}
 }
 
-// wellKnownAAGUIDs names the passkey providers customers are most likely to
-// use, so S8 can show 「iCloud キーチェーン」 rather than a date. AAGUIDs from
-// the community list passkey-authenticator-aaguids.
-var wellKnownAAGUIDs = map[uuid.UUID]string{
-	uuid.MustParse("fbfc3007-154e-4ecc-8c0b-6e020557d7bd"): "iCloud キーチェーン",
-	uuid.MustParse("dd4ec289-e01d-41c9-bb89-70fa845d4bf2"): "iCloud キーチェーン",
-	uuid.MustParse("ea9b8d66-4d01-1d21-3ce4-b6b48cb575d4"): "Google パスワードマネージャー",
-	uuid.MustParse("adce0002-35bc-c60a-648b-0b25f1f05503"): "Chrome (Mac)",
-	uuid.MustParse("08987058-cadc-4b81-b6e1-30de50dcbe96"): "Windows Hello",
-	uuid.MustParse("9ddd1817-af5a-4672-a2b9-3e3dd95000a9"): "Windows Hello",
-	uuid.MustParse("6028b017-b1d4-4c02-b4b3-afcdafc96bb2"): "Windows Hello",
-	uuid.MustParse("d3452668-01fd-4c12-926c-83a4204853aa"): "Microsoft パスワードマネージャー",
-	uuid.MustParse("bada5566-a7aa-401f-bd96-45619a55120d"): "1Password",
-	uuid.MustParse("d548826e-79b4-db40-a3d8-11116f7e8349"): "Bitwarden",
+// Provider says who keeps a passkey, for S8 and for the name a new passkey
+// gets. Key is the catalogue key of a provider named in the customer's words
+// (「iCloud キーチェーン」, 「セキュリティキー」) or ""; Product is the AAGUID
+// list's name of the model ("Bitwarden", "YubiKey 5 Series with NFC") when
+// Key alone does not say it, or "".
+type Provider struct {
+	Key     string
+	Product string
 }
 
-// DefaultName is the name a new passkey gets: its provider when the AAGUID is
-// a well-known one, otherwise 「パスキー (YYYY/MM/DD)」 in Japan time.
-func DefaultName(aaguid []byte, created time.Time) string {
-	if id, err := uuid.FromBytes(aaguid); err == nil {
-		if name, ok := wellKnownAAGUIDs[id]; ok {
-			return name
+// wellKnownProviders maps the AAGUID list's names of the providers the help
+// page (S9) names to their catalogue keys.
+var wellKnownProviders = map[string]string{
+	"Apple Passwords":            "provider.icloud",
+	"iCloud Keychain":            "provider.icloud",
+	"iCloud Keychain (Managed)":  "provider.icloud",
+	"Google Password Manager":    "provider.google",
+	"Windows Hello":              "provider.windows_hello",
+	"Microsoft Password Manager": "provider.microsoft",
+}
+
+// ProviderOf names the provider of a passkey from its AAGUID and, for
+// security keys (which the AAGUID list does not tell from apps), its
+// transports: a passkey reached only over USB, NFC or Bluetooth is on a key.
+// An unknown AAGUID on a phone or computer (all zeros: the provider did not
+// say) has no provider.
+func ProviderOf(aaguidBytes []byte, transports []string) Provider {
+	name, known := aaguid.Name(aaguidBytes)
+	if key := wellKnownProviders[name]; known && key != "" {
+		return Provider{Key: key}
+	}
+	if securityKey(transports) {
+		return Provider{Key: "provider.security_key", Product: name}
+	}
+	return Provider{Product: name}
+}
+
+func securityKey(transports []string) bool {
+	roaming := false
+	for _, t := range transports {
+		switch protocol.AuthenticatorTransport(t) {
+		case protocol.USB, protocol.NFC, protocol.BLE:
+			roaming = true
+		case protocol.Internal, protocol.Hybrid:
+			return false
 		}
 	}
-	return "パスキー (" + created.In(japan).Format("2006/01/02") + ")"
+	return roaming
+}
+
+// DefaultName is the name a new passkey gets: its provider (in Japanese, the
+// product of a security key) when known, otherwise 「パスキー (YYYY/MM/DD)」
+// in Japan time. taken are the user's other passkeys' names: a name already
+// in use gets a number (「パスキー (2026/12/01) 2」), so two passkeys added
+// the same day can be told apart on S8.
+func DefaultName(aaguidBytes []byte, transports []string, created time.Time, taken []string) string {
+	p := ProviderOf(aaguidBytes, transports)
+	var base string
+	switch {
+	case p.Product != "":
+		base = p.Product
+	case p.Key != "":
+		base = templates.Text("ja", p.Key)
+	default:
+		base = fmt.Sprintf(templates.Text("ja", "passkey.default_name"), created.In(japan).Format("2006/01/02"))
+	}
+	base = truncateRunes(base, maxDefaultNameRunes)
+	name := base
+	for n := 2; slices.Contains(taken, name); n++ {
+		name = base + " " + strconv.Itoa(n)
+	}
+	return name
+}
+
+// maxDefaultNameRunes leaves room for a number within the 50 characters a
+// customer may give a passkey on S8.
+const maxDefaultNameRunes = 45
+
+func truncateRunes(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	return strings.TrimSpace(string([]rune(s)[:n]))
 }
 
 // japan is JST as a fixed zone: no tzdata needed and Japan has no DST.

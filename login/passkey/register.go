@@ -89,7 +89,15 @@ func (s *Service) FinishRegistration(ctx context.Context, user *storage.User, fl
 		s.logger.InfoContext(ctx, "passkey registration: verification failed", "user", user.ID, "err", err)
 		return nil, err
 	}
-	row := fromLibrary(user.ID, cred, parsed.AuthenticatorAttachment, s.now().UTC())
+	existing, err := s.store.CredentialsByUser(ctx, user.ID)
+	if err != nil {
+		return nil, fmt.Errorf("passkey: list credentials of user %s: %w", user.ID, err)
+	}
+	taken := make([]string, 0, len(existing))
+	for i := range existing {
+		taken = append(taken, existing[i].Name)
+	}
+	row := fromLibrary(user.ID, cred, parsed.AuthenticatorAttachment, s.now().UTC(), taken)
 	if err := s.store.CreateCredential(ctx, row, onlyIfFirst); err != nil {
 		switch {
 		case errors.Is(err, storage.ErrAlreadyExists):

