@@ -318,10 +318,11 @@ func errorStatus(err error) int {
 // pageOfPost is the GET page that shows the state a POST-only path
 // answers with, for the language switch.
 var pageOfPost = map[string]string{
-	pathOTPResend:     pathOTP,
-	pathCreateSkip:    pathCreate,
-	pathAccountRename: pathAccount,
-	pathAccountDelete: pathAccount, // its GET page needs the passkey's id
+	pathOTPResend:        pathOTP,
+	pathCreateSkip:       pathCreate,
+	pathAccountRename:    pathAccount,
+	pathAccountDelete:    pathAccount, // its GET page needs the passkey's id
+	pathAccountEndOthers: pathAccount,
 }
 
 // switchURL is the current page in the other language. For POST answers it
