@@ -210,6 +210,7 @@ func (h *Handler) Register(r *mux.Router) {
 	page(pathPasskeyRegFin, nil, h.limitCeremony(h.passkeyRegisterFinish))
 	page(pathHelp, h.getHelp, nil)
 	h.registerAccount(page)
+	h.registerEnrolLink(page)
 	files := http.FileServerFS(templates.Static())
 	static := http.StripPrefix("/static/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "" || strings.HasSuffix(r.URL.Path, "/") {
