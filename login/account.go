@@ -44,6 +44,7 @@ func (h *Handler) registerAccount(page func(path string, get, post http.HandlerF
 	page(pathAccountStepUpFin, nil, h.accountStepUpFinish)
 	page(pathAccountRegOpt, nil, h.accountRegisterOptions)
 	page(pathAccountRegFin, nil, h.accountRegisterFinish)
+	page(pathAccountEndOthers, nil, h.postAccountEndOthers)
 	page(pathLoggedOut, h.getLoggedOut, nil)
 }
 
@@ -180,6 +181,8 @@ func (h *Handler) getAccount(w http.ResponseWriter, r *http.Request) {
 		notice = "s8.renamed"
 	case q.Get("added") == "1":
 		notice = "s8.added"
+	case q.Get("signed_out") == "1":
+		notice = "s8.ended_others"
 	}
 	h.renderAccount(w, r, http.StatusOK, s, user, rt, notice, "", q.Get("deleted") == "1")
 }
@@ -200,7 +203,7 @@ func (h *Handler) startAccountSignIn(w http.ResponseWriter, r *http.Request, ret
 	http.Redirect(w, r, first, http.StatusSeeOther)
 }
 
-// accountPage builds S8's view of the user's passkeys.
+// accountPage builds S8's view of the user's passkeys and sessions.
 func (h *Handler) accountPage(r *http.Request, s *storage.Session, user *storage.User, returnTo string) (*templates.Account, []storage.Credential, error) {
 	creds, err := h.store.CredentialsByUser(r.Context(), user.ID)
 	if err != nil {
@@ -226,6 +229,12 @@ func (h *Handler) accountPage(r *http.Request, s *storage.Session, user *storage
 		a.AddBlocked = "passkey.unavailable"
 	}
 	a.CanAdd = a.AddBlocked == ""
+	if a.Sessions, err = h.sessionRows(r, s, lang); err != nil {
+		return nil, nil, fmt.Errorf("listing sessions: %w", err)
+	}
+	a.OtherSessions = len(a.Sessions) - 1
+	a.EndOthersURL = pathAccountEndOthers
+	a.EndOthersAllowed = sr.mayDelete()
 	// A passkey assertion refreshes the session for deleting and adding.
 	a.NeedStepUp = len(creds) > 0 && h.passkeys != nil && !(sr.recent && sr.passkey)
 	a.StepUpOptionsURL = pathAccountStepUpOpt

@@ -68,6 +68,11 @@ type Config struct {
 	// HomeURL is the loan website's top page, linked from /logged-out
 	// (no link when empty).
 	HomeURL string
+	// EnrolmentLinkLifetime is how long a staff enrolment link works;
+	// EnrolmentMailSubject is the subject of the mail that carries it
+	// (both are the CLI's, which issues links; the pages only read them).
+	EnrolmentLinkLifetime time.Duration
+	EnrolmentMailSubject  string
 }
 
 // DefaultConfig is the production configuration of the pages, less what
@@ -106,8 +111,10 @@ func DefaultConfig() Config {
 		PasswordThrottle: PasswordThrottle{Window: 15 * time.Minute, MaxPerLoginID: 10, MaxPerAddress: 100},
 		// A login needs 2–4 calls, and carriers' NAT puts many customers
 		// behind one address.
-		CeremonyLimit:      CeremonyLimit{Window: time.Minute, MaxPerAddress: 120},
-		PasskeyMailSubject: "【コムストックローン】パスキー登録のお知らせ",
+		CeremonyLimit:         CeremonyLimit{Window: time.Minute, MaxPerAddress: 120},
+		PasskeyMailSubject:    "【コムストックローン】パスキー登録のお知らせ",
+		EnrolmentLinkLifetime: 24 * time.Hour,
+		EnrolmentMailSubject:  "【コムストックローン】パスキー登録用リンクのお知らせ",
 	}
 }
 

@@ -225,12 +225,13 @@ func (h *Handler) completeLogin(w http.ResponseWriter, r *http.Request, f *stora
 	// that demands a phishing-resistant login is protected from receiving
 	// anything else (e.g. a password + OTP enrolment that just created a
 	// passkey but did not sign in with it).
-	if f.AuthRequestID != "" && acr != h.cfg.ACR.Passkey {
-		ar, err := h.store.AuthRequestByID(ctx, f.AuthRequestID)
-		if err != nil {
+	var ar *storage.AuthRequest
+	if f.AuthRequestID != "" {
+		var err error
+		if ar, err = h.store.AuthRequestByID(ctx, f.AuthRequestID); err != nil {
 			return "", fmt.Errorf("loading auth request: %w", err)
 		}
-		if h.passkeyOnly(ar) {
+		if acr != h.cfg.ACR.Passkey && h.passkeyOnly(ar) {
 			h.log.InfoContext(ctx, "login refused: client demands a passkey login", "user", user.ID, "client", ar.ClientID, "acr", acr)
 			h.audit(r, audit.LoginFailure, user.ID, audit.Detail{audit.KeyMethod: loginMethod(amr), audit.KeyReason: "passkey_required", audit.KeyAuthRequest: ar.ID})
 			return loginURL(ar.ID) + "&" + noticeParam + "=" + noticePasskeyRequired, errPasskeyRequired
@@ -243,7 +244,7 @@ func (h *Handler) completeLogin(w http.ResponseWriter, r *http.Request, f *stora
 	// A flow without an auth request was started by S8 for the IdP's own
 	// account pages: it ends there, not at the OP.
 	redirect := accountURL(decodeFlowData(f).ReturnTo)
-	if f.AuthRequestID != "" {
+	if ar != nil {
 		redirect, err = h.op.Complete(ctx, f.AuthRequestID, user.ID, p.at, amr, acr)
 	}
 	if err != nil {
@@ -251,6 +252,9 @@ func (h *Handler) completeLogin(w http.ResponseWriter, r *http.Request, f *stora
 			h.log.ErrorContext(ctx, "deleting session of a failed completion", "err", derr)
 		}
 		return "", fmt.Errorf("completing auth request: %w", err)
+	}
+	if ar != nil {
+		h.noteSessionClient(r, s.ID, ar.ClientID)
 	}
 	h.dropCookieSession(r)
 	if err := h.store.DeleteLoginFlow(ctx, f.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {

@@ -210,6 +210,7 @@ func (h *Handler) Register(r *mux.Router) {
 	page(pathPasskeyRegFin, nil, h.limitCeremony(h.passkeyRegisterFinish))
 	page(pathHelp, h.getHelp, nil)
 	h.registerAccount(page)
+	h.registerEnrolLink(page)
 	files := http.FileServerFS(templates.Static())
 	static := http.StripPrefix("/static/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "" || strings.HasSuffix(r.URL.Path, "/") {
@@ -318,10 +319,11 @@ func errorStatus(err error) int {
 // pageOfPost is the GET page that shows the state a POST-only path
 // answers with, for the language switch.
 var pageOfPost = map[string]string{
-	pathOTPResend:     pathOTP,
-	pathCreateSkip:    pathCreate,
-	pathAccountRename: pathAccount,
-	pathAccountDelete: pathAccount, // its GET page needs the passkey's id
+	pathOTPResend:        pathOTP,
+	pathCreateSkip:       pathCreate,
+	pathAccountRename:    pathAccount,
+	pathAccountDelete:    pathAccount, // its GET page needs the passkey's id
+	pathAccountEndOthers: pathAccount,
 }
 
 // switchURL is the current page in the other language. For POST answers it

@@ -229,6 +229,12 @@ func (h *Handler) postOTP(w http.ResponseWriter, r *http.Request) {
 		}
 		if right {
 			h.audit(r, audit.OTPVerified, user.ID, nil)
+			if f.Purpose == purposeEnrolLink {
+				if err := h.enrolLinkVerified(r, user.ID); err != nil {
+					h.internalError(w, r, "ending access after an enrolment link", err)
+					return
+				}
+			}
 			http.Redirect(w, r, pathCreate, http.StatusSeeOther)
 			return
 		}

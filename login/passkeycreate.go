@@ -26,6 +26,11 @@ func (h *Handler) authenticated(f *storage.LoginFlow) (p proof, recent, ok bool)
 	case f.PasskeyVerifiedAt != nil:
 		p = proof{amr: decodeFlowData(f).PasskeyAMR, acr: h.cfg.ACR.Passkey, at: *f.PasskeyVerifiedAt}
 		return p, recentEnough(now, h.cfg.RecentAuth, f.PasskeyVerifiedAt), true
+	case f.Purpose == purposeEnrolLink && f.OTPVerifiedAt != nil:
+		// A staff link and the mailed code both stand for the mailbox of
+		// address 1: one factor, so the lowest level the pages assert.
+		p = proof{amr: []string{"otp"}, acr: h.cfg.ACR.Password, at: *f.OTPVerifiedAt}
+		return p, recentEnough(now, h.cfg.RecentAuth, f.OTPVerifiedAt), true
 	case f.PasswordVerifiedAt != nil && f.OTPVerifiedAt != nil:
 		// The login is complete with its second factor; the password
 		// came first.
@@ -64,13 +69,18 @@ func (h *Handler) enrolmentFlow(w http.ResponseWriter, r *http.Request) *enrolme
 		h.jsonFail(w, r, http.StatusForbidden, "locked", "err.locked")
 		return nil
 	}
-	if user.PasswordTemporary && f.PasskeyVerifiedAt == nil {
+	// An enrolment link is the support centre's decision, made for a
+	// customer who lost the device with their passkey: no password is
+	// involved (rule 2 is about the temporary one) and rule 1's "only the
+	// first" would strand them while the lost passkey is still listed.
+	viaLink := f.Purpose == purposeEnrolLink
+	if user.PasswordTemporary && f.PasskeyVerifiedAt == nil && !viaLink {
 		h.jsonFail(w, r, http.StatusForbidden, "temporary_password", "err.temporary_password")
 		return nil
 	}
 	// Password + OTP may only create the first passkey: a phished password
 	// and code must never add one to an account that has one.
-	return &enrolment{flow: f, user: user, proof: p, onlyIfFirst: onlyFirstPasskey(f.PasskeyVerifiedAt != nil)}
+	return &enrolment{flow: f, user: user, proof: p, onlyIfFirst: onlyFirstPasskey(f.PasskeyVerifiedAt != nil || viaLink)}
 }
 
 func (h *Handler) passkeyRegisterOptions(w http.ResponseWriter, r *http.Request) {

@@ -70,7 +70,7 @@ func (h *Handler) createSession(r *http.Request, userID string, p proof) (string
 	now := h.now()
 	s := &storage.Session{
 		ID: storage.HashSecret(handle), UserID: userID, AuthTime: p.at, AMR: p.amr, ACR: p.acr,
-		CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(h.cfg.SessionLifetime),
+		CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(h.cfg.SessionLifetime), UserAgent: sessionUserAgent(r),
 	}
 	if err := h.store.CreateSession(r.Context(), s); err != nil {
 		return "", nil, fmt.Errorf("creating session: %w", err)

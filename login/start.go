@@ -179,6 +179,7 @@ func (h *Handler) trySSO(w http.ResponseWriter, r *http.Request, ar *storage.Aut
 		h.log.ErrorContext(ctx, "completing auth request from session", "auth_request", ar.ID, "err", err)
 		return false
 	}
+	h.noteSessionClient(r, s.ID, ar.ClientID)
 	// last_seen_at is informational (no rule reads it): a minute's
 	// precision spares one write per SSO login of an active customer.
 	if now.Sub(s.LastSeenAt) >= sessionTouchInterval {

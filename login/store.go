@@ -2,6 +2,7 @@ package login
 
 import (
 	"context"
+	"time"
 
 	"github.com/comstockloan/idp/storage"
 )
@@ -10,9 +11,10 @@ import (
 // SSO sessions and rate events whole; reading the auth request a flow
 // serves; reading users and changing their password; counting a
 // customer's passkeys for the rules, and listing, renaming and deleting
-// them on S8 (registering one is login/passkey's); and appending to the
-// audit trail. Creating, locking or deleting accounts, tokens and signing
-// keys are not the pages' to touch.
+// them on S8 (registering one is login/passkey's); reading and spending
+// enrolment links (issuing them is staff's); and appending to the audit
+// trail. Creating, locking or deleting accounts, tokens and signing keys
+// are not the pages' to touch.
 type Store interface {
 	storage.LoginFlows
 	storage.Sessions
@@ -30,6 +32,9 @@ type Store interface {
 	CountCredentials(ctx context.Context, userID string) (int, error)
 	RenameCredential(ctx context.Context, userID string, id []byte, name string) error
 	DeleteCredential(ctx context.Context, userID string, id []byte) error
+
+	EnrolmentLinkByID(ctx context.Context, id string) (*storage.EnrolmentLink, error)
+	UseEnrolmentLink(ctx context.Context, id string, now time.Time) error
 
 	AppendAudit(ctx context.Context, e *storage.AuditEvent) error
 }

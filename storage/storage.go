@@ -10,10 +10,11 @@
 // with HashSecret before they call the store.
 //
 // Store is the sum of role interfaces (Users, Sessions, AuthRequests, Tokens,
-// SigningKeys, LoginFlows, RateLimits, WebAuthnSessions, Credentials, Audit,
-// Housekeeping). A consumer takes the roles it uses, or declares its own
-// interface of roles and single methods (op.Store, login.Store,
-// passkey.Store), so its signature says what it may touch.
+// SigningKeys, LoginFlows, RateLimits, WebAuthnSessions, Credentials,
+// KnownDevices, EnrolmentLinks, Audit, Housekeeping). A consumer takes the
+// roles it uses, or declares its own interface of roles and single methods
+// (op.Store, login.Store, passkey.Store), so its signature says what it may
+// touch.
 //
 // Files:
 //
@@ -84,6 +85,12 @@ type Session struct {
 	CreatedAt  time.Time
 	LastSeenAt time.Time
 	ExpiresAt  time.Time
+	// UserAgent is the browser's User-Agent at sign-in, bounded and
+	// storable (S8 names the browser and OS from it).
+	UserAgent string
+	// Clients are the IDs of the websites the session signed in to, in
+	// ID order; only SessionsByUser fills it.
+	Clients []string
 }
 
 // AccessEnded counts what EndUserAccess ended: rows that were still live
@@ -92,6 +99,20 @@ type AccessEnded struct {
 	Sessions      int
 	AccessTokens  int
 	RefreshTokens int
+}
+
+// EnrolmentLink is a staff-issued link that lets a customer enrol a
+// passkey with the mailed code alone (`idp users enrolment-link`). ID is
+// HashSecret of the link's secret. It works once, until ExpiresAt, and only
+// while no newer link for the user was issued.
+type EnrolmentLink struct {
+	ID           string
+	UserID       string
+	IssuedBy     string // the audit actor, "staff:<name>"
+	CreatedAt    time.Time
+	ExpiresAt    time.Time
+	UsedAt       *time.Time
+	SupersededAt *time.Time
 }
 
 // AuthRequest is an OIDC authorization request from /authorize until its code
@@ -304,6 +325,8 @@ type Store interface {
 	RateLimits
 	WebAuthnSessions
 	Credentials
+	KnownDevices
+	EnrolmentLinks
 	Audit
 	Housekeeping
 
@@ -336,6 +359,13 @@ type Sessions interface {
 	SessionByID(ctx context.Context, id string) (*Session, error)
 	TouchSession(ctx context.Context, id string, lastSeen time.Time) error
 	DeleteSession(ctx context.Context, id string) error
+	// SessionsByUser lists the user's sessions unexpired at now, the most
+	// recently used first, with their Clients.
+	SessionsByUser(ctx context.Context, userID string, now time.Time) ([]Session, error)
+	// AddSessionClient records that the session signed in to clientID;
+	// recording it again is not an error. ErrNotFound if the session is
+	// gone.
+	AddSessionClient(ctx context.Context, sessionID, clientID string) error
 	// EndUserAccess signs the user out everywhere, in one transaction: it
 	// deletes their SSO sessions except keepSessionID (none when empty),
 	// deletes their access tokens and revokes their refresh tokens, for
@@ -455,6 +485,32 @@ type Credentials interface {
 	DeleteUserCredentials(ctx context.Context, userID string) (int, error)
 }
 
+// KnownDevices are the browsers each customer signed in on, by the hash of
+// a device cookie, for the "new sign-in" mail.
+type KnownDevices interface {
+	// RememberDevice records that userID signed in on the browser whose
+	// device cookie hashes to deviceHash, at at, keeping only the keep most
+	// recently seen browsers of the user. isNew is true for exactly one of
+	// concurrent calls that first name the browser.
+	RememberDevice(ctx context.Context, userID, deviceHash string, at time.Time, keep int) (isNew bool, err error)
+}
+
+// EnrolmentLinks are the staff-issued enrolment links.
+type EnrolmentLinks interface {
+	// CreateEnrolmentLink stores l and supersedes every earlier link of
+	// its user, in one transaction; ErrConflict when another link for the
+	// user was created at the same moment.
+	CreateEnrolmentLink(ctx context.Context, l *EnrolmentLink) error
+	// EnrolmentLinkByID returns the link whatever its state (used,
+	// superseded, expired), so the page can say which; ErrNotFound when
+	// unknown or swept.
+	EnrolmentLinkByID(ctx context.Context, id string) (*EnrolmentLink, error)
+	// UseEnrolmentLink marks the link used at now if it is live (unused,
+	// not superseded, unexpired): of concurrent calls exactly one
+	// succeeds; the others get ErrConflict, an unknown link ErrNotFound.
+	UseEnrolmentLink(ctx context.Context, id string, now time.Time) error
+}
+
 // Audit is the security audit trail (a keyed chain, see audit.go).
 type Audit interface {
 	// AppendAudit stores e with a MAC and sets e.Seq, e.Nonce, e.MAC (and
@@ -474,6 +530,7 @@ type Audit interface {
 // Housekeeping is what the periodic sweeper needs.
 type Housekeeping interface {
 	// DeleteExpired removes every expired auth request, session, login flow,
-	// WebAuthn session, token, signing key and old rate event.
+	// WebAuthn session, token, signing key, old rate event and long-expired
+	// enrolment link.
 	DeleteExpired(ctx context.Context, now time.Time) (int64, error)
 }

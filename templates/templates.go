@@ -95,6 +95,23 @@ type Account struct {
 	AcceptedIDs       string // comma-separated base64url credential IDs
 	AccountURL        string // S8 itself, keeping return_to
 	RegisterFinishURL string // the add ceremony's finish endpoint, keeping return_to
+	// Sessions are the customer's signed-in sessions, this one first;
+	// OtherSessions counts the rest, which 「他の端末からログアウト」
+	// (EndOthersURL) ends when EndOthersAllowed (a fresh authentication).
+	Sessions         []SessionRow
+	OtherSessions    int
+	EndOthersURL     string
+	EndOthersAllowed bool
+}
+
+// SessionRow is one signed-in session on S8; times are formatted.
+type SessionRow struct {
+	Browser  string // "" when the User-Agent names none we know
+	OS       string
+	Started  string
+	LastUsed string
+	Websites []string // the client names it signed in to
+	Current  bool     // the session of this browser
 }
 
 // Passkey is one row of S8; times are already formatted for the page.

@@ -29,6 +29,8 @@ commands (for the support centre):
   show LOGIN_ID                                status, passkeys, last logins
   reset-password LOGIN_ID                      issue a new temporary password (仮パスワード), printed once
   delete-passkeys LOGIN_ID [--id CREDENTIAL]   lost device: delete one or all passkeys (server side only)
+  enrolment-link LOGIN_ID [--print]            mail a single-use link to register a passkey (lost
+                                               device; or print it with --print); supersedes older links
   lock LOGIN_ID | unlock LOGIN_ID
   delete LOGIN_ID --yes                        delete the user and everything they own
   import FILE.csv | -                          import users from CSV (header: login_id,email,
@@ -58,11 +60,11 @@ type usersCmd struct {
 func cmdUsers(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") && args[0] != "-h" && args[0] != "--help" {
 		fmt.Fprint(stderr, usersUsage)
-		return usagef("users: missing command (create, show, reset-password, delete-passkeys, lock, unlock, delete, import)")
+		return usagef("users: missing command (create, show, reset-password, delete-passkeys, enrolment-link, lock, unlock, delete, import)")
 	}
 	sub := args[0]
 	switch sub {
-	case "create", "show", "reset-password", "delete-passkeys", "lock", "unlock", "delete", "import":
+	case "create", "show", "reset-password", "delete-passkeys", "enrolment-link", "lock", "unlock", "delete", "import":
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usersUsage)
 		return nil
@@ -76,7 +78,7 @@ func cmdUsers(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	// Each command knows only its own flags, so a misplaced one (say
 	// --email on reset-password) is refused instead of silently ignored.
 	var email, name, credID string
-	var yes bool
+	var yes, printLink bool
 	switch sub {
 	case "create":
 		fs.StringVar(&email, "email", "", "registered e-mail address 1 (required)")
@@ -85,6 +87,8 @@ func cmdUsers(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		fs.StringVar(&credID, "id", "", "credential ID (base64url, as `idp users show` prints it) of the one passkey to delete")
 	case "delete":
 		fs.BoolVar(&yes, "yes", false, "confirm the irreversible delete")
+	case "enrolment-link":
+		fs.BoolVar(&printLink, "print", false, "print the link instead of mailing it to address 1")
 	}
 	positional, err := parseFlags(fs, args[1:])
 	if err != nil {
@@ -127,6 +131,8 @@ func cmdUsers(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		return u.resetPassword(ctx, arg)
 	case "delete-passkeys":
 		return u.deletePasskeys(ctx, arg, credID)
+	case "enrolment-link":
+		return u.enrolmentLink(ctx, cfg, arg, printLink)
 	case "lock", "unlock":
 		return u.setLocked(ctx, arg, sub == "lock")
 	case "delete":

@@ -36,6 +36,11 @@ const (
 	PasswordRehashed          // an imported bcrypt hash became argon2id
 	PasswordTemporaryIssued   // staff issued a temporary password
 	SessionEnded              // a customer signed out
+	SessionsEndedOthers       // a customer signed out their other sessions on S8
+	SessionNewDevice          // a session started on a browser new to the customer
+	EnrolmentLinkIssued       // staff issued an enrolment link
+	EnrolmentLinkUsed         // a customer opened an enrolment link (its one use)
+	EnrolmentLinkRefused      // an enrolment link that is not live was opened
 	UserCreated               // staff created a user
 	UserViewed                // staff looked at a user (`idp users show`)
 	UserImported              // a user came in from a CSV import
@@ -97,6 +102,16 @@ func (e Event) String() string {
 		return "password.temporary_issued"
 	case SessionEnded:
 		return "session.ended"
+	case SessionsEndedOthers:
+		return "session.ended_others"
+	case SessionNewDevice:
+		return "session.new_device"
+	case EnrolmentLinkIssued:
+		return "enrolment.link_issued"
+	case EnrolmentLinkUsed:
+		return "enrolment.link_used"
+	case EnrolmentLinkRefused:
+		return "enrolment.link_refused"
 	case UserCreated:
 		return "user.created"
 	case UserViewed:
@@ -146,6 +161,9 @@ const (
 	KeyClients      // config.loaded: the client IDs, comma-separated
 	KeyConfigSHA256 // config.loaded: the file's SHA-256, hex
 	KeyIssuer       // config.loaded
+	KeyExpires      // enrolment.link_issued: when the link stops working (RFC 3339)
+	KeyDelivery     // enrolment.link_issued: "mail" or "print"
+	KeyNotified     // session.new_device: "true", "false" (off) or "failed"
 	// What ending a user's access ended (Detail.WithAccessEnded), or
 	// "failed" under KeyAccessEnded.
 	KeyAccessEnded
@@ -216,6 +234,12 @@ func (k Key) String() string {
 		return "config_sha256"
 	case KeyIssuer:
 		return "issuer"
+	case KeyExpires:
+		return "expires"
+	case KeyDelivery:
+		return "delivery"
+	case KeyNotified:
+		return "notified"
 	case KeyAccessEnded:
 		return "access_ended"
 	case KeySessionsEnded:

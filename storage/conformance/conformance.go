@@ -6,7 +6,7 @@
 // the tests of each storage role are in the file named like the one that
 // implements the role in sqlstore: users.go, sessions.go, authrequests.go, tokens.go,
 // signingkeys.go, loginflows.go, ratelimits.go, webauthn.go,
-// credentials.go, audit.go, housekeeping.go.
+// credentials.go, devices.go, enrolmentlinks.go, audit.go, housekeeping.go.
 package conformance
 
 import (
@@ -30,6 +30,7 @@ func Run(t *testing.T, key []byte, newStore func(t *testing.T) storage.Store) {
 		{"Users", testUsers},
 		{"DeleteUserCascades", testDeleteUserCascades},
 		{"Sessions", testSessions},
+		{"SessionsByUser", testSessionsByUser},
 		{"AuthRequests", testAuthRequests},
 		{"AuthRequestConcurrentConsume", testAuthRequestConcurrentConsume},
 		{"AuthRequestCompleteOnce", func(t *testing.T, s storage.Store) { testAuthRequestCompleteOnce(t, s, s) }},
@@ -55,6 +56,10 @@ func Run(t *testing.T, key []byte, newStore func(t *testing.T) storage.Store) {
 		{"CredentialOnlyIfFirstConcurrent", func(t *testing.T, s storage.Store) { testCredentialOnlyIfFirstConcurrent(t, s, s) }},
 		{"Audit", func(t *testing.T, s storage.Store) { testAudit(t, s, key) }},
 		{"AuditConcurrent", func(t *testing.T, s storage.Store) { testAuditConcurrent(t, s, s, key) }},
+		{"KnownDevices", testKnownDevices},
+		{"EnrolmentLinks", testEnrolmentLinks},
+		{"EnrolmentLinkConcurrentUse", func(t *testing.T, s storage.Store) { testEnrolmentLinkConcurrentUse(t, s, s) }},
+		{"EnrolmentLinkConcurrentIssue", func(t *testing.T, s storage.Store) { testEnrolmentLinkConcurrentIssue(t, s, s) }},
 		{"DeleteExpired", testDeleteExpired},
 	}
 	for _, tc := range tests {
@@ -79,6 +84,8 @@ func RunReplicas(t *testing.T, key []byte, newPair func(t *testing.T) (storage.S
 		{"AuditConcurrent", func(t *testing.T, a, b storage.Store) { testAuditConcurrent(t, a, b, key) }},
 		{"RateReservationsConcurrent", testRateReservationsConcurrent},
 		{"AuthRequestCompleteOnce", testAuthRequestCompleteOnce},
+		{"EnrolmentLinkConcurrentUse", testEnrolmentLinkConcurrentUse},
+		{"EnrolmentLinkConcurrentIssue", testEnrolmentLinkConcurrentIssue},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -14,6 +14,7 @@ func testSessions(t *testing.T, s storage.Store) {
 	se := &storage.Session{
 		ID: storage.HashSecret("cookie"), UserID: "u1", AuthTime: n.Add(-time.Minute), AMR: []string{"pwd", "otp"},
 		ACR: "1", CreatedAt: n, LastSeenAt: n, ExpiresAt: n.Add(time.Hour),
+		UserAgent: "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) 「テスト」",
 	}
 	must(t, "create session", s.CreateSession(ctx, se))
 	wantErr(t, "duplicate session", s.CreateSession(ctx, se), storage.ErrAlreadyExists)
@@ -38,6 +39,47 @@ func testSessions(t *testing.T, s storage.Store) {
 	must(t, "delete session", s.DeleteSession(ctx, se.ID))
 	_, err = s.SessionByID(ctx, se.ID)
 	wantErr(t, "deleted session", err, storage.ErrNotFound)
+}
+
+// testSessionsByUser: the user's live sessions, most recently used first,
+// each with the clients it signed in to (recorded once however often).
+func testSessionsByUser(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	n := now()
+	newUser(t, s, "u1")
+	newUser(t, s, "u2")
+	session := func(id, user string, seen, expires time.Time) storage.Session {
+		se := storage.Session{ID: id, UserID: user, AuthTime: n, AMR: []string{"hwk"}, ACR: "phr",
+			CreatedAt: n.Add(-time.Hour), LastSeenAt: seen, ExpiresAt: expires, UserAgent: "ua-" + id}
+		must(t, "create session "+id, s.CreateSession(ctx, &se))
+		return se
+	}
+	phone := session("phone", "u1", n.Add(-time.Minute), n.Add(time.Hour))
+	pc := session("pc", "u1", n, n.Add(time.Hour))
+	session("stale", "u1", n, n.Add(-time.Second))
+	session("other", "u2", n, n.Add(time.Hour))
+	for _, c := range []struct{ session, client string }{
+		{"pc", "web"}, {"pc", "app"}, {"pc", "web"}, {"phone", "web"}, {"other", "web"},
+	} {
+		must(t, "add client", s.AddSessionClient(ctx, c.session, c.client))
+	}
+	wantErr(t, "client of a missing session", s.AddSessionClient(ctx, "gone", "web"), storage.ErrNotFound)
+
+	got, err := s.SessionsByUser(ctx, "u1", n)
+	must(t, "sessions by user", err)
+	pc.Clients = []string{"app", "web"}
+	phone.Clients = []string{"web"}
+	wantEqual(t, "sessions", got, []storage.Session{pc, phone})
+
+	none, err := s.SessionsByUser(ctx, "nobody", n)
+	must(t, "sessions of nobody", err)
+	if len(none) != 0 {
+		t.Fatalf("sessions of an unknown user: %+v", none)
+	}
+	must(t, "delete pc", s.DeleteSession(ctx, "pc"))
+	got, err = s.SessionsByUser(ctx, "u1", n)
+	must(t, "sessions after delete", err)
+	wantEqual(t, "sessions after delete", got, []storage.Session{phone})
 }
 
 // testEndUserAccess: every session of the user but the kept one, every

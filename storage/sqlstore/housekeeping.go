@@ -28,6 +28,7 @@ func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int64, error)
 		{"refresh_tokens", "expires_at <= ?", cutoff},
 		{"signing_keys", "expires_at <= ?", cutoff},
 		{"rate_events", "at <= ?", s.flavor.timeArg(now.Add(-RateEventRetention))},
+		{"enrolment_links", "expires_at <= ?", s.flavor.timeArg(now.Add(-EnrolmentLinkRetention))},
 	}
 	// One statement per table, each its own transaction: the sweeps need
 	// no common snapshot, and one long transaction would hold row locks

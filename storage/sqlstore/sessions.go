@@ -19,6 +19,16 @@ type sessionRow struct {
 	CreatedAt  dbTime     `db:"created_at"`
 	LastSeenAt dbTime     `db:"last_seen_at"`
 	ExpiresAt  dbTime     `db:"expires_at"`
+	UserAgent  string     `db:"user_agent"`
+}
+
+const sessionColumns = `id, user_id, auth_time, amr, acr, created_at, last_seen_at, expires_at, user_agent`
+
+func (r sessionRow) session() storage.Session {
+	return storage.Session{
+		ID: r.ID, UserID: r.UserID, AuthTime: r.AuthTime.Time, AMR: r.AMR, ACR: r.ACR,
+		CreatedAt: r.CreatedAt.Time, LastSeenAt: r.LastSeenAt.Time, ExpiresAt: r.ExpiresAt.Time, UserAgent: r.UserAgent,
+	}
 }
 
 func (s *Store) CreateSession(ctx context.Context, se *storage.Session) error {
@@ -26,10 +36,10 @@ func (s *Store) CreateSession(ctx context.Context, se *storage.Session) error {
 		se.CreatedAt = s.now().UTC()
 	}
 	authTime := s.flavor.timeArg(se.AuthTime)
-	res, err := s.exec(ctx, s.q(`INSERT INTO sessions (id, user_id, auth_time, amr, acr, created_at, last_seen_at, expires_at)
-		SELECT ?, ?, ?, ?, ?, ?, ?, ? WHERE `+proofStillValid),
+	res, err := s.exec(ctx, s.q(`INSERT INTO sessions (`+sessionColumns+`)
+		SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE `+proofStillValid),
 		se.ID, se.UserID, authTime, listArg(se.AMR), se.ACR,
-		s.flavor.timeArg(se.CreatedAt), s.flavor.timeArg(se.LastSeenAt), s.flavor.timeArg(se.ExpiresAt),
+		s.flavor.timeArg(se.CreatedAt), s.flavor.timeArg(se.LastSeenAt), s.flavor.timeArg(se.ExpiresAt), se.UserAgent,
 		se.UserID, authTime)
 	if err != nil {
 		return wrap("create session", err)
@@ -52,17 +62,52 @@ const proofStillValid = `NOT EXISTS (SELECT 1 FROM users WHERE id = ? AND access
 // SessionByID returns ErrNotFound for a session that expired.
 func (s *Store) SessionByID(ctx context.Context, id string) (*storage.Session, error) {
 	var r sessionRow
-	if err := s.get(ctx, &r, s.q(`SELECT id, user_id, auth_time, amr, acr, created_at, last_seen_at, expires_at
-		FROM sessions WHERE id = ?`), id); err != nil {
+	if err := s.get(ctx, &r, s.q(`SELECT `+sessionColumns+` FROM sessions WHERE id = ?`), id); err != nil {
 		return nil, wrap("session by id", err)
 	}
 	if expired(r.ExpiresAt.Time, s.now()) {
 		return nil, fmt.Errorf("session by id: expired: %w", storage.ErrNotFound)
 	}
-	return &storage.Session{
-		ID: r.ID, UserID: r.UserID, AuthTime: r.AuthTime.Time, AMR: r.AMR, ACR: r.ACR,
-		CreatedAt: r.CreatedAt.Time, LastSeenAt: r.LastSeenAt.Time, ExpiresAt: r.ExpiresAt.Time,
-	}, nil
+	se := r.session()
+	return &se, nil
+}
+
+// SessionsByUser reads the clients in a second query over the same user,
+// so a session without any client still appears.
+func (s *Store) SessionsByUser(ctx context.Context, userID string, now time.Time) ([]storage.Session, error) {
+	t := s.flavor.timeArg(now)
+	var rows []sessionRow
+	if err := s.sel(ctx, &rows, s.q(`SELECT `+sessionColumns+` FROM sessions WHERE user_id = ? AND expires_at > ?
+		ORDER BY last_seen_at DESC, created_at DESC, id`), userID, t); err != nil {
+		return nil, wrap("sessions by user", err)
+	}
+	var links []struct {
+		SessionID string `db:"session_id"`
+		ClientID  string `db:"client_id"`
+	}
+	if err := s.sel(ctx, &links, s.q(`SELECT c.session_id, c.client_id FROM session_clients c
+		JOIN sessions se ON se.id = c.session_id WHERE se.user_id = ? AND se.expires_at > ?
+		ORDER BY c.client_id`), userID, t); err != nil {
+		return nil, wrap("sessions by user: clients", err)
+	}
+	clients := map[string][]string{}
+	for _, l := range links {
+		clients[l.SessionID] = append(clients[l.SessionID], l.ClientID)
+	}
+	out := make([]storage.Session, len(rows))
+	for i, r := range rows {
+		out[i] = r.session()
+		out[i].Clients = clients[r.ID]
+	}
+	return out, nil
+}
+
+// AddSessionClient relies on the primary key for "once": a repeat is a
+// no-op, and the foreign key turns a gone session into ErrNotFound.
+func (s *Store) AddSessionClient(ctx context.Context, sessionID, clientID string) error {
+	_, err := s.exec(ctx, s.q(`INSERT INTO session_clients (session_id, client_id) VALUES (?, ?)
+		ON CONFLICT (session_id, client_id) DO NOTHING`), sessionID, clientID)
+	return wrap("add session client", err)
 }
 
 func (s *Store) TouchSession(ctx context.Context, id string, lastSeen time.Time) error {

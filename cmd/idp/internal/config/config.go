@@ -107,6 +107,8 @@ type SMTP struct {
 	Subject      string `yaml:"subject"`
 	// PasskeySubject is the subject of the "a passkey was added" notice.
 	PasskeySubject string `yaml:"passkey_subject"`
+	// EnrolmentSubject is the subject of the staff enrolment link's mail.
+	EnrolmentSubject string `yaml:"enrolment_subject"`
 }
 
 // WebAuthn names the relying party passkeys are bound to.
@@ -158,6 +160,8 @@ type Lifetimes struct {
 	AccessToken  time.Duration `yaml:"access_token"`
 	IDToken      time.Duration `yaml:"id_token"`
 	RefreshToken time.Duration `yaml:"refresh_token"`
+	// EnrolmentLink is how long `idp users enrolment-link` links work.
+	EnrolmentLink time.Duration `yaml:"enrolment_link"`
 }
 
 // Keys configures token signing.
@@ -317,6 +321,7 @@ func (c *Config) Defaults() {
 		}
 	}
 	def(&c.SMTP.PasskeySubject, pages.PasskeyMailSubject)
+	def(&c.SMTP.EnrolmentSubject, pages.EnrolmentMailSubject)
 	if c.HomeURL == "" && len(c.Clients) > 0 && len(c.Clients[0].RedirectURIs) > 0 {
 		if u, err := url.Parse(c.Clients[0].RedirectURIs[0]); err == nil && u.Host != "" {
 			c.HomeURL = u.Scheme + "://" + u.Host + "/"
@@ -347,6 +352,7 @@ func (c *Config) Defaults() {
 	def(&c.Lifetimes.AccessToken, op.DefaultAccessTokenLifetime)
 	def(&c.Lifetimes.IDToken, op.DefaultIDTokenLifetime)
 	def(&c.Lifetimes.RefreshToken, op.DefaultRefreshTokenLifetime)
+	def(&c.Lifetimes.EnrolmentLink, pages.EnrolmentLinkLifetime)
 	def(&c.Keys.Algorithm, op.DefaultSigningAlgorithm)
 	def(&c.Keys.RotationPeriod, op.DefaultKeyRotationPeriod)
 	def(&c.Keys.PublishDelay, op.DefaultKeyPublishDelay)
