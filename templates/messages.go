@@ -194,7 +194,10 @@ var catalogue = map[string]map[string]string{
 		"err.pw_same_as_old":           "現在のパスワードと同じパスワードは設定できません。",
 		"err.pw_current_wrong":         "現在のパスワードが正しくありません。",
 		"err.passkey_unavailable":      "現在、パスキー認証はご利用いただけません。",
-		"err.passkey_unknown":          "このパスキーは登録されていません。削除された可能性があります。「パスキー初回登録」から再度ご登録ください。",
+		// The credential is unknown, so the page cannot know whether its customer
+		// still has another passkey: 「パスキー初回登録」 alone would loop anyone who
+		// does (rule 1 refuses them there), so the text names both ways and the centre.
+		"err.passkey_unknown":          "このパスキーは登録されていません。削除された可能性があります。ほかに登録済みのパスキーがある場合は、そのパスキーで「パスキー認証」を行ってください。登録済みのパスキーがない場合は、「パスキー初回登録」からご登録ください。ご不明な場合は、日証金コムストックローンセンターまでお問い合わせください。",
 		"err.passkey_expired":          "パスキー認証の有効期限が切れました。もう一度お試しください。",
 		"err.passkey_wrong_flow":       "画面の操作が正しく完了しませんでした。お手数ですが最初からやり直してください。",
 		"err.passkey_already":          "このパスキーは既に登録されています。「パスキー認証」でログインしてください。",
@@ -424,7 +427,7 @@ var catalogue = map[string]map[string]string{
 		"err.pw_same_as_old":           "The new password must differ from the current one.",
 		"err.pw_current_wrong":         "The current password is incorrect.",
 		"err.passkey_unavailable":      "Passkeys are not available at the moment.",
-		"err.passkey_unknown":          "This passkey is not registered. It may have been deleted. Please register again with “Register your first passkey”.",
+		"err.passkey_unknown":          "This passkey is not registered. It may have been deleted. If you have another registered passkey, use that one with “Passkey authentication”. If you have none, register one with “Register your first passkey”. If you are unsure, please contact the 日証金コムストックローンセンター.",
 		"err.passkey_expired":          "The passkey request has expired. Please try again.",
 		"err.passkey_wrong_flow":       "The request did not match this page. Please start again.",
 		"err.passkey_already":          "This passkey is already registered. Please sign in with “Passkey authentication”.",
