@@ -12,6 +12,7 @@ import (
 
 	"github.com/comstockloan/idp/storage"
 	"github.com/comstockloan/idp/storage/audit"
+	"github.com/comstockloan/idp/templates"
 )
 
 const (
@@ -170,7 +171,7 @@ func (h *Handler) liveFlow(w http.ResponseWriter, r *http.Request, expiredKey st
 	f, err := h.currentFlow(r)
 	if errors.Is(err, errNoFlow) {
 		h.log.InfoContext(r.Context(), "login page without a live flow", "path", r.URL.Path)
-		h.renderError(w, r, http.StatusBadRequest, expiredKey, "")
+		h.staleLogin(w, r, http.StatusBadRequest, expiredKey)
 		return nil
 	}
 	if err != nil {
@@ -180,6 +181,26 @@ func (h *Handler) liveFlow(w http.ResponseWriter, r *http.Request, expiredKey st
 	return f
 }
 
+// staleLogin answers a page of a login that is over: no flow, or an auth
+// request already completed. A customer with a live session (Back after
+// the sign-in went through) is told they are signed in, with the way to
+// the website, instead of "expired"; anyone else gets the page of key.
+// Only a GET is answered so: a POST of a finished step did not happen.
+func (h *Handler) staleLogin(w http.ResponseWriter, r *http.Request, status int, key string) {
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		_, user, err := h.loadSession(r)
+		if err == nil {
+			h.log.InfoContext(r.Context(), "finished login page shown to a signed-in customer", "user", user.ID, "path", r.URL.Path)
+			h.render(w, r, http.StatusOK, "signed_in", &templates.Page{Title: "signed_in.title", HomeURL: h.cfg.HomeURL})
+			return
+		}
+		if !errors.Is(err, errNoSession) {
+			h.log.ErrorContext(r.Context(), "loading session for a finished login page", "err", err)
+		}
+	}
+	h.renderError(w, r, status, key, "")
+}
+
 // flowAt loads the current flow and checks it is at one of steps. It
 // answers the request itself (error page or redirect to the flow's real
 // step) and returns nil when the caller must stop.
@@ -187,7 +208,7 @@ func (h *Handler) flowAt(w http.ResponseWriter, r *http.Request, steps ...string
 	f, err := h.currentFlow(r)
 	if errors.Is(err, errNoFlow) {
 		h.log.InfoContext(r.Context(), "login step without a live flow", "path", r.URL.Path)
-		h.renderError(w, r, http.StatusBadRequest, "err.flow_expired", "")
+		h.staleLogin(w, r, http.StatusBadRequest, "err.flow_expired")
 		return nil
 	}
 	if err != nil {
