@@ -47,7 +47,7 @@ func TestErrorPagesOfferTheWayBack(t *testing.T) {
 		r := e.post("/login/password", url.Values{"password": {"s3cret-pass"}})
 		e.expectRedirect(r, "/login/otp")
 		ar := e.currentFlowAuthRequest()
-		r = e.post("/login/password/change", url.Values{"current": {"x"}, "new": {"y"}, "confirm": {"y"}})
+		r = e.submit("/login/password/change", url.Values{"current": {"x"}, "new": {"y"}, "confirm": {"y"}})
 		e.expectWayBack(r, http.StatusConflict, "操作の有効期限が切れました")
 		e.expect(r, http.StatusConflict, `href="/login?authRequestID=`+ar+`"`, "ログイン画面に戻る")
 

@@ -54,6 +54,9 @@ type flowData struct {
 	// ReturnTo is S8's return_to for a flow started by S8 (no auth
 	// request); it is checked again when S8 shows it.
 	ReturnTo string `json:"return_to,omitempty"`
+	// FormError is the refusal of the last form post, shown once by the
+	// GET of its page (formerror.go).
+	FormError *formError `json:"form_error,omitempty"`
 }
 
 func decodeFlowData(f *storage.LoginFlow) flowData {

@@ -266,6 +266,9 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, nam
 	p.SiteName = h.cfg.SiteName
 	p.Support = templates.Support(h.cfg.Support)
 	p.OTPMail = h.otpMail
+	if p.ErrorArgs == nil {
+		p.ErrorArgs = h.messageArgs(p.Error)
+	}
 	if p.SwitchURL == "" {
 		p.SwitchURL = switchURL(r, lang)
 	}
@@ -280,6 +283,24 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, nam
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
 	_, _ = w.Write(buf.Bytes())
+}
+
+// messageArgs are the configured values the next steps of a refusal
+// name: how long to wait and the centre's phone.
+func (h *Handler) messageArgs(key string) []any {
+	switch key {
+	case "err.too_many_attempts":
+		return []any{minutes(h.cfg.PasswordThrottle.Window), h.cfg.Support.Phone}
+	case "err.resend_limit":
+		// The hourly cap frees a send at most an hour after the oldest.
+		return []any{minutes(time.Hour), h.cfg.Support.Phone}
+	}
+	return nil
+}
+
+// minutes is d in whole minutes, at least 1, as the texts count waits.
+func minutes(d time.Duration) int {
+	return max(1, int((d+time.Minute-1)/time.Minute))
 }
 
 // renderError shows the error page. Every one offers the way back to the

@@ -27,7 +27,13 @@ func (h *Handler) getLogin(w http.ResponseWriter, r *http.Request) {
 		if !ok {
 			return
 		}
-		h.renderLogin(w, r, http.StatusOK, ar, f.LoginID, "")
+		fe := h.takeFormError(r, f, pathLogin)
+		status, key := formStatus(fe)
+		loginID := f.LoginID
+		if fe != nil && fe.LoginID != "" {
+			loginID = fe.LoginID
+		}
+		h.renderLogin(w, r, status, ar, loginID, key)
 		return
 	}
 	ar, ok := h.authRequest(w, r, id)
