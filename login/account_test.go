@@ -107,7 +107,7 @@ func TestS8WithoutSessionSignsInThenReturns(t *testing.T) {
 		r := e.get(pathAccount + "?return_to=" + url.QueryEscape(rpReturn))
 		e.expectRedirect(r, pathLogin)
 		e.expect(e.get(pathLogin), http.StatusOK, `action="/login"`)
-		r = e.post(pathLogin, url.Values{"loginID": {u.LoginID}, "password": {"s3cret-pass"}})
+		r = e.submit(pathLogin, url.Values{"loginID": {u.LoginID}, "password": {"s3cret-pass"}})
 		e.expectRedirect(r, pathAccount+"?return_to=")
 		s8 := e.get(r.location())
 		e.expect(s8, http.StatusOK, "パスキー設定状況確認", `id="s8-none"`, `id="s8-return" href="https://rp.example/menu?x=1"`, "戻る")
@@ -130,7 +130,7 @@ func TestS8ReturnToForeignOriginIgnored(t *testing.T) {
 	e := newPasskeyEnv(t, "sqlite")
 	u := e.createUser("hana", "s3cret-pass")
 	e.expectRedirect(e.get(pathAccount+"?return_to="+url.QueryEscape("https://evil.example/phish")), pathLogin)
-	r := e.post(pathLogin, url.Values{"loginID": {u.LoginID}, "password": {"s3cret-pass"}})
+	r := e.submit(pathLogin, url.Values{"loginID": {u.LoginID}, "password": {"s3cret-pass"}})
 	if r.location() != pathAccount {
 		t.Fatalf("completion went to %q", r.location())
 	}
@@ -264,7 +264,7 @@ func TestS8DeleteStaleSessionNeedsOwnPasskey(t *testing.T) {
 		pw := a.browser()
 		ar := pw.authRequest(nil)
 		pw.get("/login?authRequestID=" + ar)
-		pw.expect(pw.post("/login", url.Values{"loginID": {ua.LoginID}, "password": {"s3cret-pass"}}), http.StatusForbidden)
+		pw.expect(pw.submit("/login", url.Values{"loginID": {ua.LoginID}, "password": {"s3cret-pass"}}), http.StatusForbidden)
 
 		del := a.post(pathAccountDelete, url.Values{"id": {credID(da)}, "return_to": {rpReturn}})
 		a.expectRedirect(del, pathAccount+"?")
@@ -412,11 +412,11 @@ func TestAuditLoginFailuresAndOTP(t *testing.T) {
 		u := e.createUser("sho", "s3cret-pass")
 		ar := e.authRequest(nil)
 		e.get("/login?authRequestID=" + ar)
-		e.expect(e.post("/login", url.Values{"loginID": {u.LoginID}, "password": {"wrong-pass"}}), http.StatusUnauthorized)
-		e.expect(e.post("/login", url.Values{"loginID": {"nobody"}, "password": {"wrong-pass"}}), http.StatusUnauthorized)
+		e.expect(e.submit("/login", url.Values{"loginID": {u.LoginID}, "password": {"wrong-pass"}}), http.StatusUnauthorized)
+		e.expect(e.submit("/login", url.Values{"loginID": {"nobody"}, "password": {"wrong-pass"}}), http.StatusUnauthorized)
 		code := e.startF1(u, "s3cret-pass")
-		e.expect(e.post(pathOTP, url.Values{"code": {wrongCode(code)}}), http.StatusUnauthorized)
-		e.expect(e.post(pathOTP, url.Values{"code": {wrongCode(code)}}), http.StatusUnauthorized)
+		e.expect(e.submit(pathOTP, url.Values{"code": {wrongCode(code)}}), http.StatusUnauthorized)
+		e.expect(e.submit(pathOTP, url.Values{"code": {wrongCode(code)}}), http.StatusUnauthorized)
 		// A passkey nobody registered.
 		stranger := newDevice(u)
 		e.get("/login?authRequestID=" + e.authRequest(nil))

@@ -201,8 +201,8 @@ func TestUserDeletedMidFlowIsAStaleFlow(t *testing.T) {
 		code := e.startF1(u, "s3cret-pass")
 		deleteUser(u.LoginID)
 		e.expect(e.get(pathOTP), http.StatusBadRequest, "操作の有効期限が切れました")
-		e.expect(e.post(pathOTPResend, nil), http.StatusBadRequest, "操作の有効期限が切れました")
-		e.expect(e.post(pathOTP, url.Values{"code": {code}}), http.StatusBadRequest, "操作の有効期限が切れました")
+		e.expect(e.submit(pathOTPResend, nil), http.StatusBadRequest, "操作の有効期限が切れました")
+		e.expect(e.submit(pathOTP, url.Values{"code": {code}}), http.StatusBadRequest, "操作の有効期限が切れました")
 
 		e.client.Jar, _ = cookiejar.New(nil)
 		u = e.createUser("gone-s5", "s3cret-pass")
@@ -217,7 +217,7 @@ func TestUserDeletedMidFlowIsAStaleFlow(t *testing.T) {
 		e.expect(e.get("/login?authRequestID="+e.authRequest(nil)), http.StatusOK)
 		e.expectRedirect(e.post(pathLogin, url.Values{"loginID": {"gone-s7"}, "password": {"temp-pass-1"}}), pathChangePassword)
 		deleteUser("gone-s7")
-		e.expect(e.post(pathChangePassword, url.Values{"current": {"temp-pass-1"}, "new": {"new-pass-123"}, "confirm": {"new-pass-123"}}),
+		e.expect(e.submit(pathChangePassword, url.Values{"current": {"temp-pass-1"}, "new": {"new-pass-123"}, "confirm": {"new-pass-123"}}),
 			http.StatusBadRequest, "操作の有効期限が切れました")
 	})
 }
@@ -228,7 +228,7 @@ func TestLanguageSwitchOfPostOnlyPaths(t *testing.T) {
 	e := newEnv(t, "sqlite", nil)
 	u := e.createUser("kana", "s3cret-pass")
 	e.startF1(u, "s3cret-pass")
-	r := e.post(pathOTPResend, nil) // too soon: S4 again, at the resend path
+	r := e.submit(pathOTPResend, nil) // too soon: S4 again, at the resend path
 	e.expect(r, http.StatusTooManyRequests, `href="/login/otp?lang=en"`)
 	e.expect(e.get("/login/otp?lang=en"), http.StatusOK, "Verify it&#39;s you")
 }
@@ -242,7 +242,7 @@ func TestAuditKeepsEventsOfHostileUserAgents(t *testing.T) {
 		e.createUser("rin", "s3cret-pass")
 		e.expect(e.get("/login?authRequestID="+e.authRequest(nil)), http.StatusOK)
 		ua := "evil\xff\xfe\t" + strings.Repeat("x", 4000)
-		e.expect(e.post("/login", url.Values{"loginID": {"rin"}, "password": {"wrong-pass"}}, "User-Agent", ua), http.StatusUnauthorized)
+		e.expect(e.submit("/login", url.Values{"loginID": {"rin"}, "password": {"wrong-pass"}}, "User-Agent", ua), http.StatusUnauthorized)
 		var got *storage.AuditEvent
 		for _, ev := range e.audit() {
 			if ev.Type == "login.failure" {
@@ -267,8 +267,8 @@ func TestForwardedForMustBeAnAddress(t *testing.T) {
 		e.createUser("yui", "s3cret-pass")
 		e.expect(e.get("/login?authRequestID="+e.authRequest(nil)), http.StatusOK)
 		wrong := url.Values{"loginID": {"yui"}, "password": {"wrong-pass"}}
-		e.expect(e.post("/login", wrong, "X-Forwarded-For", "198.51.100.1, 203.0.113.9"), http.StatusUnauthorized)
-		e.expect(e.post("/login", wrong, "X-Forwarded-For", "\xff' OR 1=1"), http.StatusUnauthorized)
+		e.expect(e.submit("/login", wrong, "X-Forwarded-For", "198.51.100.1, 203.0.113.9"), http.StatusUnauthorized)
+		e.expect(e.submit("/login", wrong, "X-Forwarded-For", "\xff' OR 1=1"), http.StatusUnauthorized)
 		var ips []string
 		for _, ev := range e.audit() {
 			if ev.Type == "login.failure" {

@@ -15,7 +15,8 @@ func (h *Handler) getChangePassword(w http.ResponseWriter, r *http.Request) {
 	if f == nil {
 		return
 	}
-	h.renderChange(w, r, http.StatusOK, f, "")
+	status, key := formStatus(h.takeFormError(r, f, pathChangePassword))
+	h.renderChange(w, r, status, f, key)
 }
 
 func (h *Handler) renderChange(w http.ResponseWriter, r *http.Request, status int, f *storage.LoginFlow, errKey string) {
@@ -48,7 +49,11 @@ func (h *Handler) postChangePassword(w http.ResponseWriter, r *http.Request) {
 	current, next, confirm := r.PostFormValue("current"), r.PostFormValue("new"), r.PostFormValue("confirm")
 	fail := func(status int, key string) {
 		h.log.InfoContext(ctx, "password change refused", "user", user.ID, "reason", key)
-		h.renderChange(w, r, status, f, key)
+		if status == http.StatusTooManyRequests { // with Retry-After: a direct answer (formerror.go)
+			h.renderChange(w, r, status, f, key)
+			return
+		}
+		h.refuse(w, r, f, pathChangePassword, status, key, "")
 	}
 	slot, err := h.verifier.Acquire(ctx)
 	if err != nil {

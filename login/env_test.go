@@ -358,3 +358,17 @@ func (e *env) logout() {
 	e.t.Helper()
 	e.expectRedirect(e.post("/end_session", url.Values{"confirm_logout": {"1"}}, "Sec-Fetch-Site", "same-origin"), "/logged-out")
 }
+
+// submit is post as a browser sees a refused form (post/redirect/get,
+// formerror.go): the 303 back to the step's page is followed and its GET,
+// which shows the refusal with its status, is the answer. Any other
+// answer is returned as it came.
+func (e *env) submit(path string, form url.Values, hdr ...string) resp {
+	e.t.Helper()
+	r := e.post(path, form, hdr...)
+	switch loc := r.location(); {
+	case r.status == http.StatusSeeOther && (loc == pathLogin || loc == pathPassword || loc == pathOTP || loc == pathChangePassword):
+		return e.get(loc)
+	}
+	return r
+}

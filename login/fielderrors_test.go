@@ -38,7 +38,7 @@ func TestServerErrorsMarkTheirFields(t *testing.T) {
 		e.createUser("taro", "s3cret-pass")
 		ar := e.authRequest(nil)
 		e.get("/login?authRequestID=" + ar)
-		r := e.post("/login", url.Values{"loginID": {"taro"}, "password": {"wrong-pass"}})
+		r := e.submit("/login", url.Values{"loginID": {"taro"}, "password": {"wrong-pass"}})
 		e.expect(r, http.StatusUnauthorized, "ログインIDまたはパスワードが正しくありません。")
 		expectInvalid(t, r.body, "loginID", true)
 		expectInvalid(t, r.body, "password", false)
@@ -48,15 +48,15 @@ func TestServerErrorsMarkTheirFields(t *testing.T) {
 		expectInvalid(t, r.body, "loginID", true)
 
 		e.expectRedirect(e.post("/login/passkey", url.Values{"loginID": {"taro"}}), "/login/password")
-		r = e.post("/login/password", url.Values{"password": {""}})
+		r = e.submit("/login/password", url.Values{"password": {""}})
 		e.expect(r, http.StatusBadRequest, "パスワードを入力してください。")
 		expectInvalid(t, r.body, "password", true)
 
 		e.expectRedirect(e.post("/login/password", url.Values{"password": {"s3cret-pass"}}), "/login/otp")
-		r = e.post("/login/otp", url.Values{"code": {"12"}})
+		r = e.submit("/login/otp", url.Values{"code": {"12"}})
 		expectInvalid(t, r.body, "code", true)
 		// Resending at once is refused, which is not about the code field.
-		r = e.post("/login/otp/resend", nil)
+		r = e.submit("/login/otp/resend", nil)
 		e.expect(r, http.StatusTooManyRequests, `id="error"`)
 		if strings.Contains(r.body, "aria-invalid") {
 			t.Errorf("an error that is not about a field marks one:\n%s", inputTag(r.body, "code"))
@@ -70,12 +70,12 @@ func TestPasswordChangeErrorsMarkTheRightField(t *testing.T) {
 	ar := e.authRequest(nil)
 	e.get("/login?authRequestID=" + ar)
 	e.expectRedirect(e.post("/login", url.Values{"loginID": {"hana"}, "password": {"temp-pass-1"}}), "/login/password/change")
-	r := e.post("/login/password/change", url.Values{"current": {"temp-pass-1"}, "new": {"new-pass-123"}, "confirm": {"new-pass-124"}})
+	r := e.submit("/login/password/change", url.Values{"current": {"temp-pass-1"}, "new": {"new-pass-123"}, "confirm": {"new-pass-124"}})
 	e.expect(r, http.StatusBadRequest, "新しいパスワードが一致しません。")
 	expectInvalid(t, r.body, "confirm", true)
 	if strings.Contains(inputTag(r.body, "new"), "aria-invalid") || strings.Contains(inputTag(r.body, "current"), "aria-invalid") {
 		t.Error("a mismatch marks fields other than the confirmation")
 	}
-	r = e.post("/login/password/change", url.Values{"current": {"nope-nope"}, "new": {"new-pass-123"}, "confirm": {"new-pass-123"}})
+	r = e.submit("/login/password/change", url.Values{"current": {"nope-nope"}, "new": {"new-pass-123"}, "confirm": {"new-pass-123"}})
 	expectInvalid(t, r.body, "current", true)
 }

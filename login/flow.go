@@ -12,6 +12,7 @@ import (
 
 	"github.com/comstockloan/idp/storage"
 	"github.com/comstockloan/idp/storage/audit"
+	"github.com/comstockloan/idp/templates"
 )
 
 const (
@@ -53,6 +54,9 @@ type flowData struct {
 	// ReturnTo is S8's return_to for a flow started by S8 (no auth
 	// request); it is checked again when S8 shows it.
 	ReturnTo string `json:"return_to,omitempty"`
+	// FormError is the refusal of the last form post, shown once by the
+	// GET of its page (formerror.go).
+	FormError *formError `json:"form_error,omitempty"`
 }
 
 func decodeFlowData(f *storage.LoginFlow) flowData {
@@ -170,7 +174,7 @@ func (h *Handler) liveFlow(w http.ResponseWriter, r *http.Request, expiredKey st
 	f, err := h.currentFlow(r)
 	if errors.Is(err, errNoFlow) {
 		h.log.InfoContext(r.Context(), "login page without a live flow", "path", r.URL.Path)
-		h.renderError(w, r, http.StatusBadRequest, expiredKey, "")
+		h.staleLogin(w, r, http.StatusBadRequest, expiredKey)
 		return nil
 	}
 	if err != nil {
@@ -180,6 +184,26 @@ func (h *Handler) liveFlow(w http.ResponseWriter, r *http.Request, expiredKey st
 	return f
 }
 
+// staleLogin answers a page of a login that is over: no flow, or an auth
+// request already completed. A customer with a live session (Back after
+// the sign-in went through) is told they are signed in, with the way to
+// the website, instead of "expired"; anyone else gets the page of key.
+// Only a GET is answered so: a POST of a finished step did not happen.
+func (h *Handler) staleLogin(w http.ResponseWriter, r *http.Request, status int, key string) {
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		_, user, err := h.loadSession(r)
+		if err == nil {
+			h.log.InfoContext(r.Context(), "finished login page shown to a signed-in customer", "user", user.ID, "path", r.URL.Path)
+			h.render(w, r, http.StatusOK, "signed_in", &templates.Page{Title: "signed_in.title", HomeURL: h.cfg.HomeURL})
+			return
+		}
+		if !errors.Is(err, errNoSession) {
+			h.log.ErrorContext(r.Context(), "loading session for a finished login page", "err", err)
+		}
+	}
+	h.renderError(w, r, status, key, "")
+}
+
 // flowAt loads the current flow and checks it is at one of steps. It
 // answers the request itself (error page or redirect to the flow's real
 // step) and returns nil when the caller must stop.
@@ -187,7 +211,7 @@ func (h *Handler) flowAt(w http.ResponseWriter, r *http.Request, steps ...string
 	f, err := h.currentFlow(r)
 	if errors.Is(err, errNoFlow) {
 		h.log.InfoContext(r.Context(), "login step without a live flow", "path", r.URL.Path)
-		h.renderError(w, r, http.StatusBadRequest, "err.flow_expired", "")
+		h.staleLogin(w, r, http.StatusBadRequest, "err.flow_expired")
 		return nil
 	}
 	if err != nil {

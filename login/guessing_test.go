@@ -125,8 +125,8 @@ func TestRule7GuessThatHangsUpIsCountedAndAudited(t *testing.T) {
 		ar := e.authRequest(nil)
 		e.expect(e.get("/login?authRequestID="+ar), http.StatusOK)
 		for i := range 3 {
-			if got := e.postHalfClosed("/login", url.Values{"loginID": {"hana"}, "password": {fmt.Sprintf("guess-%d", i)}}); got != http.StatusUnauthorized {
-				t.Fatalf("hung-up guess %d answered %d, want 401", i, got)
+			if got := e.postHalfClosed("/login", url.Values{"loginID": {"hana"}, "password": {fmt.Sprintf("guess-%d", i)}}); got != http.StatusSeeOther {
+				t.Fatalf("hung-up guess %d answered %d, want the refusal's 303 (post/redirect/get)", i, got)
 			}
 		}
 		if n := e.failuresCounted("login:hana"); n != 3 {
@@ -170,7 +170,10 @@ func TestRule7ConcurrentGuessesCheckAtMostTheLimit(t *testing.T) {
 		checked, paused := 0, 0
 		for _, r := range results {
 			switch s := r.status; s {
-			case http.StatusUnauthorized:
+			case http.StatusSeeOther: // a checked wrong password: post/redirect/get
+				if r.location() != pathLogin {
+					t.Errorf("checked guess sent to %q", r.location())
+				}
 				checked++
 			case http.StatusTooManyRequests:
 				paused++
@@ -188,7 +191,7 @@ func TestRule7ConcurrentGuessesCheckAtMostTheLimit(t *testing.T) {
 }
 
 // A spray of concurrent wrong passwords against a limiter whose memory
-// budget holds one hash: every request is answered (401 or a fast 429 with
+// budget holds one hash: every request is answered (the refusal's 303 or a fast 429 with
 // Retry-After and the Japanese text), and no two hashes ever ran at once. The
 // memory and latency figures of a real spray come from the load test; this
 // pins the behaviour.
@@ -207,14 +210,14 @@ func TestPasswordSprayIsBoundedAndAnswered(t *testing.T) {
 	busy := 0
 	for _, r := range results {
 		switch r.status {
-		case http.StatusUnauthorized:
+		case http.StatusSeeOther: // checked and refused: post/redirect/get
 		case http.StatusTooManyRequests:
 			busy++
 			if r.header.Get("Retry-After") == "" || !strings.Contains(r.body, "ただいまログインが大変混み合っています") {
 				t.Fatalf("429 without Retry-After or the busy text: %v\n%s", r.header, r.body)
 			}
 		default:
-			t.Fatalf("spray answer %d, want 401 or 429:\n%s", r.status, r.body)
+			t.Fatalf("spray answer %d, want the refusal's 303 or 429:\n%s", r.status, r.body)
 		}
 	}
 	lim := e.h.verifier.Limiter()
@@ -263,7 +266,8 @@ func TestRule7BcryptUserTimingMatchesUnknownID(t *testing.T) {
 		for k := range kinds {
 			id := kinds[(k+round)%len(kinds)]
 			t0 := time.Now()
-			e.expect(e.post("/login", url.Values{"loginID": {id}, "password": {"wrong-pass"}}), http.StatusUnauthorized)
+			// The post alone: the refusal's 303 (post/redirect/get).
+			e.expect(e.post("/login", url.Values{"loginID": {id}, "password": {"wrong-pass"}}), http.StatusSeeOther)
 			took[id] = time.Since(t0)
 		}
 		for _, id := range kinds[:2] {

@@ -267,6 +267,9 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, nam
 	p.SiteName = h.cfg.SiteName
 	p.Support = templates.Support(h.cfg.Support)
 	p.OTPMail = h.otpMail
+	if p.ErrorArgs == nil {
+		p.ErrorArgs = h.messageArgs(p.Error)
+	}
 	if p.SwitchURL == "" {
 		p.SwitchURL = switchURL(r, lang)
 	}
@@ -283,9 +286,54 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, nam
 	_, _ = w.Write(buf.Bytes())
 }
 
-// renderError shows the error page; loginURL (may be empty) offers a way back.
+// messageArgs are the configured values the next steps of a refusal
+// name: how long to wait and the centre's phone.
+func (h *Handler) messageArgs(key string) []any {
+	switch key {
+	case "err.too_many_attempts":
+		return []any{minutes(h.cfg.PasswordThrottle.Window), h.cfg.Support.Phone}
+	case "err.resend_limit":
+		// The hourly cap frees a send at most an hour after the oldest.
+		return []any{minutes(time.Hour), h.cfg.Support.Phone}
+	}
+	return nil
+}
+
+// minutes is d in whole minutes, at least 1, as the texts count waits.
+func minutes(d time.Duration) int {
+	return max(1, int((d+time.Minute-1)/time.Minute))
+}
+
+// renderError shows the error page. Every one offers the way back to the
+// website (home_url), where a login starts afresh; loginURL (may be
+// empty) adds S1 of an auth request that is still live.
 func (h *Handler) renderError(w http.ResponseWriter, r *http.Request, status int, key, loginURL string) {
-	h.render(w, r, status, "error", &templates.Page{Title: "error.title", Error: key, LoginURL: loginURL})
+	h.render(w, r, status, "error", &templates.Page{Title: "error.title", Error: key, LoginURL: loginURL, HomeURL: h.cfg.HomeURL})
+}
+
+// opErrorKeys are the texts of the OP's refusals (op.PageReason values).
+var opErrorKeys = map[string]string{
+	"authorize_request": "err.authorize_request",
+	"auth_request_gone": "err.auth_request",
+	"other_browser":     "err.other_browser",
+	"not_found":         "err.not_found",
+}
+
+// OPErrorPage shows a refusal of the OP that must not be redirected to a
+// client (op.Config.ErrorPage, wired by the idp command): an /authorize
+// request without a registered client and redirect_uri, a callback from
+// another browser, an unknown path. It is our error page in the
+// customer's language, with the centre's contact and the way back to the
+// website, so the OP itself stays free of HTML.
+func (h *Handler) OPErrorPage(w http.ResponseWriter, r *http.Request, status int, reason string) {
+	key, ok := opErrorKeys[reason]
+	if !ok {
+		h.log.WarnContext(r.Context(), "OP refusal without a text of its own", "reason", reason, "path", r.URL.Path)
+		key = "err.authorize_request"
+	}
+	securityHeaders(true, h.withLanguage(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.renderError(w, r, status, key, "")
+	}))).ServeHTTP(w, r)
 }
 
 // internalError logs err and shows the generic apology (never the detail).

@@ -116,6 +116,23 @@ func (e *fuzzEnv) post(t *testing.T, path string, form url.Values) (int, string)
 	return res.StatusCode, res.Header.Get("Location")
 }
 
+// refusal is the status a browser sees for a form answer: a 303 back to
+// page (post/redirect/get) is followed, and the GET shows the refusal
+// with its status.
+func (e *fuzzEnv) refusal(t *testing.T, status int, loc, page string) int {
+	t.Helper()
+	if status != http.StatusSeeOther || loc != page {
+		return status
+	}
+	res, err := e.client.Get(e.srv.URL + page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	_, _ = io.Copy(io.Discard, res.Body)
+	return res.StatusCode
+}
+
 // storableLoginID is what may reach the store as a login ID, written out
 // independently of storableText: valid UTF-8, no control character (NUL
 // included), at most maxLoginIDLength bytes, nothing to trim.
@@ -161,7 +178,8 @@ func FuzzLoginIDInput(f *testing.F) {
 			t.Fatalf("S2 answered %d (Location %q) to login ID %q", status, loc, raw)
 		}
 
-		status, _ = e.post(t, pathLogin, url.Values{"loginID": {raw}, "password": {"wrong-password"}})
+		status, loc = e.post(t, pathLogin, url.Values{"loginID": {raw}, "password": {"wrong-password"}})
+		status = e.refusal(t, status, loc, pathLogin)
 		want := http.StatusUnauthorized
 		if norm == "" || len(url.Values{"loginID": {raw}, "password": {"wrong-password"}}.Encode()) > maxFormBytes {
 			want = http.StatusBadRequest
@@ -194,6 +212,9 @@ func FuzzOTPInput(f *testing.F) {
 		}
 
 		status, loc := e.post(t, pathOTP, url.Values{"code": {input}})
+		if loc != pathCreate {
+			status = e.refusal(t, status, loc, pathOTP)
+		}
 		after := e.flow(t)
 		// normalizeOTP has its own table test; here it is the oracle of
 		// what a customer may type, and its output must be six digits.

@@ -24,7 +24,7 @@ func TestPasswordLoginF4(t *testing.T) {
 		r := e.get("/login?authRequestID=" + ar)
 		e.expect(r, http.StatusOK, "コムストックローンWEBサイトへログイン", "パスキーでログイン", "当社推奨方式",
 			"パスキー認証について", "または", "ログイン ID :", "ログインパスワード :", "ログイン &gt;", `value="taro"`, "デモサイト")
-		r = e.post("/login", url.Values{"loginID": {"taro"}, "password": {"s3cret-pass"}})
+		r = e.submit("/login", url.Values{"loginID": {"taro"}, "password": {"s3cret-pass"}})
 		e.expectRedirect(r, "/cb?id="+ar)
 		a := e.storedAuthRequest(ar)
 		if !a.Done || a.UserID != u.ID || !slices.Equal(a.AMR, []string{"pwd"}) || a.ACR != e.cfg.ACR.Password {
@@ -50,8 +50,8 @@ func TestWrongPasswordAndUnknownIDAnswerAlike(t *testing.T) {
 		e.createUser("taro", "s3cret-pass")
 		ar := e.authRequest(nil)
 		e.get("/login?authRequestID=" + ar)
-		wrong := e.post("/login", url.Values{"loginID": {"taro"}, "password": {"nope-nope"}})
-		unknown := e.post("/login", url.Values{"loginID": {"jiro"}, "password": {"nope-nope"}})
+		wrong := e.submit("/login", url.Values{"loginID": {"taro"}, "password": {"nope-nope"}})
+		unknown := e.submit("/login", url.Values{"loginID": {"jiro"}, "password": {"nope-nope"}})
 		e.expect(wrong, http.StatusUnauthorized, "ログインIDまたはパスワードが正しくありません。")
 		e.expect(unknown, http.StatusUnauthorized)
 		if strings.ReplaceAll(wrong.body, "taro", "X") != strings.ReplaceAll(unknown.body, "jiro", "X") {
@@ -75,7 +75,7 @@ func TestUnknownIDCostsAHashVerification(t *testing.T) {
 	e.get("/login?authRequestID=" + ar)
 	timed := func(loginID string) time.Duration {
 		start := time.Now()
-		e.expect(e.post("/login", url.Values{"loginID": {loginID}, "password": {"whatever1"}}), http.StatusUnauthorized)
+		e.expect(e.submit("/login", url.Values{"loginID": {loginID}, "password": {"whatever1"}}), http.StatusUnauthorized)
 		return time.Since(start)
 	}
 	var known, unknown []time.Duration
@@ -97,8 +97,8 @@ func TestPasswordLoginRefusedForPasskeyOwner(t *testing.T) {
 		ar := e.authRequest(nil)
 		e.get("/login?authRequestID=" + ar)
 		// A wrong password must not reveal that the account has a passkey.
-		e.expect(e.post("/login", url.Values{"loginID": {"hana"}, "password": {"wrong-pass"}}), http.StatusUnauthorized, "ログインIDまたはパスワードが正しくありません。")
-		r := e.post("/login", url.Values{"loginID": {"hana"}, "password": {"s3cret-pass"}})
+		e.expect(e.submit("/login", url.Values{"loginID": {"hana"}, "password": {"wrong-pass"}}), http.StatusUnauthorized, "ログインIDまたはパスワードが正しくありません。")
+		r := e.submit("/login", url.Values{"loginID": {"hana"}, "password": {"s3cret-pass"}})
 		e.expect(r, http.StatusForbidden, "パスキー登録済みの場合、「ログイン」ボタンでのログインはできません。", "パスキー認証")
 		if e.storedAuthRequest(ar).Done {
 			t.Fatal("passkey owner signed in with a password")
@@ -112,7 +112,7 @@ func TestLockedUserIsToldToContactTheCentre(t *testing.T) {
 		e.createUser("ken", "s3cret-pass", locked)
 		ar := e.authRequest(nil)
 		e.get("/login?authRequestID=" + ar)
-		r := e.post("/login", url.Values{"loginID": {"ken"}, "password": {"s3cret-pass"}})
+		r := e.submit("/login", url.Values{"loginID": {"ken"}, "password": {"s3cret-pass"}})
 		e.expect(r, http.StatusForbidden, "日証金コムストックローンセンターまでお問い合わせください", "03-6264-9738")
 	})
 }
@@ -139,7 +139,7 @@ func TestTemporaryPasswordGoesThroughS7(t *testing.T) {
 			{"temp-pass-1", "temp-pass-1", "temp-pass-1", http.StatusBadRequest, "現在のパスワードと同じ"},
 			{"temp-pass-1", "yuki", "yuki", http.StatusBadRequest, ""},
 		} {
-			r := e.post("/login/password/change", url.Values{"current": {c.current}, "new": {c.next}, "confirm": {c.confirm}})
+			r := e.submit("/login/password/change", url.Values{"current": {c.current}, "new": {c.next}, "confirm": {c.confirm}})
 			e.expect(r, c.status, c.want)
 		}
 		e.createUser("long-login-id", "x")
@@ -162,8 +162,8 @@ func TestPasswordChangeRejectsLoginIDAsPassword(t *testing.T) {
 	e.createUser("longloginid", "temp-pass-1", temporary)
 	ar := e.authRequest(nil)
 	e.get("/login?authRequestID=" + ar)
-	e.post("/login", url.Values{"loginID": {"longloginid"}, "password": {"temp-pass-1"}})
-	r := e.post("/login/password/change", url.Values{"current": {"temp-pass-1"}, "new": {"longloginid"}, "confirm": {"longloginid"}})
+	e.submit("/login", url.Values{"loginID": {"longloginid"}, "password": {"temp-pass-1"}})
+	r := e.submit("/login/password/change", url.Values{"current": {"temp-pass-1"}, "new": {"longloginid"}, "confirm": {"longloginid"}})
 	e.expect(r, http.StatusBadRequest, "ログインIDと同じパスワードは設定できません。")
 }
 
@@ -206,7 +206,7 @@ func TestF1UpToS5AndSkip(t *testing.T) {
 			"パスキーを作成", "パスキー作成なしでログイン", "パスワードを覚えておく必要がありません",
 			"パスキーでは、ログインに指紋や顔認証が使用できます。", "パスキーはフィッシングに対する最先端のセキュリティを提供します。")
 		// Reused: the code was single use and the flow has moved on.
-		r := e.post("/login/otp", url.Values{"code": {code}})
+		r := e.submit("/login/otp", url.Values{"code": {code}})
 		if r.status < 400 || r.status >= 500 {
 			t.Fatalf("reused OTP answered %d", r.status)
 		}
@@ -224,10 +224,10 @@ func TestOTPDeadAfterMaxAttempts(t *testing.T) {
 		u := e.createUser("sora", "s3cret-pass")
 		code := e.startF1(u, "s3cret-pass")
 		for i := 1; i < e.cfg.OTP.MaxAttempts; i++ {
-			e.expect(e.post("/login/otp", url.Values{"code": {wrongCode(code)}}), http.StatusUnauthorized, "ワンタイムパスワードが正しくありません。")
+			e.expect(e.submit("/login/otp", url.Values{"code": {wrongCode(code)}}), http.StatusUnauthorized, "ワンタイムパスワードが正しくありません。")
 		}
-		e.expect(e.post("/login/otp", url.Values{"code": {wrongCode(code)}}), http.StatusUnauthorized, "無効になりました", "再送信")
-		r := e.post("/login/otp", url.Values{"code": {code}})
+		e.expect(e.submit("/login/otp", url.Values{"code": {wrongCode(code)}}), http.StatusUnauthorized, "無効になりました", "再送信")
+		r := e.submit("/login/otp", url.Values{"code": {code}})
 		e.expect(r, http.StatusBadRequest, "無効になりました")
 		if strings.Contains(r.body, `action="/login/otp"`) {
 			t.Error("dead code page still offers the code form")
@@ -240,7 +240,7 @@ func TestOTPMalformedIsNotCounted(t *testing.T) {
 	u := e.createUser("sora", "s3cret-pass")
 	code := e.startF1(u, "s3cret-pass")
 	for range 10 {
-		e.expect(e.post("/login/otp", url.Values{"code": {"12ab"}}), http.StatusBadRequest, "半角数字6桁")
+		e.expect(e.submit("/login/otp", url.Values{"code": {"12ab"}}), http.StatusBadRequest, "半角数字6桁")
 	}
 	e.expectRedirect(e.post("/login/otp", url.Values{"code": {code}}), "/login/passkey/create")
 }
@@ -251,7 +251,7 @@ func TestOTPExpires(t *testing.T) {
 		u := e.createUser("riku", "s3cret-pass")
 		code := e.startF1(u, "s3cret-pass")
 		e.clock.Advance(e.cfg.OTP.Lifetime + time.Second)
-		e.expect(e.post("/login/otp", url.Values{"code": {code}}), http.StatusBadRequest, "有効期限が切れました")
+		e.expect(e.submit("/login/otp", url.Values{"code": {code}}), http.StatusBadRequest, "有効期限が切れました")
 	})
 }
 
@@ -290,7 +290,7 @@ func TestOTPResendThrottle(t *testing.T) {
 		e := newEnv(t, flavor, func(c *Config) { c.OTP.MaxSendsPerHour = 3 })
 		u := e.createUser("nagi", "s3cret-pass")
 		first := e.startF1(u, "s3cret-pass")
-		e.expect(e.post("/login/otp/resend", nil), http.StatusTooManyRequests, "少し時間をおいて")
+		e.expect(e.submit("/login/otp/resend", nil), http.StatusTooManyRequests, "少し時間をおいて")
 		e.clock.Advance(e.cfg.OTP.ResendInterval + time.Second)
 		seen := len(e.sink.Messages())
 		e.expectRedirect(e.post("/login/otp/resend", nil), "/login/otp?sent=1")
@@ -299,7 +299,7 @@ func TestOTPResendThrottle(t *testing.T) {
 		e.expectRedirect(e.post("/login/otp/resend", nil), "/login/otp?sent=1")
 		// Three mails this hour: the per-user limit holds even in a new flow.
 		e.clock.Advance(e.cfg.OTP.ResendInterval + time.Second)
-		e.expect(e.post("/login/otp/resend", nil), http.StatusTooManyRequests, "上限に達しました")
+		e.expect(e.submit("/login/otp/resend", nil), http.StatusTooManyRequests, "上限に達しました")
 		if n := len(e.sink.Messages()); n != 3 {
 			t.Fatalf("%d mails sent, want 3", n)
 		}
@@ -308,7 +308,7 @@ func TestOTPResendThrottle(t *testing.T) {
 		ar := e.authRequest(nil)
 		e.get("/login?authRequestID=" + ar)
 		e.post("/login/passkey", url.Values{"loginID": {u.LoginID}})
-		e.expect(e.post("/login/password", url.Values{"password": {"s3cret-pass"}}), http.StatusTooManyRequests, "上限に達しました")
+		e.expect(e.submit("/login/password", url.Values{"password": {"s3cret-pass"}}), http.StatusTooManyRequests, "上限に達しました")
 	})
 }
 
@@ -321,7 +321,7 @@ func TestResentCodeReplacesTheOldOne(t *testing.T) {
 	e.expectRedirect(e.post("/login/otp/resend", nil), "/login/otp")
 	_, second := e.otpFromMail(u, seen)
 	if first != second {
-		e.expect(e.post("/login/otp", url.Values{"code": {first}}), http.StatusUnauthorized)
+		e.expect(e.submit("/login/otp", url.Values{"code": {first}}), http.StatusUnauthorized)
 	}
 	e.expectRedirect(e.post("/login/otp", url.Values{"code": {second}}), "/login/passkey/create")
 }
@@ -333,7 +333,7 @@ func TestMailFailureOffersRetry(t *testing.T) {
 	ar := e.authRequest(nil)
 	e.get("/login?authRequestID=" + ar)
 	e.post("/login/passkey", url.Values{"loginID": {u.LoginID}})
-	r := e.post("/login/password", url.Values{"password": {"s3cret-pass"}})
+	r := e.submit("/login/password", url.Values{"password": {"s3cret-pass"}})
 	e.expect(r, http.StatusServiceUnavailable, "メールを送信できませんでした", `action="/login/otp/resend"`)
 	if !strings.Contains(e.logs.String(), "sending OTP mail failed") {
 		t.Error("SMTP failure not logged")
@@ -354,7 +354,7 @@ func TestF1RefusesTemporaryPassword(t *testing.T) {
 		ar := e.authRequest(nil)
 		e.get("/login?authRequestID=" + ar)
 		e.post("/login/passkey", url.Values{"loginID": {"kai"}})
-		r := e.post("/login/password", url.Values{"password": {"temp-pass-1"}})
+		r := e.submit("/login/password", url.Values{"password": {"temp-pass-1"}})
 		e.expect(r, http.StatusForbidden, "仮パスワード状態では行えません", "「ログイン」ボタン", "ログアウト")
 		if len(e.sink.Messages()) != 0 {
 			t.Fatal("an OTP was sent to a temporary-password user")
@@ -370,8 +370,8 @@ func TestF1RefusesPasskeyOwner(t *testing.T) {
 		ar := e.authRequest(nil)
 		e.get("/login?authRequestID=" + ar)
 		e.expectRedirect(e.post("/login/passkey", url.Values{"loginID": {"rin"}}), "/login/password")
-		e.expect(e.post("/login/password", url.Values{"password": {"wrong-pass"}}), http.StatusUnauthorized, "ログインIDまたはパスワードが正しくありません。")
-		r := e.post("/login/password", url.Values{"password": {"s3cret-pass"}})
+		e.expect(e.submit("/login/password", url.Values{"password": {"wrong-pass"}}), http.StatusUnauthorized, "ログインIDまたはパスワードが正しくありません。")
+		r := e.submit("/login/password", url.Values{"password": {"s3cret-pass"}})
 		e.expect(r, http.StatusForbidden, "パスキー認証")
 		if len(e.sink.Messages()) != 0 {
 			t.Fatal("an OTP was sent to a passkey owner")
@@ -386,9 +386,9 @@ func TestF1UnknownIDLooksLikeWrongPassword(t *testing.T) {
 		ar := e.authRequest(nil)
 		e.get("/login?authRequestID=" + ar)
 		e.expectRedirect(e.post("/login/passkey", url.Values{"loginID": {"ghost"}}), "/login/password")
-		unknown := e.post("/login/password", url.Values{"password": {"whatever-1"}})
+		unknown := e.submit("/login/password", url.Values{"password": {"whatever-1"}})
 		e.post("/login/passkey", url.Values{"loginID": {"mei"}})
-		wrong := e.post("/login/password", url.Values{"password": {"whatever-1"}})
+		wrong := e.submit("/login/password", url.Values{"password": {"whatever-1"}})
 		e.expect(unknown, http.StatusUnauthorized)
 		e.expect(wrong, http.StatusUnauthorized)
 		if strings.ReplaceAll(unknown.body, "ghost", "X") != strings.ReplaceAll(wrong.body, "mei", "X") {
@@ -435,7 +435,7 @@ func TestSSOAndPromptAndMaxAge(t *testing.T) {
 		if strings.Contains(r.body, `action="/login"`) {
 			t.Error("password form offered although the client demands a passkey")
 		}
-		e.expect(e.post("/login", url.Values{"loginID": {"taro"}, "password": {"s3cret-pass"}}), http.StatusForbidden, "パスキーが必要です")
+		e.expect(e.submit("/login", url.Values{"loginID": {"taro"}, "password": {"s3cret-pass"}}), http.StatusForbidden, "パスキーが必要です")
 		if e.storedAuthRequest(needsPasskey).Done {
 			t.Fatal("password satisfied a passkey-only request")
 		}
@@ -506,8 +506,8 @@ func TestCrossOriginPostRefused(t *testing.T) {
 	ar := e.authRequest(nil)
 	e.get("/login?authRequestID=" + ar)
 	form := url.Values{"loginID": {"taro"}, "password": {"s3cret-pass"}}
-	e.expect(e.post("/login", form, "Sec-Fetch-Site", "cross-site"), http.StatusForbidden, "受け付けられませんでした")
-	e.expect(e.post("/login", form, "Origin", "https://evil.example"), http.StatusForbidden)
+	e.expect(e.submit("/login", form, "Sec-Fetch-Site", "cross-site"), http.StatusForbidden, "受け付けられませんでした")
+	e.expect(e.submit("/login", form, "Origin", "https://evil.example"), http.StatusForbidden)
 	e.expect(e.post("/login/passkey/login/options", nil, "Sec-Fetch-Site", "cross-site"), http.StatusForbidden)
 	if e.storedAuthRequest(ar).Done {
 		t.Fatal("cross-origin POST signed in")
@@ -553,7 +553,7 @@ func TestUnknownAuthRequestIsAFriendly400(t *testing.T) {
 		e.expect(r, http.StatusBadRequest, "ログイン要求が見つからないか", "COM-STOCK LOAN")
 		e.expect(e.get("/login"), http.StatusBadRequest, "ログイン要求が見つからないか")
 		e.expect(e.get("/login/password"), http.StatusBadRequest, "有効期限が切れました")
-		e.expect(e.post("/login/otp", url.Values{"code": {"123456"}}), http.StatusBadRequest)
+		e.expect(e.submit("/login/otp", url.Values{"code": {"123456"}}), http.StatusBadRequest)
 		if !strings.Contains(e.logs.String(), "unknown, finished or expired auth request") {
 			t.Error("not logged")
 		}

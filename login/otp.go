@@ -145,7 +145,18 @@ func (h *Handler) getOTP(w http.ResponseWriter, r *http.Request) {
 	if user == nil {
 		return
 	}
-	h.renderOTP(w, r, http.StatusOK, f, user, "")
+	status, key := formStatus(h.takeFormError(r, f, pathOTP))
+	h.renderOTP(w, r, status, f, user, key)
+}
+
+// otpRefused answers a code that could not be issued: a refusal shown by
+// S4's GET, or our own failure at once.
+func (h *Handler) otpRefused(w http.ResponseWriter, r *http.Request, f *storage.LoginFlow, user *storage.User, status int, key string) {
+	if key == "err.internal" {
+		h.renderOTP(w, r, status, f, user, key)
+		return
+	}
+	h.refuse(w, r, f, pathOTP, status, key, "")
 }
 
 func (h *Handler) renderOTP(w http.ResponseWriter, r *http.Request, status int, f *storage.LoginFlow, user *storage.User, errKey string) {
@@ -159,6 +170,9 @@ func (h *Handler) renderOTP(w http.ResponseWriter, r *http.Request, status int, 
 	}
 	if r.Method == http.MethodGet && r.URL.Query().Get("sent") == "1" && errKey == "" {
 		p.Notice = "s4.sent"
+	}
+	if errKey == "err.otp_wrong" {
+		p.ErrorArgs = []any{max(0, h.cfg.OTP.MaxAttempts-f.OTPAttempts)}
 	}
 	h.render(w, r, status, "otp", p)
 }
@@ -187,13 +201,13 @@ func (h *Handler) postOTP(w http.ResponseWriter, r *http.Request) {
 	code, ok := normalizeOTP(r.PostFormValue("code"))
 	if !ok {
 		h.log.InfoContext(ctx, "malformed OTP", "user", user.ID)
-		h.renderOTP(w, r, http.StatusBadRequest, f, user, "err.otp_format")
+		h.refuse(w, r, f, pathOTP, http.StatusBadRequest, "err.otp_format", "")
 		return
 	}
 	for range maxOTPRaces {
 		if state := h.otpState(f); state != "" {
 			h.log.InfoContext(ctx, "OTP no longer usable", "user", user.ID, "state", state)
-			h.renderOTP(w, r, http.StatusBadRequest, f, user, state)
+			h.refuse(w, r, f, pathOTP, http.StatusBadRequest, state, "")
 			return
 		}
 		now := h.now()
@@ -202,11 +216,17 @@ func (h *Handler) postOTP(w http.ResponseWriter, r *http.Request) {
 			f.OTPHash, f.OTPExpiresAt = "", nil // single use
 			f.OTPVerifiedAt = timePtr(now)
 			f.Step = stepCreate
+			setFormError(f, nil)
 		} else {
 			f.OTPAttempts++
+			key := "err.otp_wrong"
 			if f.OTPAttempts >= h.cfg.OTP.MaxAttempts {
 				f.OTPHash = ""
+				key = "err.otp_dead"
 			}
+			// The refusal S4's GET shows rides on the write that
+			// counts the try.
+			setFormError(f, &formError{Path: pathOTP, Key: key, Status: http.StatusUnauthorized})
 		}
 		var err error
 		if right {
@@ -244,11 +264,7 @@ func (h *Handler) postOTP(w http.ResponseWriter, r *http.Request) {
 			h.audit(r, audit.LoginFailure, user.ID, audit.Detail{audit.KeyMethod: methodPasswordOTP, audit.KeyReason: "otp_attempts"})
 		}
 		h.log.InfoContext(ctx, "wrong OTP", "user", user.ID, "attempts", f.OTPAttempts)
-		key := "err.otp_wrong"
-		if f.OTPHash == "" {
-			key = "err.otp_dead"
-		}
-		h.renderOTP(w, r, http.StatusUnauthorized, f, user, key)
+		http.Redirect(w, r, pathOTP, http.StatusSeeOther)
 		return
 	}
 	h.log.WarnContext(ctx, "OTP check kept losing races", "user", user.ID)
@@ -314,11 +330,11 @@ func (h *Handler) postOTPResend(w http.ResponseWriter, r *http.Request) {
 	}
 	if f.OTPSentAt != nil && h.now().Sub(*f.OTPSentAt) < h.cfg.OTP.ResendInterval {
 		h.log.InfoContext(ctx, "OTP resend too soon", "user", user.ID)
-		h.renderOTP(w, r, http.StatusTooManyRequests, f, user, "err.resend_too_soon")
+		h.refuse(w, r, f, pathOTP, http.StatusTooManyRequests, "err.resend_too_soon", "")
 		return
 	}
 	if status, key := h.issueOTP(r, f, user); key != "" {
-		h.renderOTP(w, r, status, f, user, key)
+		h.otpRefused(w, r, f, user, status, key)
 		return
 	}
 	http.Redirect(w, r, pathOTP+"?sent=1", http.StatusSeeOther)

@@ -84,7 +84,7 @@ func TestOTPMalformedFullWidthIsNotCounted(t *testing.T) {
 		code := e.startF1(u, "s3cret-pass")
 		for _, bad := range []string{"１２３４５", "12345６７", "①②③④⑤⑥", "123 45a", "", strings.Repeat("1", 100)} {
 			for range e.cfg.OTP.MaxAttempts {
-				r := e.post("/login/otp", url.Values{"code": {bad}})
+				r := e.submit("/login/otp", url.Values{"code": {bad}})
 				e.expect(r, http.StatusBadRequest, "ワンタイムパスワードは半角数字6桁で入力してください。", `aria-invalid="true"`)
 			}
 		}
@@ -101,7 +101,7 @@ func TestOTPFormatHintOnlyForMalformedInput(t *testing.T) {
 	if r := e.get("/login/otp"); strings.Contains(r.body, "半角数字6桁") {
 		t.Errorf("S4 says 半角数字6桁 before anything was typed:\n%s", r.body)
 	}
-	r := e.post("/login/otp", url.Values{"code": {toFullWidth(wrongCode(code))}})
+	r := e.submit("/login/otp", url.Values{"code": {toFullWidth(wrongCode(code))}})
 	e.expect(r, http.StatusUnauthorized, "ワンタイムパスワードが正しくありません。")
 	if strings.Contains(r.body, "半角数字6桁") {
 		t.Errorf("a wrong full-width code was told 半角数字6桁:\n%s", r.body)

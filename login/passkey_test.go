@@ -252,6 +252,37 @@ func TestUnknownPasskeyAnswersUnknownCredential(t *testing.T) {
 	}
 }
 
+// A customer who deleted one of two passkeys on S8 and then uses it is not
+// sent only to 「パスキー初回登録」, which rule 1 refuses while the other
+// passkey exists (the loop the old text made): the answer names the other
+// passkey first, and that passkey signs in.
+func TestRule6DeletedPasskeyPointsToTheOtherNotALoop(t *testing.T) {
+	a := newPasskeyEnv(t, "sqlite")
+	ua := a.createUser("aoi", "s3cret-pass")
+	da := a.enrol(ua, "s3cret-pass")
+	a.expect(a.assert(da, pathAccountStepUpOpt, pathAccountStepUpFin), http.StatusOK)
+	second := newDevice(ua)
+	a.expect(a.addOnS8(second), http.StatusOK)
+	a.expectRedirect(a.post(pathAccountDelete, url.Values{"id": {credID(da)}}), pathAccount+"?deleted=1")
+	a.logout()
+	ar := a.authRequest(nil)
+	a.expect(a.get("/login?authRequestID="+ar), http.StatusOK)
+	r := a.passkeyLogin(da, "")
+	a.expect(r, http.StatusUnauthorized, `"code":"unknown_credential"`)
+	msg := a.jsonField(r, "error")
+	for _, want := range []string{"ほかに登録済みのパスキーがある場合は、そのパスキーで「パスキー認証」", "「パスキー初回登録」", "日証金コムストックローンセンター"} {
+		if !strings.Contains(msg, want) {
+			t.Fatalf("unknown-passkey text %q lacks %q", msg, want)
+		}
+	}
+	// The way the text names first works.
+	r = a.passkeyLogin(second, "")
+	a.expect(r, http.StatusOK)
+	if !a.storedAuthRequest(ar).Done {
+		t.Fatal("the remaining passkey did not sign in")
+	}
+}
+
 // auth_time is when the customer proved who they are, not when they left
 // S5: a client's max_age and S8's freshness checks depend on it.
 func TestAuthTimeIsTheProofNotTheS5Click(t *testing.T) {

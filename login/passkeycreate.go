@@ -128,10 +128,17 @@ func (h *Handler) getCreate(w http.ResponseWriter, r *http.Request) {
 	if f == nil {
 		return
 	}
-	h.render(w, r, http.StatusOK, "create", &templates.Page{
+	p := &templates.Page{
 		Title: "s5.title", CrossDevice: decodeFlowData(f).CrossDevice,
 		PasskeysAvailable: h.passkeys != nil, PasskeyScript: h.passkeys != nil,
-	})
+	}
+	// Past lifetimes.recent_auth (rule 4) the button could only fail: it
+	// is shown off, with the reason and a fresh login from S1.
+	if _, recent, ok := h.authenticated(f); ok && !recent {
+		p.Error, p.CreateBlocked, p.LoginURL = "err.recent_auth", true, loginURL(f.AuthRequestID)
+		p.PasskeyScript = false
+	}
+	h.render(w, r, http.StatusOK, "create", p)
 }
 
 // postCreateSkip is 「パスキー作成なしでログイン」.

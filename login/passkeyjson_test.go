@@ -64,7 +64,7 @@ func TestPasskeyErrorBodies(t *testing.T) {
 		return w.Code, strings.TrimSpace(w.Body.String())
 	}
 	status, body := answer(fmt.Errorf("finish login: %w", &passkey.UnknownCredentialError{CredentialID: "Y3JlZA", RPID: "localhost"}))
-	want := `{"error":"このパスキーは登録されていません。削除された可能性があります。「パスキー初回登録」から再度ご登録ください。","code":"unknown_credential","credentialId":"Y3JlZA","rpId":"localhost"}`
+	want := `{"error":"このパスキーは登録されていません。削除された可能性があります。ほかに登録済みのパスキーがある場合は、そのパスキーで「パスキー認証」を行ってください。登録済みのパスキーがない場合は、「パスキー初回登録」からご登録ください。ご不明な場合は、日証金コムストックローンセンターまでお問い合わせください。","code":"unknown_credential","credentialId":"Y3JlZA","rpId":"localhost"}`
 	if status != http.StatusUnauthorized || body != want {
 		t.Errorf("unknown credential = %d %s, want 401 %s", status, body, want)
 	}

@@ -79,7 +79,13 @@ func (h *Handler) postLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	loginID := strings.TrimSpace(r.PostFormValue("loginID"))
 	pw := r.PostFormValue("password")
-	fail := func(status int, key string) { h.renderLogin(w, r, status, ar, loginID, key) }
+	fail := func(status int, key string) {
+		if status == http.StatusTooManyRequests { // with Retry-After: a direct answer (formerror.go)
+			h.renderLogin(w, r, status, ar, loginID, key)
+			return
+		}
+		h.refuse(w, r, f, pathLogin, status, key, loginID)
+	}
 	if ar != nil && h.passkeyOnly(ar) {
 		h.log.InfoContext(ctx, "password login refused: client demands a passkey", "client", ar.ClientID)
 		fail(http.StatusForbidden, "err.passkey_only")
@@ -145,7 +151,8 @@ func (h *Handler) getPassword(w http.ResponseWriter, r *http.Request) {
 	if f == nil {
 		return
 	}
-	h.renderPassword(w, r, http.StatusOK, f, "")
+	status, key := formStatus(h.takeFormError(r, f, pathPassword))
+	h.renderPassword(w, r, status, f, key)
 }
 
 func (h *Handler) renderPassword(w http.ResponseWriter, r *http.Request, status int, f *storage.LoginFlow, errKey string) {
@@ -175,7 +182,7 @@ func (h *Handler) postPassword(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			if status, key := h.issueOTP(r, f, user); key != "" {
-				h.renderOTP(w, r, status, f, user, key)
+				h.otpRefused(w, r, f, user, status, key)
 				return
 			}
 			http.Redirect(w, r, pathOTP+"?sent=1", http.StatusSeeOther)
@@ -187,7 +194,7 @@ func (h *Handler) postPassword(w http.ResponseWriter, r *http.Request) {
 	pw := r.PostFormValue("password")
 	if pw == "" {
 		h.log.InfoContext(ctx, "S3 with an empty password")
-		h.renderPassword(w, r, http.StatusBadRequest, f, "err.password_required")
+		h.refuse(w, r, f, pathPassword, http.StatusBadRequest, "err.password_required", "")
 		return
 	}
 	user, status, key, err := h.passwordUser(w, r, f.LoginID, pw)
@@ -196,7 +203,11 @@ func (h *Handler) postPassword(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if user == nil {
-		h.renderPassword(w, r, status, f, key)
+		if status == http.StatusTooManyRequests { // with Retry-After: a direct answer (formerror.go)
+			h.renderPassword(w, r, status, f, key)
+			return
+		}
+		h.refuse(w, r, f, pathPassword, status, key, "")
 		return
 	}
 	n, err := h.store.CountCredentials(ctx, user.ID)
@@ -207,7 +218,7 @@ func (h *Handler) postPassword(w http.ResponseWriter, r *http.Request) {
 	if v := passwordRule(useEnrol, n, user.PasswordTemporary); !v.allowed() {
 		h.log.InfoContext(ctx, "F1 refused", "user", user.ID, "reason", v.reason)
 		h.audit(r, audit.EnrolRefused, user.ID, audit.Detail{audit.KeyReason: v.reason})
-		h.renderPassword(w, r, v.status, f, v.key)
+		h.refuse(w, r, f, pathPassword, v.status, v.key, "")
 		return
 	}
 	f.UserID = user.ID
@@ -219,7 +230,7 @@ func (h *Handler) postPassword(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if status, key := h.issueOTP(r, f, user); key != "" {
-		h.renderOTP(w, r, status, f, user, key)
+		h.otpRefused(w, r, f, user, status, key)
 		return
 	}
 	http.Redirect(w, r, pathOTP+"?sent=1", http.StatusSeeOther)

@@ -27,16 +27,24 @@ func (h *Handler) getLogin(w http.ResponseWriter, r *http.Request) {
 		if !ok {
 			return
 		}
-		h.renderLogin(w, r, http.StatusOK, ar, f.LoginID, "")
-		return
-	}
-	if !h.op.BrowserBound(r, id) {
-		h.log.WarnContext(ctx, "auth request opened in a browser that did not start it", "auth_request", id)
-		h.renderError(w, r, http.StatusBadRequest, "err.auth_request", "")
+		fe := h.takeFormError(r, f, pathLogin)
+		status, key := formStatus(fe)
+		loginID := f.LoginID
+		if fe != nil && fe.LoginID != "" {
+			loginID = fe.LoginID
+		}
+		h.renderLogin(w, r, status, ar, loginID, key)
 		return
 	}
 	ar, ok := h.authRequest(w, r, id)
 	if !ok {
+		return
+	}
+	// Checked after the request is known to be live: a gone request is
+	// "expired", whichever browser asks.
+	if !h.op.BrowserBound(r, id) {
+		h.log.WarnContext(ctx, "auth request opened in a browser that did not start it", "auth_request", id)
+		h.renderError(w, r, http.StatusBadRequest, "err.other_browser", "")
 		return
 	}
 	if h.trySSO(w, r, ar) {
@@ -72,7 +80,7 @@ func (h *Handler) authRequest(w http.ResponseWriter, r *http.Request, id string)
 	}
 	if errors.Is(err, storage.ErrNotFound) || (err == nil && (ar.Done || !h.now().Before(ar.ExpiresAt))) {
 		h.log.InfoContext(r.Context(), "unknown, finished or expired auth request", "auth_request", truncate(id, 100))
-		h.renderError(w, r, http.StatusBadRequest, "err.auth_request", "")
+		h.staleLogin(w, r, http.StatusBadRequest, "err.auth_request")
 		return nil, false
 	}
 	if err != nil {

@@ -22,11 +22,11 @@ func TestPasswordGuessingIsThrottledPerLoginID(t *testing.T) {
 		e.get("/login?authRequestID=" + ar)
 		for _, id := range []string{"hana", "nobody"} {
 			for i := 0; i < 3; i++ {
-				e.expect(e.post("/login", url.Values{"loginID": {id}, "password": {"wrong-pass"}}), http.StatusUnauthorized, "ログインIDまたはパスワードが正しくありません。")
+				e.expect(e.submit("/login", url.Values{"loginID": {id}, "password": {"wrong-pass"}}), http.StatusUnauthorized, "ログインIDまたはパスワードが正しくありません。")
 			}
-			e.expect(e.post("/login", url.Values{"loginID": {id}, "password": {"wrong-pass"}}), http.StatusTooManyRequests, "一時的にログインを制限しています")
+			e.expect(e.submit("/login", url.Values{"loginID": {id}, "password": {"wrong-pass"}}), http.StatusTooManyRequests, "一時的にログインを制限しています")
 		}
-		e.expect(e.post("/login", url.Values{"loginID": {"hana"}, "password": {"s3cret-pass"}}), http.StatusTooManyRequests, "一時的にログインを制限しています")
+		e.expect(e.submit("/login", url.Values{"loginID": {"hana"}, "password": {"s3cret-pass"}}), http.StatusTooManyRequests, "一時的にログインを制限しています")
 		if e.storedAuthRequest(ar).Done {
 			t.Fatal("signed in while throttled")
 		}
@@ -46,8 +46,8 @@ func TestPasswordGuessingIsThrottledPerAddress(t *testing.T) {
 	e.createUser("hana", "s3cret-pass")
 	ar := e.authRequest(nil)
 	e.get("/login?authRequestID=" + ar)
-	e.expect(e.post("/login", url.Values{"loginID": {"a1"}, "password": {"x-pass-1"}}), http.StatusUnauthorized)
-	e.expect(e.post("/login", url.Values{"loginID": {"a2"}, "password": {"x-pass-2"}}), http.StatusUnauthorized)
+	e.expect(e.submit("/login", url.Values{"loginID": {"a1"}, "password": {"x-pass-1"}}), http.StatusUnauthorized)
+	e.expect(e.submit("/login", url.Values{"loginID": {"a2"}, "password": {"x-pass-2"}}), http.StatusUnauthorized)
 	e.expect(e.post("/login/passkey", url.Values{"loginID": {"hana"}}), http.StatusSeeOther)
-	e.expect(e.post("/login/password", url.Values{"password": {"s3cret-pass"}}), http.StatusTooManyRequests, "一時的にログインを制限しています")
+	e.expect(e.submit("/login/password", url.Values{"password": {"s3cret-pass"}}), http.StatusTooManyRequests, "一時的にログインを制限しています")
 }

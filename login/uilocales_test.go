@@ -80,7 +80,7 @@ func TestLanguageSwitchBeatsUILocalesForThatLogin(t *testing.T) {
 		e.expect(e.get("/login?authRequestID="+ar+"&lang=ja"), http.StatusOK, `lang="ja"`)
 		e.expect(e.get("/login/passkey"), http.StatusOK, `lang="ja"`, "パスキー初回登録")
 		e.expectRedirect(e.post("/login/passkey", url.Values{"loginID": {"emma"}}), "/login/password")
-		e.expect(e.post("/login/password", url.Values{"password": {"wrong-pass"}}), http.StatusUnauthorized, `lang="ja"`)
+		e.expect(e.submit("/login/password", url.Values{"password": {"wrong-pass"}}), http.StatusUnauthorized, `lang="ja"`)
 
 		next := e.authRequest(uiLocales("en"))
 		e.expect(e.get("/login?authRequestID="+next), http.StatusOK, `lang="en"`)

@@ -56,6 +56,9 @@ type Config struct {
 	// Metrics receives the token counters (metrics.go); nil keeps them
 	// unexported.
 	Metrics prometheus.Registerer
+	// ErrorPage renders the refusals a browser must not be redirected
+	// with (errorpage.go); nil answers them in plain text.
+	ErrorPage ErrorPage
 }
 
 // ClientConfig registers one relying party.

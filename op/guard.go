@@ -57,7 +57,7 @@ func (p *Provider) guard(next http.Handler) http.Handler {
 		methods, known := allowedMethods[r.URL.Path]
 		if !known {
 			p.log.InfoContext(r.Context(), "op: unknown endpoint", "path", r.URL.Path, "method", r.Method)
-			http.NotFound(w, r)
+			p.errorPage(w, r, http.StatusNotFound, ReasonNotFound)
 			return
 		}
 		if noStorePaths[r.URL.Path] {
@@ -131,20 +131,27 @@ func (p *Provider) guard(next http.Handler) http.Handler {
 			}
 		case pathAuthorize:
 			w = &bindingWriter{ResponseWriter: &issWriter{ResponseWriter: w, issuer: p.cfg.Issuer}, p: p}
+			if !p.checkAuthorize(w, r) {
+				return
+			}
+			// Whatever zitadel still refuses without a redirect is a
+			// browser's dead end: our page instead of its text.
+			w = &pageWriter{ResponseWriter: w, r: r, p: p, reason: ReasonAuthorizeRequest}
 		case pathCallback:
 			id := r.Form.Get("id")
 			if id != "" && !p.BrowserBound(r, id) {
 				p.log.WarnContext(r.Context(), "authorize callback: request not started in this browser", "auth_request", id)
-				http.Error(w, "this sign-in was started in another browser; start again from the website", http.StatusBadRequest)
+				p.errorPage(w, r, http.StatusBadRequest, p.unboundReason(r, id))
 				return
 			}
-			w = &issWriter{ResponseWriter: w, issuer: p.cfg.Issuer}
+			iw := &issWriter{ResponseWriter: w, issuer: p.cfg.Issuer}
 			if id != "" {
 				// Spent only once the code is on its way: a callback that
 				// failed (a database restart) must stay retryable in this
 				// browser.
-				w.(*issWriter).expire = p.bindingCookie(id, -1)
+				iw.expire = p.bindingCookie(id, -1)
 			}
+			w = &pageWriter{ResponseWriter: iw, r: r, p: p, reason: ReasonAuthRequestGone}
 		}
 		next.ServeHTTP(w, r)
 		if done != nil {

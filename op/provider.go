@@ -227,7 +227,7 @@ func (p *Provider) RedirectError(w http.ResponseWriter, r *http.Request, authReq
 	switch {
 	case errors.Is(lerr, storage.ErrNotFound):
 		p.log.InfoContext(r.Context(), "redirect error: unknown auth request", "auth_request", authRequestID, "err", lerr)
-		http.Error(w, "unknown or expired authorization request", http.StatusBadRequest)
+		p.errorPage(w, r, http.StatusBadRequest, ReasonAuthRequestGone)
 		return
 	case lerr != nil:
 		p.log.ErrorContext(r.Context(), "redirect error: load auth request", "auth_request", authRequestID, "err", lerr)

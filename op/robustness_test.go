@@ -26,7 +26,8 @@ func TestBadInputIsAClientError(t *testing.T) {
 		cases := []struct {
 			name, method, path, body, contentType string
 		}{
-			{"authorize max_age not a number", "GET", with("max_age", "abc"), "", ""},
+			// max_age=abc with a registered client and redirect_uri goes
+			// back to the client: TestAuthorizeErrorsForATrustedRedirectGoBackToTheClient.
 			{"authorize bad percent escape", "GET", e.issuer + "/authorize?client_id=%zz", "", ""},
 			{"authorize without anything", "GET", e.issuer + "/authorize", "", ""},
 			{"authorize form_post mode, foreign redirect", "GET", with("redirect_uri", "https://evil.example/cb") + "&response_mode=form_post", "", ""},

@@ -44,6 +44,7 @@ type Page struct {
 	SwitchURL string // the same page in the other language
 	Title     string
 	Error     string
+	ErrorArgs []any // fill the %[n] verbs of Error's entry (minutes to wait, tries left)
 	Notice    string
 	SiteName  string
 	Support   Support
@@ -57,6 +58,7 @@ type Page struct {
 	MaskedEmail       string
 	OTPDead           bool // the current code can no longer be used
 	CrossDevice       bool // S5 after a cross-device passkey login
+	CreateBlocked     bool // S5 after lifetimes.recent_auth: 「パスキーを作成」 off, LoginURL restarts
 	DevMailURL        string
 	PasskeyScript     bool // include /static/passkey.js
 
@@ -234,6 +236,13 @@ func funcs(lang string) template.FuncMap {
 		"t": func(key string) string { return Text(lang, key) },
 		// tf fills a catalogue entry's %[n]s verbs with configured values.
 		"tf": func(key string, args ...any) string { return fmt.Sprintf(Text(lang, key), args...) },
+		// msg is a page's message: its entry, filled with args when it has verbs.
+		"msg": func(key string, args []any) string {
+			if len(args) == 0 {
+				return Text(lang, key)
+			}
+			return fmt.Sprintf(Text(lang, key), args...)
+		},
 		// lines renders a catalogue entry whose line breaks are paragraphs.
 		"lines": func(key string) []string { return strings.Split(Text(lang, key), "\n") },
 		// cells splits one line of a table entry into its tab-separated cells.

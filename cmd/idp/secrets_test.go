@@ -234,8 +234,9 @@ func TestNoSecretReachesTheLog(t *testing.T) {
 		}
 		wrong := "wrong-" + pw.pw
 		secrets[wrong] = "mistyped password"
-		if p := pw.postForm("/login", url.Values{"loginID": {pw.user.LoginID}, "password": {wrong}}); p.status == http.StatusSeeOther {
-			t.Fatal("a wrong password signed in")
+		// Refused: a 303 back to S1 (post/redirect/get), not on to the client.
+		if p := pw.postForm("/login", url.Values{"loginID": {pw.user.LoginID}, "password": {wrong}}); p.status != http.StatusSeeOther || p.header.Get("Location") != "/login" {
+			t.Fatalf("a wrong password answered %d Location %q, want the refusal's 303 to /login", p.status, p.header.Get("Location"))
 		}
 		pw.passwordLogin() // F4
 		addTokens(secrets, pw.tokens)

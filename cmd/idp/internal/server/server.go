@@ -97,6 +97,13 @@ func build(ctx context.Context, cfg *config.Config, store *sqlstore.Store, logge
 		return nil, err
 	}
 	opCfg.Metrics = reg
+	// The OP's refusals a browser must see are the login pages' error
+	// page; the pages need the provider, so the page is bound once both
+	// exist (before anything is served).
+	var pages *login.Handler
+	opCfg.ErrorPage = func(w http.ResponseWriter, r *http.Request, status int, reason op.PageReason) {
+		pages.OPErrorPage(w, r, status, string(reason))
+	}
 	provider, err := op.New(opCfg, store, logger)
 	if err != nil {
 		return nil, fmt.Errorf("openid provider: %w", err)
@@ -128,7 +135,7 @@ func build(ctx context.Context, cfg *config.Config, store *sqlstore.Store, logge
 	if loginCfg.OTPKey, err = login.OTPKey(secret[:]); err != nil {
 		return nil, err
 	}
-	pages, err := login.New(loginCfg, login.Deps{
+	pages, err = login.New(loginCfg, login.Deps{
 		Store:    store,
 		OP:       provider,
 		Mailer:   mailer,
@@ -365,10 +372,12 @@ func LoginConfig(cfg *config.Config, devMailURL string) login.Config {
 			PasswordOTP: cfg.ACR.PasswordOTP,
 			Password:    cfg.ACR.Password,
 		},
-		DevMailURL:         devMailURL,
-		PasskeyMailSubject: cfg.SMTP.PasskeySubject,
-		HomeURL:            cfg.HomeURL,
-		TrustProxyHeaders:  cfg.TrustProxyHeaders,
+		DevMailURL:            devMailURL,
+		PasskeyMailSubject:    cfg.SMTP.PasskeySubject,
+		EnrolmentLinkLifetime: cfg.Lifetimes.EnrolmentLink,
+		EnrolmentMailSubject:  cfg.SMTP.EnrolmentSubject,
+		HomeURL:               cfg.HomeURL,
+		TrustProxyHeaders:     cfg.TrustProxyHeaders,
 		PasswordThrottle: login.PasswordThrottle{
 			Window:        cfg.Password.ThrottleWindow,
 			MaxPerLoginID: cfg.Password.MaxFailuresPerLoginID,
