@@ -1,11 +1,14 @@
 package sqlstore_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/comstockloan/idp/storage"
 	"github.com/comstockloan/idp/storage/sqlstore"
 	"github.com/comstockloan/idp/storage/storagetest"
 )
@@ -53,16 +56,52 @@ func TestConcurrentWritersAllSucceed(t *testing.T) {
 	})
 }
 
-// lib/pq's binary_parameters is on unless the operator's DSN decides.
-func TestPostgresDSNGetsBinaryParameters(t *testing.T) {
+// lib/pq's binary_parameters is on and connect_timeout bounded unless the
+// operator's DSN decides.
+func TestPostgresDSNDefaults(t *testing.T) {
 	for dsn, want := range map[string]string{
-		"postgres://app@db:5432/idp?sslmode=disable":                     "postgres://app@db:5432/idp?binary_parameters=yes&sslmode=disable",
-		"postgresql://app@db/idp":                                        "postgresql://app@db/idp?binary_parameters=yes",
-		"postgres://app@db/idp?binary_parameters=no&sslmode=verify-full": "postgres://app@db/idp?binary_parameters=no&sslmode=verify-full",
+		"postgres://app@db:5432/idp?sslmode=disable":                     "postgres://app@db:5432/idp?binary_parameters=yes&connect_timeout=5&sslmode=disable",
+		"postgresql://app@db/idp":                                        "postgresql://app@db/idp?binary_parameters=yes&connect_timeout=5",
+		"postgres://app@db/idp?binary_parameters=no&sslmode=verify-full": "postgres://app@db/idp?binary_parameters=no&connect_timeout=5&sslmode=verify-full",
+		"postgres://app@db/idp?connect_timeout=0":                        "postgres://app@db/idp?binary_parameters=yes&connect_timeout=0",
+		"postgres://app@db/idp?connect_timeout=30&binary_parameters=yes": "postgres://app@db/idp?binary_parameters=yes&connect_timeout=30",
 	} {
-		got, err := sqlstore.WithBinaryParameters(dsn)
+		got, err := sqlstore.PostgresDSN(dsn)
 		if err != nil || got != want {
-			t.Errorf("withBinaryParameters(%q) = %q, %v; want %q", dsn, got, err, want)
+			t.Errorf("postgresDSN(%q) = %q, %v; want %q", dsn, got, err, want)
 		}
+	}
+}
+
+// A database that accepts connections and never answers makes a store
+// call fail (ErrUnavailable, so the request answers 503) after the default
+// connect_timeout instead of hanging for as long as the caller waits: a
+// request's context has no deadline, and lib/pq ignores it while it sets
+// a connection up.
+func TestPostgresHungDatabaseFailsFast(t *testing.T) {
+	dsn, proxy := storagetest.PostgresBehindProxy(t)
+	s := storagetest.Open(t, dsn)
+	if _, err := s.CountRateEvents(t.Context(), "t", "k", time.Now().Add(-time.Hour)); err != nil {
+		t.Fatalf("database up: %v", err)
+	}
+	proxy.Hang() // closes the pool's connections: the next call dials
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.CountRateEvents(context.Background(), "t", "k", time.Now().Add(-time.Hour))
+		done <- err
+	}()
+	// Not a timer on the store: a bound far above the default, which a
+	// call without connect_timeout never meets.
+	select {
+	case err := <-done:
+		if !errors.Is(err, storage.ErrUnavailable) {
+			t.Errorf("store call against a hung database: %v, want ErrUnavailable", err)
+		}
+	case <-time.After(12 * sqlstore.DefaultConnectTimeout):
+		t.Fatal("a store call against a hung database still waits: no connect_timeout")
+	}
+	proxy.Resume()
+	if _, err := s.CountRateEvents(t.Context(), "t", "k", time.Now().Add(-time.Hour)); err != nil {
+		t.Errorf("database back: %v", err)
 	}
 }

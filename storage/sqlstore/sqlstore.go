@@ -124,7 +124,7 @@ func Open(ctx context.Context, dsn string, logger *slog.Logger) (*Store, error) 
 	switch {
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
 		fl = flavorPostgres
-		pgDSN, err := withBinaryParameters(dsn)
+		pgDSN, err := postgresDSN(dsn)
 		if err != nil {
 			return nil, err
 		}
@@ -166,23 +166,36 @@ func Open(ctx context.Context, dsn string, logger *slog.Logger) (*Store, error) 
 	return s.WithPool(Pool{}), nil
 }
 
-// withBinaryParameters turns on lib/pq's binary_parameters unless the DSN
-// says otherwise. Without it, every statement with parameters costs two
-// round trips (an unnamed Parse+Describe, then Bind+Execute); with it the
-// driver sends Parse, Bind and Execute together, and []byte arguments
-// travel as binary bytea. Nothing we send depends on the parameter types
-// the Describe would have told the driver: strings, integers, booleans and
-// times are sent as text either way.
-func withBinaryParameters(dsn string) (string, error) {
+// DefaultConnectTimeout is lib/pq's connect_timeout unless the DSN sets
+// one: without it, a new connection to a database that accepts TCP and
+// never answers (a black-holed address, a hung proxy) waits for ever, since
+// lib/pq ignores the context while it sets the connection up; every
+// request needing one would hang instead of answering 503. It bounds the
+// dial, TLS and authentication together, which take milliseconds to a
+// healthy server.
+const DefaultConnectTimeout = 5 * time.Second
+
+// postgresDSN gives lib/pq our defaults where the DSN says nothing:
+//   - binary_parameters=yes. Without it, every statement with parameters
+//     costs two round trips (an unnamed Parse+Describe, then
+//     Bind+Execute); with it the driver sends Parse, Bind and Execute
+//     together, and []byte arguments travel as binary bytea. Nothing we
+//     send depends on the parameter types the Describe would have told the
+//     driver: strings, integers, booleans and times are sent as text
+//     either way.
+//   - connect_timeout (DefaultConnectTimeout).
+func postgresDSN(dsn string) (string, error) {
 	u, err := url.Parse(dsn)
 	if err != nil {
 		return "", fmt.Errorf("open postgres: parse dsn: %w", err)
 	}
 	q := u.Query()
-	if q.Has("binary_parameters") {
-		return dsn, nil
+	if !q.Has("binary_parameters") {
+		q.Set("binary_parameters", "yes")
 	}
-	q.Set("binary_parameters", "yes")
+	if !q.Has("connect_timeout") {
+		q.Set("connect_timeout", fmt.Sprint(int(DefaultConnectTimeout/time.Second)))
+	}
 	u.RawQuery = q.Encode()
 	return u.String(), nil
 }
