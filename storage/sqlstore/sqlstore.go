@@ -91,7 +91,11 @@ type Store struct {
 	// memory: an in-memory SQLite database, whose one connection is the
 	// database.
 	memory bool
-	// stmts caches SQLite's prepared statements by query text (see stmt).
+	// prepare: statements outside transactions are prepared once per
+	// connection and kept (see stmt); always on SQLite, on PostgreSQL
+	// unless the DSN says prepared_statements=no.
+	prepare bool
+	// stmts caches the prepared statements by query text.
 	stmts sync.Map
 	// writer is SQLite's pool of one connection for everything that writes
 	// (the same pool as db for an in-memory database); nil on PostgreSQL.
@@ -117,14 +121,16 @@ func Open(ctx context.Context, dsn string, logger *slog.Logger) (*Store, error) 
 		logger = slog.New(slog.DiscardHandler)
 	}
 	var (
-		db  *sqlx.DB
-		fl  flavor
-		err error
+		db      *sqlx.DB
+		fl      flavor
+		prepare = true
+		err     error
 	)
 	switch {
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
 		fl = flavorPostgres
-		pgDSN, err := postgresDSN(dsn)
+		var pgDSN string
+		pgDSN, prepare, err = postgresDSN(dsn)
 		if err != nil {
 			return nil, err
 		}
@@ -149,7 +155,7 @@ func Open(ctx context.Context, dsn string, logger *slog.Logger) (*Store, error) 
 		db.Close()
 		return nil, fmt.Errorf("open %s store: ping: %w", fl, err)
 	}
-	s := &Store{db: db, flavor: fl, logger: logger, now: time.Now, memory: strings.HasSuffix(dsn, ":memory:")}
+	s := &Store{db: db, flavor: fl, logger: logger, now: time.Now, memory: strings.HasSuffix(dsn, ":memory:"), prepare: prepare}
 	if fl == flavorSQLite {
 		s.writer = db
 		if !s.memory {
@@ -175,7 +181,9 @@ func Open(ctx context.Context, dsn string, logger *slog.Logger) (*Store, error) 
 // healthy server.
 const DefaultConnectTimeout = 5 * time.Second
 
-// postgresDSN gives lib/pq our defaults where the DSN says nothing:
+// postgresDSN gives lib/pq our defaults where the DSN says nothing, and
+// takes out our own parameter, prepared_statements (yes or no, default
+// yes), which lib/pq would send to the server as a setting:
 //   - binary_parameters=yes. Without it, every statement with parameters
 //     costs two round trips (an unnamed Parse+Describe, then
 //     Bind+Execute); with it the driver sends Parse, Bind and Execute
@@ -184,12 +192,26 @@ const DefaultConnectTimeout = 5 * time.Second
 //     driver: strings, integers, booleans and times are sent as text
 //     either way.
 //   - connect_timeout (DefaultConnectTimeout).
-func postgresDSN(dsn string) (string, error) {
+//   - prepared_statements=no: for a pooler in transaction mode that does
+//     not carry named statements between server connections (PgBouncer
+//     before 1.21, or without max_prepared_statements).
+func postgresDSN(dsn string) (string, bool, error) {
 	u, err := url.Parse(dsn)
 	if err != nil {
-		return "", fmt.Errorf("open postgres: parse dsn: %w", err)
+		return "", false, fmt.Errorf("open postgres: parse dsn: %w", err)
 	}
 	q := u.Query()
+	prepare := true
+	if q.Has("prepared_statements") {
+		switch v := q.Get("prepared_statements"); v {
+		case "yes":
+		case "no":
+			prepare = false
+		default:
+			return "", false, fmt.Errorf("open postgres: dsn: prepared_statements must be yes or no, got %q", v)
+		}
+		q.Del("prepared_statements")
+	}
 	if !q.Has("binary_parameters") {
 		q.Set("binary_parameters", "yes")
 	}
@@ -197,7 +219,7 @@ func postgresDSN(dsn string) (string, error) {
 		q.Set("connect_timeout", fmt.Sprint(int(DefaultConnectTimeout/time.Second)))
 	}
 	u.RawQuery = q.Encode()
-	return u.String(), nil
+	return u.String(), prepare, nil
 }
 
 func openSQLite(path string) (*sqlx.DB, error) {
