@@ -7,9 +7,11 @@ import (
 
 // The run's summary reads serve's JSON logs: a record of level ERROR
 // counts whatever its text, an INFO record that mentions an error does
-// not, and a line that is not JSON (a panic) is shown rather than lost.
+// not, a line that is not JSON (a panic) is shown rather than lost, and
+// the test's own start markers are no errors.
 func TestErrorLogSummaryReadsJSONRecords(t *testing.T) {
-	log := []byte(`{"time":"2026-12-01T10:00:00Z","level":"INFO","msg":"identity provider serving","listen":"127.0.0.1:1"}
+	log := []byte(`=== faults test: start r0 at 2026-12-01T10:00:00Z
+{"time":"2026-12-01T10:00:00Z","level":"INFO","msg":"identity provider serving","listen":"127.0.0.1:1"}
 {"time":"2026-12-01T10:00:01Z","level":"ERROR","msg":"token: load auth request by code","err":"pq: the database system is shutting down","request_id":"a"}
 {"time":"2026-12-01T10:00:02Z","level":"ERROR","msg":"token: load auth request by code","err":"pq: the database system is shutting down","request_id":"b"}
 {"time":"2026-12-01T10:00:03Z","level":"INFO","msg":"audit","detail":{"note":"level=ERROR"}}

@@ -114,7 +114,7 @@ func (r *replica) start() {
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	fmt.Fprintf(f, "=== faults test: start %s at %s\n", r.name, time.Now().Format(time.RFC3339Nano))
+	fmt.Fprintf(f, "%s%s at %s\n", startMarker, r.name, time.Now().Format(time.RFC3339Nano))
 	cmd := exec.Command(r.bin, "serve", "--config", r.config)
 	cmd.Stdout, cmd.Stderr = f, f
 	if err := cmd.Start(); err != nil {
@@ -251,6 +251,10 @@ next:
 	return out
 }
 
+// startMarker begins the line the test writes into a replica's log at
+// each start; the summary skips it.
+const startMarker = "=== faults test: start "
+
 // errorSummary is errorLogSummary of the replica's log.
 func (r *replica) errorSummary(max int) (n int, kinds []string) {
 	b, err := os.ReadFile(r.log)
@@ -268,7 +272,7 @@ func (r *replica) errorSummary(max int) (n int, kinds []string) {
 func errorLogSummary(log []byte, max int) (n int, kinds []string) {
 	seen := map[string]bool{}
 	for _, l := range bytes.Split(log, []byte("\n")) {
-		if len(bytes.TrimSpace(l)) == 0 {
+		if len(bytes.TrimSpace(l)) == 0 || bytes.HasPrefix(l, []byte(startMarker)) {
 			continue
 		}
 		var rec struct {
