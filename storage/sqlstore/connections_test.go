@@ -1,11 +1,15 @@
 package sqlstore_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/comstockloan/idp/storage"
 	"github.com/comstockloan/idp/storage/sqlstore"
 	"github.com/comstockloan/idp/storage/storagetest"
 )
@@ -53,16 +57,82 @@ func TestConcurrentWritersAllSucceed(t *testing.T) {
 	})
 }
 
-// lib/pq's binary_parameters is on unless the operator's DSN decides.
-func TestPostgresDSNGetsBinaryParameters(t *testing.T) {
-	for dsn, want := range map[string]string{
-		"postgres://app@db:5432/idp?sslmode=disable":                     "postgres://app@db:5432/idp?binary_parameters=yes&sslmode=disable",
-		"postgresql://app@db/idp":                                        "postgresql://app@db/idp?binary_parameters=yes",
-		"postgres://app@db/idp?binary_parameters=no&sslmode=verify-full": "postgres://app@db/idp?binary_parameters=no&sslmode=verify-full",
+// lib/pq's binary_parameters is on and connect_timeout bounded unless the
+// operator's DSN decides; prepared_statements is ours and never reaches
+// lib/pq (which would send it to the server as a setting it refuses).
+func TestPostgresDSNDefaults(t *testing.T) {
+	for dsn, want := range map[string]struct {
+		dsn     string
+		prepare bool
+	}{
+		"postgres://app@db:5432/idp?sslmode=disable":                     {"postgres://app@db:5432/idp?binary_parameters=yes&connect_timeout=5&sslmode=disable", true},
+		"postgresql://app@db/idp":                                        {"postgresql://app@db/idp?binary_parameters=yes&connect_timeout=5", true},
+		"postgres://app@db/idp?binary_parameters=no&sslmode=verify-full": {"postgres://app@db/idp?binary_parameters=no&connect_timeout=5&sslmode=verify-full", true},
+		"postgres://app@db/idp?connect_timeout=0":                        {"postgres://app@db/idp?binary_parameters=yes&connect_timeout=0", true},
+		"postgres://app@db/idp?connect_timeout=30&binary_parameters=yes": {"postgres://app@db/idp?binary_parameters=yes&connect_timeout=30", true},
+		"postgres://app@db/idp?prepared_statements=no":                   {"postgres://app@db/idp?binary_parameters=yes&connect_timeout=5", false},
+		"postgres://app@db/idp?prepared_statements=yes":                  {"postgres://app@db/idp?binary_parameters=yes&connect_timeout=5", true},
 	} {
-		got, err := sqlstore.WithBinaryParameters(dsn)
-		if err != nil || got != want {
-			t.Errorf("withBinaryParameters(%q) = %q, %v; want %q", dsn, got, err, want)
+		got, prepare, err := sqlstore.PostgresDSN(dsn)
+		if err != nil || got != want.dsn || prepare != want.prepare {
+			t.Errorf("postgresDSN(%q) = %q, %v, %v; want %q, %v", dsn, got, prepare, err, want.dsn, want.prepare)
 		}
+	}
+	if _, _, err := sqlstore.PostgresDSN("postgres://app@db/idp?prepared_statements=off"); err == nil {
+		t.Error("prepared_statements=off accepted; want an error naming yes or no")
+	}
+}
+
+// A store told not to prepare (for a pooler in transaction mode) works,
+// so prepared_statements did not reach the server, which would refuse it
+// as an unknown setting.
+func TestPostgresWithoutPreparedStatements(t *testing.T) {
+	dsn := storagetest.DSN(t, "postgres")
+	sep := "?"
+	if strings.Contains(dsn, "?") {
+		sep = "&"
+	}
+	s := storagetest.Open(t, dsn+sep+"prepared_statements=no")
+	now := time.Now()
+	for range 2 {
+		if err := s.RecordRateEvent(t.Context(), "t", "k", now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := s.CountRateEvents(t.Context(), "t", "k", now.Add(-time.Hour)); err != nil || n != 2 {
+		t.Errorf("count: %d, %v; want 2", n, err)
+	}
+}
+
+// A database that accepts connections and never answers makes a store
+// call fail (ErrUnavailable, so the request answers 503) after the default
+// connect_timeout instead of hanging for as long as the caller waits: a
+// request's context has no deadline, and lib/pq ignores it while it sets
+// a connection up.
+func TestPostgresHungDatabaseFailsFast(t *testing.T) {
+	dsn, proxy := storagetest.PostgresBehindProxy(t)
+	s := storagetest.Open(t, dsn)
+	if _, err := s.CountRateEvents(t.Context(), "t", "k", time.Now().Add(-time.Hour)); err != nil {
+		t.Fatalf("database up: %v", err)
+	}
+	proxy.Hang() // closes the pool's connections: the next call dials
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.CountRateEvents(context.Background(), "t", "k", time.Now().Add(-time.Hour))
+		done <- err
+	}()
+	// Not a timer on the store: a bound far above the default, which a
+	// call without connect_timeout never meets.
+	select {
+	case err := <-done:
+		if !errors.Is(err, storage.ErrUnavailable) {
+			t.Errorf("store call against a hung database: %v, want ErrUnavailable", err)
+		}
+	case <-time.After(12 * sqlstore.DefaultConnectTimeout):
+		t.Fatal("a store call against a hung database still waits: no connect_timeout")
+	}
+	proxy.Resume()
+	if _, err := s.CountRateEvents(t.Context(), "t", "k", time.Now().Add(-time.Hour)); err != nil {
+		t.Errorf("database back: %v", err)
 	}
 }

@@ -7,4 +7,4 @@ func (s *Store) MigrateUpTo(ctx context.Context, version int) error {
 	return s.migrateUpTo(ctx, version)
 }
 
-var WithBinaryParameters = withBinaryParameters
+var PostgresDSN = postgresDSN

@@ -91,7 +91,11 @@ type Store struct {
 	// memory: an in-memory SQLite database, whose one connection is the
 	// database.
 	memory bool
-	// stmts caches SQLite's prepared statements by query text (see stmt).
+	// prepare: statements outside transactions are prepared once per
+	// connection and kept (see stmt); always on SQLite, on PostgreSQL
+	// unless the DSN says prepared_statements=no.
+	prepare bool
+	// stmts caches the prepared statements by query text.
 	stmts sync.Map
 	// writer is SQLite's pool of one connection for everything that writes
 	// (the same pool as db for an in-memory database); nil on PostgreSQL.
@@ -117,14 +121,16 @@ func Open(ctx context.Context, dsn string, logger *slog.Logger) (*Store, error) 
 		logger = slog.New(slog.DiscardHandler)
 	}
 	var (
-		db  *sqlx.DB
-		fl  flavor
-		err error
+		db      *sqlx.DB
+		fl      flavor
+		prepare = true
+		err     error
 	)
 	switch {
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
 		fl = flavorPostgres
-		pgDSN, err := withBinaryParameters(dsn)
+		var pgDSN string
+		pgDSN, prepare, err = postgresDSN(dsn)
 		if err != nil {
 			return nil, err
 		}
@@ -149,7 +155,7 @@ func Open(ctx context.Context, dsn string, logger *slog.Logger) (*Store, error) 
 		db.Close()
 		return nil, fmt.Errorf("open %s store: ping: %w", fl, err)
 	}
-	s := &Store{db: db, flavor: fl, logger: logger, now: time.Now, memory: strings.HasSuffix(dsn, ":memory:")}
+	s := &Store{db: db, flavor: fl, logger: logger, now: time.Now, memory: strings.HasSuffix(dsn, ":memory:"), prepare: prepare}
 	if fl == flavorSQLite {
 		s.writer = db
 		if !s.memory {
@@ -166,25 +172,54 @@ func Open(ctx context.Context, dsn string, logger *slog.Logger) (*Store, error) 
 	return s.WithPool(Pool{}), nil
 }
 
-// withBinaryParameters turns on lib/pq's binary_parameters unless the DSN
-// says otherwise. Without it, every statement with parameters costs two
-// round trips (an unnamed Parse+Describe, then Bind+Execute); with it the
-// driver sends Parse, Bind and Execute together, and []byte arguments
-// travel as binary bytea. Nothing we send depends on the parameter types
-// the Describe would have told the driver: strings, integers, booleans and
-// times are sent as text either way.
-func withBinaryParameters(dsn string) (string, error) {
+// DefaultConnectTimeout is lib/pq's connect_timeout unless the DSN sets
+// one: without it, a new connection to a database that accepts TCP and
+// never answers (a black-holed address, a hung proxy) waits for ever, since
+// lib/pq ignores the context while it sets the connection up; every
+// request needing one would hang instead of answering 503. It bounds the
+// dial, TLS and authentication together, which take milliseconds to a
+// healthy server.
+const DefaultConnectTimeout = 5 * time.Second
+
+// postgresDSN gives lib/pq our defaults where the DSN says nothing, and
+// takes out our own parameter, prepared_statements (yes or no, default
+// yes), which lib/pq would send to the server as a setting:
+//   - binary_parameters=yes. Without it, every statement with parameters
+//     costs two round trips (an unnamed Parse+Describe, then
+//     Bind+Execute); with it the driver sends Parse, Bind and Execute
+//     together, and []byte arguments travel as binary bytea. Nothing we
+//     send depends on the parameter types the Describe would have told the
+//     driver: strings, integers, booleans and times are sent as text
+//     either way.
+//   - connect_timeout (DefaultConnectTimeout).
+//   - prepared_statements=no: for a pooler in transaction mode that does
+//     not carry named statements between server connections (PgBouncer
+//     before 1.21, or without max_prepared_statements).
+func postgresDSN(dsn string) (string, bool, error) {
 	u, err := url.Parse(dsn)
 	if err != nil {
-		return "", fmt.Errorf("open postgres: parse dsn: %w", err)
+		return "", false, fmt.Errorf("open postgres: parse dsn: %w", err)
 	}
 	q := u.Query()
-	if q.Has("binary_parameters") {
-		return dsn, nil
+	prepare := true
+	if q.Has("prepared_statements") {
+		switch v := q.Get("prepared_statements"); v {
+		case "yes":
+		case "no":
+			prepare = false
+		default:
+			return "", false, fmt.Errorf("open postgres: dsn: prepared_statements must be yes or no, got %q", v)
+		}
+		q.Del("prepared_statements")
 	}
-	q.Set("binary_parameters", "yes")
+	if !q.Has("binary_parameters") {
+		q.Set("binary_parameters", "yes")
+	}
+	if !q.Has("connect_timeout") {
+		q.Set("connect_timeout", fmt.Sprint(int(DefaultConnectTimeout/time.Second)))
+	}
 	u.RawQuery = q.Encode()
-	return u.String(), nil
+	return u.String(), prepare, nil
 }
 
 func openSQLite(path string) (*sqlx.DB, error) {

@@ -797,19 +797,10 @@ func reportLoad(t *testing.T, attempts []attempt, proxy *roundRobin, replicas []
 	t.Logf("FIGURE: %d requests in %d flows; %d of %d consecutive steps landed on another replica; answers by replica: %v",
 		len(attempts), len(byFlow), moved, steps, proxy.answered())
 	for _, r := range replicas {
-		errs := r.logLines("level=ERROR")
-		t.Logf("%s: %d ERROR log lines", r.name, len(errs))
-		seen := map[string]bool{}
-		for _, l := range errs {
-			msg := l
-			if i := strings.Index(l, "msg="); i >= 0 {
-				msg = l[i:]
-			}
-			msg = truncate(msg, 200)
-			if !seen[msg] && len(seen) < 8 {
-				seen[msg] = true
-				t.Logf("  %s", msg)
-			}
+		n, kinds := r.errorSummary(8)
+		t.Logf("%s: %d ERROR log lines", r.name, n)
+		for _, k := range kinds {
+			t.Logf("  %s", k)
 		}
 	}
 }

@@ -3,8 +3,10 @@ package faults
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -112,7 +114,7 @@ func (r *replica) start() {
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	fmt.Fprintf(f, "=== faults test: start %s at %s\n", r.name, time.Now().Format(time.RFC3339Nano))
+	fmt.Fprintf(f, "%s%s at %s\n", startMarker, r.name, time.Now().Format(time.RFC3339Nano))
 	cmd := exec.Command(r.bin, "serve", "--config", r.config)
 	cmd.Stdout, cmd.Stderr = f, f
 	if err := cmd.Start(); err != nil {
@@ -247,6 +249,57 @@ next:
 		out = append(out, l)
 	}
 	return out
+}
+
+// startMarker begins the line the test writes into a replica's log at
+// each start; the summary skips it.
+const startMarker = "=== faults test: start "
+
+// errorSummary is errorLogSummary of the replica's log.
+func (r *replica) errorSummary(max int) (n int, kinds []string) {
+	b, err := os.ReadFile(r.log)
+	if err != nil {
+		return 1, []string{err.Error()}
+	}
+	return errorLogSummary(b, max)
+}
+
+// errorLogSummary counts the ERROR records of a replica's log (serve logs
+// one JSON object a line) and returns up to max distinct "msg: err" texts
+// of them. A line that is not a JSON record (a panic's trace, the exit
+// message the command prints) counts as an error too: it is what a reader
+// of the summary must see first.
+func errorLogSummary(log []byte, max int) (n int, kinds []string) {
+	seen := map[string]bool{}
+	for _, l := range bytes.Split(log, []byte("\n")) {
+		if len(bytes.TrimSpace(l)) == 0 || bytes.HasPrefix(l, []byte(startMarker)) {
+			continue
+		}
+		var rec struct {
+			Level string `json:"level"`
+			Msg   string `json:"msg"`
+			Err   string `json:"err"`
+		}
+		text := ""
+		switch err := json.Unmarshal(l, &rec); {
+		case err != nil:
+			text = "not a JSON record: " + string(l)
+		case rec.Level == slog.LevelError.String():
+			text = rec.Msg
+			if rec.Err != "" {
+				text += ": " + rec.Err
+			}
+		default:
+			continue
+		}
+		n++
+		text = truncate(text, 200)
+		if !seen[text] && len(kinds) < max {
+			seen[text] = true
+			kinds = append(kinds, text)
+		}
+	}
+	return n, kinds
 }
 
 // exitCode is the status the last process exited with (-1 for a signal).

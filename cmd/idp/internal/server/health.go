@@ -51,9 +51,10 @@ var errPingInFlight = errors.New("previous database ping still waiting")
 
 // pingDatabase pings the store, answering within readyTimeout even when
 // the driver does not: lib/pq ignores the context while it sets up a
-// connection (no connect_timeout in the DSN), so against a database that
-// accepts TCP and never answers, Ping would hang the probe, and with it
-// the orchestrator's view of the replica. At most one ping runs at a
+// connection, bounded only by the DSN's connect_timeout (by default
+// sqlstore.DefaultConnectTimeout, longer than a probe may take), so
+// against a database that accepts TCP and never answers, Ping would hold
+// the probe, and with it the orchestrator's view of the replica. At most one ping runs at a
 // time: probes during such an outage answer 503 at once instead of piling
 // up goroutines and connection attempts.
 func (s *Server) pingDatabase(ctx context.Context) error {
