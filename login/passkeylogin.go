@@ -71,7 +71,7 @@ func (h *Handler) passkeyLoginFinish(w http.ResponseWriter, r *http.Request) {
 
 func (h *Handler) jsonComplete(w http.ResponseWriter, r *http.Request, f *storage.LoginFlow, user *storage.User, p proof) {
 	redirect, err := h.completeLogin(w, r, f, user, p)
-	if errors.Is(err, errPasskeyRequired) {
+	if errors.Is(err, errACRNotMet) {
 		h.writeJSON(w, http.StatusOK, map[string]string{"redirect": redirect})
 		return
 	}

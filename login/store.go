@@ -2,6 +2,7 @@ package login
 
 import (
 	"context"
+	"time"
 
 	"github.com/comstockloan/idp/storage"
 )
@@ -23,6 +24,7 @@ type Store interface {
 	UserByID(ctx context.Context, id string) (*storage.User, error)
 	UserByLoginID(ctx context.Context, loginID string) (*storage.User, error)
 	UpdatePassword(ctx context.Context, userID, hash string, temporary bool) error
+	SetPasskeyOfferSkipped(ctx context.Context, userID string, at time.Time) error
 	MaxBcryptCost(ctx context.Context) (int, error)
 
 	CredentialByID(ctx context.Context, id []byte) (*storage.Credential, error)

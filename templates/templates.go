@@ -57,6 +57,7 @@ type Page struct {
 	MaskedEmail       string
 	OTPDead           bool // the current code can no longer be used
 	CrossDevice       bool // S5 after a cross-device passkey login
+	OfferSkip         bool // S4 of the passkey offer: 「今はしない」 completes the login
 	DevMailURL        string
 	PasskeyScript     bool // include /static/passkey.js
 
