@@ -43,7 +43,8 @@ func (s *Service) BeginLogin(ctx context.Context, flowID string, conditional boo
 		mediation = protocol.MediationConditional
 	}
 	assertion, session, err := s.webAuthn.BeginDiscoverableMediatedLogin(mediation,
-		webauthn.WithUserVerification(protocol.VerificationRequired))
+		webauthn.WithUserVerification(protocol.VerificationRequired),
+		webauthn.WithAssertionPublicKeyCredentialHints(hints))
 	if err != nil {
 		return nil, fmt.Errorf("passkey: begin login: %w", err)
 	}
