@@ -279,7 +279,8 @@ func TestS8DeleteStaleSessionNeedsOwnPasskey(t *testing.T) {
 		// Rule 6: the password path is open again.
 		ar = pw.authRequest(nil)
 		pw.get("/login?authRequestID=" + ar)
-		pw.expectRedirect(pw.post("/login", url.Values{"loginID": {ua.LoginID}, "password": {"s3cret-pass"}}), "/cb?id="+ar)
+		pw.expectRedirect(pw.post("/login", url.Values{"loginID": {ua.LoginID}, "password": {"s3cret-pass"}}), pathOffer)
+		pw.expectRedirect(pw.post(pathOfferSkip, nil), "/cb?id="+ar)
 
 		evs := a.audit()
 		for _, want := range []struct {
@@ -421,7 +422,8 @@ func TestAuditLoginFailuresAndOTP(t *testing.T) {
 		stranger := newDevice(u)
 		e.get("/login?authRequestID=" + e.authRequest(nil))
 		e.expect(e.passkeyLogin(stranger, ""), http.StatusUnauthorized)
-		e.expectRedirect(e.post("/login", url.Values{"loginID": {u.LoginID}, "password": {"s3cret-pass"}}), "/cb?id=")
+		e.expectRedirect(e.post("/login", url.Values{"loginID": {u.LoginID}, "password": {"s3cret-pass"}}), pathOffer)
+		e.expectRedirect(e.post(pathOfferSkip, nil), "/cb?id=")
 		e.logout()
 
 		evs := e.audit()

@@ -70,6 +70,7 @@ func (h *Handler) accountStepUpFinish(w http.ResponseWriter, r *http.Request) {
 		h.passkeyError(w, r, "finish step-up", err)
 		return
 	}
+	h.auditSignCount(r, res)
 	if _, err := h.renewSession(w, r, s, proof{amr: res.AMR, acr: h.cfg.ACR.Passkey, at: h.now()}); err != nil {
 		h.log.ErrorContext(ctx, "renewing session after step-up", "err", err)
 		h.jsonFail(w, r, failureStatus(w, err), "internal", "err.internal")

@@ -21,7 +21,7 @@ import (
 // must be added here so the bad-input test below reaches it.
 var loginRoutes = []string{
 	pathLogin, pathPasskey, pathPassword, pathOTP, pathOTPResend, pathCreate, pathCreateSkip,
-	pathChangePassword, pathPasskeyLoginOpt, pathPasskeyLoginFin, pathPasskeyRegOpt, pathPasskeyRegFin,
+	pathChangePassword, pathOffer, pathOfferSkip, pathPasskeyLoginOpt, pathPasskeyLoginFin, pathPasskeyRegOpt, pathPasskeyRegFin,
 	pathHelp, pathAccount, pathAccountSignIn, pathAccountRename, pathAccountDelete, pathAccountStepUpOpt,
 	pathAccountStepUpFin, pathAccountRegOpt, pathAccountRegFin, pathLoggedOut, "/end_session",
 	"/static/style.css",
@@ -104,10 +104,16 @@ var badInputStates = []struct {
 		e.expect(e.get("/login?authRequestID="+e.authRequest(nil)), http.StatusOK)
 		e.expectRedirect(e.post("/login", url.Values{"loginID": {fmt.Sprintf("tmp%d", n)}, "password": {"temp-pass-1"}}), pathChangePassword)
 	}},
+	{"flow at the passkey offer", func(e *env, n int) {
+		e.createUser(fmt.Sprintf("offer%d", n), "s3cret-pass")
+		e.expect(e.get("/login?authRequestID="+e.authRequest(nil)), http.StatusOK)
+		e.expectRedirect(e.post("/login", url.Values{"loginID": {fmt.Sprintf("offer%d", n)}, "password": {"s3cret-pass"}}), pathOffer)
+	}},
 	{"signed in", func(e *env, n int) {
 		e.createUser(fmt.Sprintf("pwd%d", n), "s3cret-pass")
 		e.expect(e.get("/login?authRequestID="+e.authRequest(nil)), http.StatusOK)
-		e.expectRedirect(e.post("/login", url.Values{"loginID": {fmt.Sprintf("pwd%d", n)}, "password": {"s3cret-pass"}}), "/cb")
+		e.expectRedirect(e.post("/login", url.Values{"loginID": {fmt.Sprintf("pwd%d", n)}, "password": {"s3cret-pass"}}), pathOffer)
+		e.expectRedirect(e.post(pathOfferSkip, nil), "/cb")
 	}},
 }
 

@@ -98,5 +98,18 @@ func (h *Handler) postChangePassword(w http.ResponseWriter, r *http.Request) {
 	}
 	h.audit(r, audit.PasswordChanged, user.ID, audit.Detail{audit.KeyFrom: "temporary"})
 	// The current password was typed again on S7, so the login is now.
-	h.finish(w, r, f, user, proof{amr: []string{"pwd"}, acr: h.cfg.ACR.Password, at: h.now()})
+	now := h.now()
+	f.PasswordVerifiedAt = timePtr(now)
+	ar, ok := h.flowAuthRequest(w, r, f)
+	if !ok {
+		return
+	}
+	if needsCode(h.cfg.ACR, ar) {
+		// No S5 after the code: a passkey is created by F1 after a
+		// temporary password (rule 2).
+		encodeFlowData(f, flowData{ReturnTo: decodeFlowData(f).ReturnTo, CodeRequired: true})
+		h.askCode(w, r, f, user)
+		return
+	}
+	h.finish(w, r, f, user, proof{amr: []string{"pwd"}, acr: h.cfg.ACR.Password, at: now})
 }

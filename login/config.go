@@ -44,10 +44,13 @@ type Config struct {
 	SessionLifetime time.Duration // SSO session
 	FlowLifetime    time.Duration // one pass through the pages
 	RecentAuth      time.Duration // rule 4: a new passkey needs an auth this recent
-	Password        PasswordParams
-	OTP             OTPConfig
-	ACR             ACRConfig
-	DevMailURL      string // development only: link to the mail sink on S4
+	// PasskeyOfferInterval is how long a declined passkey offer after a
+	// password login stays declined (passkeyoffer.go).
+	PasskeyOfferInterval time.Duration
+	Password             PasswordParams
+	OTP                  OTPConfig
+	ACR                  ACRConfig
+	DevMailURL           string // development only: link to the mail sink on S4
 	// PasswordThrottle pauses password guessing.
 	PasswordThrottle PasswordThrottle
 	// PasswordHashing bounds the memory concurrent password hashes use;
@@ -93,7 +96,9 @@ func DefaultConfig() Config {
 		SessionLifetime: 8 * time.Hour,
 		FlowLifetime:    15 * time.Minute,
 		RecentAuth:      5 * time.Minute,
-		Password:        password.DefaultParams,
+		// The customer said no: ask again in a month, not at every login.
+		PasskeyOfferInterval: 30 * 24 * time.Hour,
+		Password:             password.DefaultParams,
 		OTP: OTPConfig{
 			Lifetime:        10 * time.Minute,
 			MaxAttempts:     5,
@@ -128,6 +133,7 @@ func (c *Config) Defaults() {
 	setDefault(&c.SessionLifetime, d.SessionLifetime)
 	setDefault(&c.FlowLifetime, d.FlowLifetime)
 	setDefault(&c.RecentAuth, d.RecentAuth)
+	setDefault(&c.PasskeyOfferInterval, d.PasskeyOfferInterval)
 	setDefault(&c.Password, d.Password)
 	setDefault(&c.OTP.Lifetime, d.OTP.Lifetime)
 	setDefault(&c.OTP.ResendInterval, d.OTP.ResendInterval)

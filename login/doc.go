@@ -11,7 +11,7 @@
 //	store.go           the storage roles the pages use
 //	flow.go            flow steps, cookies, completing a login towards the OP
 //	session.go         the SSO session's life cycle
-//	policy.go          rules 1, 2 and 4 as decisions (one place each)
+//	policy.go          rules 1, 2 and 4, the acr levels and the passkey offer as decisions (one place each)
 //	language.go        the page language (ui_locales, ?lang, cookie, Accept-Language)
 //	input.go           what form input may be stored
 //	formerror.go       post/redirect/get: a refused form post waits on the flow for its GET
@@ -24,6 +24,7 @@
 //	passkeylogin.go    S2's passkey login calls (F2, F3)
 //	passkeycreate.go   S5 and its registration calls
 //	changepassword.go  S7
+//	passkeyoffer.go    the passkey offer after F4: accept (code, S5) or 「今はしない」
 //	account.go         S8: the page and what a session may do on it
 //	accountedit.go     S8: rename and delete a passkey
 //	accountceremony.go S8: the passkey step-up and adding a passkey

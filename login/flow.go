@@ -27,6 +27,7 @@ const (
 	stepOTP            = "otp"             // S4 (F1)
 	stepCreate         = "create"          // S5
 	stepChangePassword = "change_password" // S7
+	stepOffer          = "offer"           // the passkey offer after F4
 )
 
 // Purposes of a flow (LoginFlow.Purpose).
@@ -41,6 +42,7 @@ var stepPaths = map[string]string{
 	stepOTP:            pathOTP,
 	stepCreate:         pathCreate,
 	stepChangePassword: pathChangePassword,
+	stepOffer:          pathOffer,
 }
 
 // flowData is the step-specific part of a flow, kept as JSON in LoginFlow.Data.
@@ -57,6 +59,15 @@ type flowData struct {
 	// FormError is the refusal of the last form post, shown once by the
 	// GET of its page (formerror.go).
 	FormError *formError `json:"form_error,omitempty"`
+	// Offer: the flow is the passkey offer after a password login; it may
+	// end without a passkey (「今はしない」 at the offer or at S4 unless the
+	// code is required, S5's skip), and declining is remembered for the
+	// user.
+	Offer bool `json:"offer,omitempty"`
+	// CodeRequired: the client's acr_values demand password + code, so the
+	// code is not optional; without Offer a right code completes the login
+	// at once instead of leading to S5.
+	CodeRequired bool `json:"code_required,omitempty"`
 }
 
 func decodeFlowData(f *storage.LoginFlow) flowData {
@@ -246,19 +257,23 @@ func (h *Handler) completeLogin(w http.ResponseWriter, r *http.Request, f *stora
 	ctx := r.Context()
 	amr, acr := p.amr, p.acr
 	// Every way of finishing a login passes here, so this is where a client
-	// that demands a phishing-resistant login is protected from receiving
-	// anything else (e.g. a password + OTP enrolment that just created a
-	// passkey but did not sign in with it).
+	// that demands a level of assurance (acr_values) is protected from
+	// receiving a weaker login (e.g. a password + OTP enrolment that just
+	// created a passkey but did not sign in with it).
 	var ar *storage.AuthRequest
 	if f.AuthRequestID != "" {
 		var err error
 		if ar, err = h.store.AuthRequestByID(ctx, f.AuthRequestID); err != nil {
 			return "", fmt.Errorf("loading auth request: %w", err)
 		}
-		if acr != h.cfg.ACR.Passkey && h.passkeyOnly(ar) {
-			h.log.InfoContext(ctx, "login refused: client demands a passkey login", "user", user.ID, "client", ar.ClientID, "acr", acr)
-			h.audit(r, audit.LoginFailure, user.ID, audit.Detail{audit.KeyMethod: loginMethod(amr), audit.KeyReason: "passkey_required", audit.KeyAuthRequest: ar.ID})
-			return loginURL(ar.ID) + "&" + noticeParam + "=" + noticePasskeyRequired, errPasskeyRequired
+		if !h.cfg.ACR.satisfies(acr, ar.ACRValues) {
+			h.log.InfoContext(ctx, "login refused: weaker than the client's acr_values", "user", user.ID, "client", ar.ClientID, "acr", acr, "acr_values", ar.ACRValues)
+			h.audit(r, audit.LoginFailure, user.ID, audit.Detail{audit.KeyMethod: loginMethod(amr), audit.KeyReason: "acr_not_met", audit.KeyAuthRequest: ar.ID})
+			notice := noticeCodeRequired
+			if h.passkeyOnly(ar) {
+				notice = noticePasskeyRequired
+			}
+			return loginURL(ar.ID) + "&" + noticeParam + "=" + notice, errACRNotMet
 		}
 	}
 	handle, s, err := h.createSession(r, user.ID, p)
@@ -291,21 +306,22 @@ func (h *Handler) completeLogin(w http.ResponseWriter, r *http.Request, f *stora
 	return redirect, nil
 }
 
-// errPasskeyRequired: the login succeeded but is not good enough for the
-// client (acr_values demands a passkey); completeLogin's URL leads back to
-// S1 with a notice saying so.
-var errPasskeyRequired = errors.New("client demands a passkey login")
+// errACRNotMet: the login succeeded but is weaker than the client's
+// acr_values demand; completeLogin's URL leads back to S1 with a notice
+// saying what is needed.
+var errACRNotMet = errors.New("login weaker than the client's acr_values")
 
-// The notice S1 shows when errPasskeyRequired sent the browser back.
+// The notices S1 shows when errACRNotMet sent the browser back.
 const (
 	noticeParam           = "notice"
 	noticePasskeyRequired = "passkey_required"
+	noticeCodeRequired    = "code_required"
 )
 
 // finish is completeLogin for form posts: a 303 to the OP, or an error page.
 func (h *Handler) finish(w http.ResponseWriter, r *http.Request, f *storage.LoginFlow, user *storage.User, p proof) {
 	redirect, err := h.completeLogin(w, r, f, user, p)
-	if errors.Is(err, errPasskeyRequired) {
+	if errors.Is(err, errACRNotMet) {
 		http.Redirect(w, r, redirect, http.StatusSeeOther)
 		return
 	}

@@ -204,6 +204,8 @@ func (h *Handler) Register(r *mux.Router) {
 	page(pathCreate, h.getCreate, nil)
 	page(pathCreateSkip, nil, h.postCreateSkip)
 	page(pathChangePassword, h.getChangePassword, h.postChangePassword)
+	page(pathOffer, h.getOffer, h.postOffer)
+	page(pathOfferSkip, nil, h.postOfferSkip)
 	page(pathPasskeyLoginOpt, nil, h.limitCeremony(h.passkeyLoginOptions))
 	page(pathPasskeyLoginFin, nil, h.limitCeremony(h.passkeyLoginFinish))
 	page(pathPasskeyRegOpt, nil, h.limitCeremony(h.passkeyRegisterOptions))
@@ -369,6 +371,7 @@ func errorStatus(err error) int {
 var pageOfPost = map[string]string{
 	pathOTPResend:        pathOTP,
 	pathCreateSkip:       pathCreate,
+	pathOfferSkip:        pathOffer,
 	pathAccountRename:    pathAccount,
 	pathAccountDelete:    pathAccount, // its GET page needs the passkey's id
 	pathAccountEndOthers: pathAccount,

@@ -167,6 +167,7 @@ func (h *Handler) renderOTP(w http.ResponseWriter, r *http.Request, status int, 
 	p := &templates.Page{
 		Title: "s4.title", Error: errKey, MaskedEmail: maskEmail(user.Email),
 		OTPDead: dead != "", DevMailURL: h.cfg.DevMailURL,
+		OfferSkip: offerSkippable(f),
 	}
 	if r.Method == http.MethodGet && r.URL.Query().Get("sent") == "1" && errKey == "" {
 		p.Notice = "s4.sent"
@@ -212,10 +213,14 @@ func (h *Handler) postOTP(w http.ResponseWriter, r *http.Request) {
 		}
 		now := h.now()
 		right := subtle.ConstantTimeCompare([]byte(h.otpHash(f.ID, code)), []byte(f.OTPHash)) == 1
+		d := decodeFlowData(f)
+		completeNow := d.CodeRequired && !d.Offer
 		if right {
 			f.OTPHash, f.OTPExpiresAt = "", nil // single use
 			f.OTPVerifiedAt = timePtr(now)
-			f.Step = stepCreate
+			if !completeNow {
+				f.Step = stepCreate
+			}
 			setFormError(f, nil)
 		} else {
 			f.OTPAttempts++
@@ -255,6 +260,10 @@ func (h *Handler) postOTP(w http.ResponseWriter, r *http.Request) {
 					return
 				}
 			}
+			if completeNow {
+				h.completeAfterCode(w, r, f, user)
+				return
+			}
 			http.Redirect(w, r, pathCreate, http.StatusSeeOther)
 			return
 		}
@@ -269,6 +278,21 @@ func (h *Handler) postOTP(w http.ResponseWriter, r *http.Request) {
 	}
 	h.log.WarnContext(ctx, "OTP check kept losing races", "user", user.ID)
 	h.renderError(w, r, http.StatusConflict, "err.conflict", "")
+}
+
+// completeAfterCode ends a flow whose code the client's acr_values asked
+// for: the login is password + code, now.
+func (h *Handler) completeAfterCode(w http.ResponseWriter, r *http.Request, f *storage.LoginFlow, user *storage.User) {
+	p, _, ok := h.authenticated(f)
+	if !ok {
+		h.renderError(w, r, http.StatusBadRequest, "err.flow_expired", loginURL(f.AuthRequestID))
+		return
+	}
+	if user.Locked {
+		h.renderError(w, r, http.StatusForbidden, "err.locked", "")
+		return
+	}
+	h.finish(w, r, f, user, p)
 }
 
 // maxOTPInput bounds what normalizeOTP looks at: a pasted code with

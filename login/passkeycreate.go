@@ -161,5 +161,8 @@ func (h *Handler) postCreateSkip(w http.ResponseWriter, r *http.Request) {
 		h.renderError(w, r, http.StatusForbidden, "err.locked", "")
 		return
 	}
+	if decodeFlowData(f).Offer {
+		h.offerDeclined(r, user)
+	}
 	h.finish(w, r, f, user, p)
 }

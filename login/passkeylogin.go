@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
 
 	"github.com/comstockloan/idp/storage"
 	"github.com/comstockloan/idp/storage/audit"
@@ -48,6 +49,7 @@ func (h *Handler) passkeyLoginFinish(w http.ResponseWriter, r *http.Request) {
 		h.passkeyError(w, r, "finish login", err)
 		return
 	}
+	h.auditSignCount(r, res)
 	if res.User.Locked {
 		h.audit(r, audit.LoginFailure, res.User.ID, audit.Detail{audit.KeyMethod: methodPasskey, audit.KeyReason: "locked"})
 		h.jsonFail(w, r, http.StatusForbidden, "locked", "err.locked")
@@ -69,9 +71,22 @@ func (h *Handler) passkeyLoginFinish(w http.ResponseWriter, r *http.Request) {
 	h.jsonComplete(w, r, f, res.User, proof{amr: res.AMR, acr: h.cfg.ACR.Passkey, at: h.now()})
 }
 
+// auditSignCount records a passkey whose counter went back (possibly
+// cloned): the login goes on, and S8 and `idp users show` warn (docs/rules.md).
+func (h *Handler) auditSignCount(r *http.Request, res *PasskeyLogin) {
+	if !res.SignCountRegressed {
+		return
+	}
+	h.audit(r, audit.PasskeySignCountRegressed, res.User.ID, audit.Detail{
+		audit.KeyCredential: audit.Credential(res.Credential.ID), audit.KeyName: res.Credential.Name,
+		audit.KeyFrom: strconv.FormatUint(uint64(res.Credential.SignCount), 10),
+		audit.KeyTo:   strconv.FormatUint(uint64(res.ReportedSignCount), 10),
+	})
+}
+
 func (h *Handler) jsonComplete(w http.ResponseWriter, r *http.Request, f *storage.LoginFlow, user *storage.User, p proof) {
 	redirect, err := h.completeLogin(w, r, f, user, p)
-	if errors.Is(err, errPasskeyRequired) {
+	if errors.Is(err, errACRNotMet) {
 		h.writeJSON(w, http.StatusOK, map[string]string{"redirect": redirect})
 		return
 	}

@@ -119,6 +119,7 @@ func (h *Handler) postLogin(w http.ResponseWriter, r *http.Request) {
 	now := h.now()
 	f.UserID, f.LoginID, f.Purpose = user.ID, loginID, purposeLogin
 	f.PasswordVerifiedAt, f.OTPVerifiedAt, f.PasskeyVerifiedAt = timePtr(now), nil, nil
+	encodeFlowData(f, flowData{ReturnTo: decodeFlowData(f).ReturnTo})
 	if user.PasswordTemporary {
 		f.Step = stepChangePassword
 		if err := h.advanceFlow(w, r, f); err != nil {
@@ -128,7 +129,34 @@ func (h *Handler) postLogin(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, pathChangePassword, http.StatusSeeOther)
 		return
 	}
-	h.finish(w, r, f, user, proof{amr: []string{"pwd"}, acr: h.cfg.ACR.Password, at: now})
+	d := flowData{ReturnTo: decodeFlowData(f).ReturnTo}
+	// An S8 sign-in (no auth request) lands on S8, which shows the
+	// passkeys and its own way to add one: the offer is for the way to a
+	// website.
+	d.Offer = ar != nil && passkeyOfferDue(now, h.cfg.PasskeyOfferInterval, h.passkeys != nil, n, user.PasswordTemporary, user.PasskeyOfferSkippedAt)
+	switch {
+	case needsCode(h.cfg.ACR, ar):
+		// The client's acr_values want password + code: S4, then S5 when
+		// the offer is due (its create and skip both complete with the
+		// code), else the login completes after the code.
+		d.CodeRequired = true
+		encodeFlowData(f, d)
+		if err := h.advanceFlow(w, r, f); err != nil {
+			h.conflictOrInternal(w, r, err)
+			return
+		}
+		h.askCode(w, r, f, user)
+	case d.Offer:
+		f.Step = stepOffer
+		encodeFlowData(f, d)
+		if err := h.advanceFlow(w, r, f); err != nil {
+			h.conflictOrInternal(w, r, err)
+			return
+		}
+		http.Redirect(w, r, pathOffer, http.StatusSeeOther)
+	default:
+		h.finish(w, r, f, user, proof{amr: []string{"pwd"}, acr: h.cfg.ACR.Password, at: now})
+	}
 }
 
 // conflictOrInternal answers a failed flow write.

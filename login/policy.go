@@ -70,3 +70,53 @@ func recentEnough(now time.Time, window time.Duration, factors ...*time.Time) bo
 // onlyFirstPasskey is rule 1 at registration: an enrolment that a passkey
 // did not authenticate (password + OTP) may create only the first one.
 func onlyFirstPasskey(passkeyVerified bool) bool { return !passkeyVerified }
+
+// Levels of assurance, ordered: a stronger one satisfies a request for a
+// weaker one. levelNone is an acr value that is not one of ours.
+const (
+	levelNone = iota
+	levelPassword
+	levelPasswordOTP
+	levelPasskey
+)
+
+// level ranks one of the configured acr values.
+func (c ACRConfig) level(acr string) int {
+	switch acr {
+	case c.Passkey:
+		return levelPasskey
+	case c.PasswordOTP:
+		return levelPasswordOTP
+	case c.Password:
+		return levelPassword
+	}
+	return levelNone
+}
+
+// required is the level a request's acr_values demands: the weakest of our
+// values it lists, since the client accepts any one of them (OpenID
+// Connect Core 3.1.2.1). Values that are not ours are ignored, and a
+// request naming none of ours demands nothing.
+func (c ACRConfig) required(acrValues []string) int {
+	req := levelNone
+	for _, v := range acrValues {
+		if l := c.level(v); l != levelNone && (req == levelNone || l < req) {
+			req = l
+		}
+	}
+	return req
+}
+
+// satisfies is the step-up rule: a login at acr is good enough for a
+// request with acrValues when its level is at least the demanded one.
+func (c ACRConfig) satisfies(acr string, acrValues []string) bool {
+	return c.level(acr) >= c.required(acrValues)
+}
+
+// passkeyOfferDue is the passkey upgrade rule: after a password login (F4)
+// a customer without a passkey is offered one, unless they declined it
+// within interval. Never for a temporary password (rule 2: it goes to S7
+// and cannot enrol), never while the pages have no passkey service.
+func passkeyOfferDue(now time.Time, interval time.Duration, available bool, passkeys int, temporary bool, skippedAt *time.Time) bool {
+	return available && passkeys == 0 && !temporary && !within(skippedAt, now, interval)
+}

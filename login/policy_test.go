@@ -73,3 +73,56 @@ func TestRule4RecentEnough(t *testing.T) {
 		t.Error("onlyFirstPasskey: password + OTP must create only the first passkey, a passkey login any")
 	}
 }
+
+func TestStepUpACRLevelsAreOrdered(t *testing.T) {
+	c := testConfig().ACR
+	pk, mfa, pwd := c.Passkey, c.PasswordOTP, c.Password
+	for _, tc := range []struct {
+		acr    string
+		values []string
+		want   bool
+	}{
+		{pwd, nil, true},
+		{pwd, []string{"urn:other:acr"}, true}, // none of ours: nothing demanded
+		{pwd, []string{pwd}, true},
+		{pwd, []string{mfa}, false},
+		{pwd, []string{pk}, false},
+		{mfa, []string{pwd}, true},
+		{mfa, []string{mfa}, true},
+		{mfa, []string{pk}, false},
+		{mfa, []string{pk, mfa}, true}, // any listed value will do
+		{mfa, []string{pk, "urn:other:acr"}, false},
+		{pk, []string{pwd}, true},
+		{pk, []string{mfa}, true},
+		{pk, []string{pk}, true},
+		{"", []string{pwd}, false},
+	} {
+		if got := c.satisfies(tc.acr, tc.values); got != tc.want {
+			t.Errorf("satisfies(%q, %v) = %v, want %v", tc.acr, tc.values, got, tc.want)
+		}
+	}
+}
+
+func TestPasskeyOfferDue(t *testing.T) {
+	now := time.Now()
+	month := 30 * 24 * time.Hour
+	for _, tc := range []struct {
+		name      string
+		available bool
+		passkeys  int
+		temporary bool
+		skipped   *time.Time
+		want      bool
+	}{
+		{"never asked", true, 0, false, nil, true},
+		{"declined yesterday", true, 0, false, timePtr(now.Add(-24 * time.Hour)), false},
+		{"declined over a month ago", true, 0, false, timePtr(now.Add(-month - time.Hour)), true},
+		{"has a passkey", true, 1, false, nil, false},
+		{"temporary password (rule 2)", true, 0, true, nil, false},
+		{"no passkey service", false, 0, false, nil, false},
+	} {
+		if got := passkeyOfferDue(now, month, tc.available, tc.passkeys, tc.temporary, tc.skipped); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

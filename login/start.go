@@ -61,8 +61,11 @@ func (h *Handler) getLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	notice := ""
-	if r.URL.Query().Get(noticeParam) == noticePasskeyRequired {
+	switch r.URL.Query().Get(noticeParam) {
+	case noticePasskeyRequired:
 		notice = "err.passkey_required_now"
+	case noticeCodeRequired:
+		notice = "err.code_required_now"
 	}
 	h.renderLogin(w, r, http.StatusOK, ar, f.LoginID, notice)
 }
@@ -126,18 +129,16 @@ func otherLang(lang string) string {
 	return "en"
 }
 
-// passkeyOnly: the client asked for the phishing-resistant acr and nothing
-// else, so ID + password cannot satisfy it.
+// passkeyOnly: the client's acr_values accept nothing weaker than the
+// phishing-resistant acr, so ID + password cannot satisfy it.
 func (h *Handler) passkeyOnly(ar *storage.AuthRequest) bool {
-	if len(ar.ACRValues) == 0 {
-		return false
-	}
-	for _, v := range ar.ACRValues {
-		if v != h.cfg.ACR.Passkey {
-			return false
-		}
-	}
-	return true
+	return h.cfg.ACR.required(ar.ACRValues) == levelPasskey
+}
+
+// needsCode: the client's acr_values accept nothing weaker than password +
+// e-mail code, so a password login must be followed by the code.
+func needsCode(cfg ACRConfig, ar *storage.AuthRequest) bool {
+	return ar != nil && cfg.required(ar.ACRValues) == levelPasswordOTP
 }
 
 // sessionTouchInterval is how stale trySSO lets a session's LastSeenAt get.
@@ -160,7 +161,7 @@ func (h *Handler) trySSO(w http.ResponseWriter, r *http.Request, ar *storage.Aut
 		return false
 	case ar.MaxAge != nil && now.Sub(s.AuthTime) > *ar.MaxAge:
 		return false
-	case slices.Contains(ar.ACRValues, h.cfg.ACR.Passkey) && s.ACR != h.cfg.ACR.Passkey && !slices.Contains(ar.ACRValues, s.ACR):
+	case !h.cfg.ACR.satisfies(s.ACR, ar.ACRValues):
 		return false
 	case ar.IDTokenHintSubject != "" && ar.IDTokenHintSubject != s.UserID:
 		return false

@@ -25,6 +25,7 @@ type Store interface {
 	UserByID(ctx context.Context, id string) (*storage.User, error)
 	UserByLoginID(ctx context.Context, loginID string) (*storage.User, error)
 	UpdatePassword(ctx context.Context, userID, hash string, temporary bool) error
+	SetPasskeyOfferSkipped(ctx context.Context, userID string, at time.Time) error
 	MaxBcryptCost(ctx context.Context) (int, error)
 
 	CredentialByID(ctx context.Context, id []byte) (*storage.Credential, error)

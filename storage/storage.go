@@ -70,8 +70,11 @@ type User struct {
 	// anything else, and it cannot be used to enrol a passkey.
 	PasswordTemporary bool
 	Locked            bool
-	CreatedAt         time.Time
-	UpdatedAt         time.Time
+	// PasskeyOfferSkippedAt is when the customer last answered the passkey
+	// offer after a password login with 「今はしない」; nil: never.
+	PasskeyOfferSkippedAt *time.Time
+	CreatedAt             time.Time
+	UpdatedAt             time.Time
 }
 
 // Session is the IdP's single sign-on session, referenced by a cookie whose
@@ -346,6 +349,9 @@ type Users interface {
 	// is padded to it so the stored scheme does not show in the timing.
 	MaxBcryptCost(ctx context.Context) (int, error)
 	SetUserLocked(ctx context.Context, userID string, locked bool) error
+	// SetPasskeyOfferSkipped records that the user declined the passkey
+	// offer at the given time (User.PasskeyOfferSkippedAt).
+	SetPasskeyOfferSkipped(ctx context.Context, userID string, at time.Time) error
 	// DeleteUser removes the user with their sessions, credentials, tokens
 	// and the rate events keyed by their ID or login ID.
 	DeleteUser(ctx context.Context, userID string) error

@@ -89,6 +89,19 @@ var catalogue = map[string]map[string]string{
 		// 「元の端末」 are, on the screen itself, this screen and this device.
 		"s5.more_text": "この画面にて、「パスキーを作成」を選択することで、この端末でもパスキー登録ができます。\nパスキーの追加（複数登録）の方法はこちらになりますので、必要に応じて登録ください。",
 
+		// The passkey offer after 「ログイン >」 (login/passkeyoffer.go), in the words
+		// of the manual's introduction (1. はじめに) and its registration steps.
+		"offer.title":        "パスキーのご案内",
+		"offer.heading":      "次回から、パスキーでかんたん・安全にログインしませんか",
+		"offer.intro":        "パスキーとは、パスワードを入力することなく、生体認証などを利用して安全にログインできる仕組みです。",
+		"offer.benefit_easy": "パスワードの入力が不要となり、ログインを簡単かつスムーズに行うことができます。",
+		"offer.benefit_safe": "フィッシング詐欺やパスワード漏えいのリスクを低減し、安全性が高い仕組みです。",
+		"offer.benefit_bio":  "指紋認証や顔認証を利用するため、覚える情報が不要で利便性に優れています。",
+		"offer.steps":        "「パスキーを設定する」を選択すると、ご登録のメールアドレス 1 にワンタイムパスワードをお送りします。ご本人確認の後、この端末でパスキーを作成します。",
+		"offer.accept":       "パスキーを設定する",
+		"offer.skip":         "今はしない",
+		"offer.skip_note":    "「今はしない」を選択すると、そのままログインします。パスキーはいつでも「パスキー設定状況確認」から登録できます。",
+
 		"s7.title":   "パスワード変更",
 		"s7.intro":   "仮パスワードでログインしました。続けるには、本パスワードへ変更してください。",
 		"s7.current": "現在のパスワード(仮パスワード)",
@@ -179,6 +192,7 @@ var catalogue = map[string]map[string]string{
 		"err.enrol_link_superseded":    "このリンクは、新しいリンクの発行により無効になりました。最新のメールに記載のリンクをご利用ください。",
 		"err.passkey_only":             "このサービスへのログインにはパスキーが必要です。「パスキーでログイン」からログインしてください。",
 		"err.passkey_required_now":     "このサービスへのログインにはパスキーによる認証が必要です。パスキーを登録済みの方は「パスキーでログイン」から「パスキー認証」でログインしてください。",
+		"err.code_required_now":        "このサービスへのログインには、ワンタイムパスワードによるご本人確認が必要です。もう一度ログインしてください。",
 		"err.login_id_required":        "ログインIDを入力してください。",
 		"err.password_required":        "パスワードを入力してください。",
 		"err.otp_format":               "ワンタイムパスワードは半角数字6桁で入力してください。",
@@ -357,6 +371,17 @@ var catalogue = map[string]map[string]string{
 		"s5.more_title":  "Important: adding passkeys",
 		"s5.more_text":   "Choose “Create a passkey” on this screen to register a passkey on this device too.\nThis is how you add more passkeys (several devices); register as you need.",
 
+		"offer.title":        "About passkeys",
+		"offer.heading":      "Sign in easily and safely with a passkey next time",
+		"offer.intro":        "A passkey lets you sign in safely without typing a password, using your fingerprint, face or screen lock.",
+		"offer.benefit_easy": "No password to type: signing in is quick and easy.",
+		"offer.benefit_safe": "It lowers the risk of phishing and leaked passwords.",
+		"offer.benefit_bio":  "Your fingerprint or face is all you need: nothing to remember.",
+		"offer.steps":        "Choose “Set up a passkey” and we send a one-time password to your registered e-mail address 1. After confirming it is you, you create the passkey on this device.",
+		"offer.accept":       "Set up a passkey",
+		"offer.skip":         "Not now",
+		"offer.skip_note":    "Choose “Not now” to continue signing in. You can register a passkey at any time from the passkey settings page.",
+
 		"s7.title":   "Change password",
 		"s7.intro":   "You signed in with a temporary password. Please set your own password to continue.",
 		"s7.current": "Current (temporary) password",
@@ -445,6 +470,7 @@ var catalogue = map[string]map[string]string{
 		"err.enrol_link_superseded":    "This link was replaced by a newer one. Please use the link in the most recent mail.",
 		"err.passkey_only":             "This service requires a passkey. Please use “Sign in with a passkey”.",
 		"err.passkey_required_now":     "This service requires signing in with a passkey. If you have registered one, use “Sign in with a passkey” and then “Passkey authentication”.",
+		"err.code_required_now":        "This service requires confirming your identity with a one-time password. Please sign in again.",
 		"err.login_id_required":        "Please enter your login ID.",
 		"err.password_required":        "Please enter your password.",
 		"err.otp_format":               "Please enter the one-time password as 6 digits.",

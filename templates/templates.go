@@ -58,6 +58,7 @@ type Page struct {
 	MaskedEmail       string
 	OTPDead           bool // the current code can no longer be used
 	CrossDevice       bool // S5 after a cross-device passkey login
+	OfferSkip         bool // S4 of the passkey offer: 「今はしない」 completes the login
 	CreateBlocked     bool // S5 after lifetimes.recent_auth: 「パスキーを作成」 off, LoginURL restarts
 	DevMailURL        string
 	PasskeyScript     bool // include /static/passkey.js

@@ -49,6 +49,7 @@ func TestRegistrationOptions(t *testing.T) {
 					ID   string `json:"id"`
 					Type string `json:"type"`
 				} `json:"excludeCredentials"`
+				Hints []string `json:"hints"`
 			} `json:"publicKey"`
 		}
 		if err := json.Unmarshal(options, &o); err != nil {
@@ -67,6 +68,11 @@ func TestRegistrationOptions(t *testing.T) {
 		}
 		if pk.Attestation != "none" {
 			t.Errorf("attestation = %q, want none", pk.Attestation)
+		}
+		// This device first, then a phone: never the security-key prompt
+		// first on Windows, and still no attachment forced.
+		if strings.Join(pk.Hints, ",") != "client-device,hybrid" {
+			t.Errorf("hints = %v, want [client-device hybrid]", pk.Hints)
 		}
 		want := base64.RawURLEncoding.EncodeToString(existing.ID)
 		if len(pk.ExcludeCredentials) != 1 || pk.ExcludeCredentials[0].ID != want || pk.ExcludeCredentials[0].Type != "public-key" {
@@ -92,6 +98,9 @@ func TestLoginOptions(t *testing.T) {
 			}
 			if string(o.PublicKey["userVerification"]) != `"required"` || string(o.PublicKey["rpId"]) != `"localhost"` {
 				t.Errorf("options %s: want userVerification required and rpId localhost", options)
+			}
+			if string(o.PublicKey["hints"]) != `["client-device","hybrid"]` {
+				t.Errorf("hints = %s, want [\"client-device\",\"hybrid\"]", o.PublicKey["hints"])
 			}
 			if allow, ok := o.PublicKey["allowCredentials"]; ok && string(allow) != "[]" && string(allow) != "null" {
 				t.Errorf("allowCredentials = %s, want empty", allow)

@@ -24,6 +24,13 @@ type LoginResult struct {
 	// AMR are the RFC 8176 methods: "hwk" for a device-bound key or "swk"
 	// for a synced one, then "user" (UV) and "mfa" (possession + UV).
 	AMR []string
+	// SignCountRegressed: this assertion's signature counter was not above
+	// the stored one (both non-zero), so the passkey may have been cloned;
+	// ReportedSignCount is what the authenticator said, Credential.SignCount
+	// the stored counter, which never goes down. The login still
+	// succeeds (see FinishLogin); the caller records the event.
+	SignCountRegressed bool
+	ReportedSignCount  uint32
 }
 
 // BeginLogin starts a usernameless passkey login within flowID and returns
@@ -36,7 +43,8 @@ func (s *Service) BeginLogin(ctx context.Context, flowID string, conditional boo
 		mediation = protocol.MediationConditional
 	}
 	assertion, session, err := s.webAuthn.BeginDiscoverableMediatedLogin(mediation,
-		webauthn.WithUserVerification(protocol.VerificationRequired))
+		webauthn.WithUserVerification(protocol.VerificationRequired),
+		webauthn.WithAssertionPublicKeyCredentialHints(hints))
 	if err != nil {
 		return nil, fmt.Errorf("passkey: begin login: %w", err)
 	}
@@ -134,8 +142,10 @@ func (s *Service) finishLogin(ctx context.Context, flowID, owner string, asserti
 		CloneWarning: stored.CloneWarning,
 		UsedAt:       s.now().UTC(),
 	}
-	switch reported := authData.Counter; {
-	case reported != 0 && stored.SignCount != 0 && reported <= stored.SignCount:
+	reported := authData.Counter
+	regressed := signCountRegressed(stored.SignCount, reported)
+	switch {
+	case regressed:
 		use.CloneWarning = true
 		s.logger.WarnContext(ctx, "passkey login: sign counter did not increase, possible cloned authenticator",
 			"user", user.ID, "stored_sign_count", stored.SignCount, "reported_sign_count", reported)
@@ -156,11 +166,20 @@ func (s *Service) finishLogin(ctx context.Context, flowID, owner string, asserti
 	s.logger.InfoContext(ctx, "passkey login", "user", user.ID, "cross_device", crossDevice,
 		"backup_eligible", stored.BackupEligible)
 	return &LoginResult{
-		User:        user,
-		Credential:  stored,
-		CrossDevice: crossDevice,
-		AMR:         amr(stored.BackupEligible),
+		User:               user,
+		Credential:         stored,
+		CrossDevice:        crossDevice,
+		AMR:                amr(stored.BackupEligible),
+		SignCountRegressed: regressed,
+		ReportedSignCount:  reported,
 	}, nil
+}
+
+// signCountRegressed is the clone check of WebAuthn §6.1.1: a counter
+// that is in use (non-zero on both sides) must grow with every assertion.
+// Synced passkeys report 0 and are never judged.
+func signCountRegressed(stored, reported uint32) bool {
+	return reported != 0 && stored != 0 && reported <= stored
 }
 
 // maxUserHandleBytes is WebAuthn's limit on a user handle.

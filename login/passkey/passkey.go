@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/go-webauthn/webauthn/protocol"
@@ -34,10 +35,14 @@ const (
 
 // Config describes the relying party the passkeys are bound to.
 type Config struct {
-	RPID          string        // a domain ("localhost" in dev), never an IP
-	RPDisplayName string        // "コムストックローン"
-	Origins       []string      // exact origins, e.g. "http://localhost:8080"
-	Timeout       time.Duration // ceremony lifetime; DefaultTimeout when zero
+	RPID          string   // a domain ("localhost" in dev), never an IP
+	RPDisplayName string   // "コムストックローン"
+	Origins       []string // exact origins, e.g. "http://localhost:8080"
+	// RelatedOrigins are the group's other https origins allowed to use
+	// RPID's passkeys (relatedorigins.go); assertions and attestations
+	// from them verify like those of Origins.
+	RelatedOrigins []string
+	Timeout        time.Duration // ceremony lifetime; DefaultTimeout when zero
 }
 
 // Service runs the ceremonies. It holds no per-ceremony state and is safe for
@@ -73,7 +78,7 @@ func New(cfg Config, store Store, logger *slog.Logger) (*Service, error) {
 	wa, err := webauthn.New(&webauthn.Config{
 		RPID:                  cfg.RPID,
 		RPDisplayName:         cfg.RPDisplayName,
-		RPOrigins:             cfg.Origins,
+		RPOrigins:             slices.Concat(cfg.Origins, cfg.RelatedOrigins),
 		AttestationPreference: protocol.PreferNoAttestation,
 		AuthenticatorSelection: protocol.AuthenticatorSelection{
 			RequireResidentKey: protocol.ResidentKeyRequired(),

@@ -51,12 +51,22 @@ func (s *Service) BeginRegistration(ctx context.Context, user *storage.User, flo
 	if err := s.saveSession(ctx, CeremonyRegistration, user.ID, flowID, session); err != nil {
 		return nil, fmt.Errorf("passkey: begin registration: %w", err)
 	}
+	// The hints go in after the library: its normalisation would turn the
+	// leading client-device hint into authenticatorAttachment "platform",
+	// which older browsers enforce, shutting out phones and security keys.
+	creation.Response.Hints = hints
 	out, err := json.Marshal(creation)
 	if err != nil {
 		return nil, fmt.Errorf("passkey: encode creation options: %w", err)
 	}
 	return out, nil
 }
+
+// hints lead the browser's chooser with this device, then a phone by QR
+// code, so a Windows browser does not open with the USB security key
+// prompt the manual's FAQ warns about (WebAuthn Level 3 hints; a browser
+// without them ignores the member).
+var hints = []protocol.PublicKeyCredentialHints{protocol.PublicKeyCredentialHintClientDevice, protocol.PublicKeyCredentialHintHybrid}
 
 // FinishRegistration verifies the browser's attestation (the JSON of
 // credential.toJSON()) against the ceremony begun for the same user in the

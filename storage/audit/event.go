@@ -32,6 +32,7 @@ const (
 	PasskeyDeleted            // one passkey was deleted (S8 or staff)
 	PasskeyDeletedAll         // staff deleted every passkey of a user
 	PasskeyNotificationFailed // the new-passkey mail could not be sent
+	PasskeySignCountRegressed // a passkey's signature counter did not increase: possibly cloned
 	PasswordChanged           // S7 replaced a temporary password
 	PasswordRehashed          // an imported bcrypt hash became argon2id
 	PasswordTemporaryIssued   // staff issued a temporary password
@@ -94,6 +95,8 @@ func (e Event) String() string {
 		return "passkey.deleted_all"
 	case PasskeyNotificationFailed:
 		return "passkey.notification_failed"
+	case PasskeySignCountRegressed:
+		return "passkey.sign_count_regressed"
 	case PasswordChanged:
 		return "password.changed"
 	case PasswordRehashed:
@@ -152,8 +155,8 @@ const (
 	KeySynced       // passkey.registered: whether the passkey may sync
 	KeyRemaining    // passkey.deleted on S8: passkeys left
 	KeyCount        // passkey.deleted_all: passkeys deleted
-	KeyFrom         // passkey.renamed, password.changed, password.rehashed
-	KeyTo           // passkey.renamed, password.rehashed
+	KeyFrom         // passkey.renamed, password.changed, password.rehashed; passkey.sign_count_regressed: the stored counter
+	KeyTo           // passkey.renamed, password.rehashed; passkey.sign_count_regressed: the reported counter
 	KeyLoginID      // user.created, user.imported, user.deleted
 	KeySource       // user.imported: the CSV file
 	KeyLine         // user.imported: its line

@@ -48,6 +48,21 @@ func testUsers(t *testing.T, s storage.Store) {
 		t.Fatal("user still locked")
 	}
 
+	if got.PasskeyOfferSkippedAt != nil {
+		t.Fatalf("new user has declined the passkey offer at %v", got.PasskeyOfferSkippedAt)
+	}
+	skipped := now().Add(-time.Hour)
+	must(t, "passkey offer skipped", s.SetPasskeyOfferSkipped(ctx, "u1", skipped))
+	got, err = s.UserByLoginID(ctx, u.LoginID)
+	must(t, "user after the offer was skipped", err)
+	if got.PasskeyOfferSkippedAt == nil || !got.PasskeyOfferSkippedAt.Equal(skipped) || got.PasskeyOfferSkippedAt.Location() != time.UTC {
+		t.Fatalf("passkey offer skipped at %v, want %v (UTC)", got.PasskeyOfferSkippedAt, skipped)
+	}
+	other, err := s.UserByID(ctx, u.ID)
+	must(t, "user by id after the offer was skipped", err)
+	wantEqual(t, "both reads agree", *other, *got)
+	wantErr(t, "skip offer of missing user", s.SetPasskeyOfferSkipped(ctx, "nobody", skipped), storage.ErrNotFound)
+
 	wantErr(t, "update password of missing user", s.UpdatePassword(ctx, "nobody", "x", false), storage.ErrNotFound)
 	wantErr(t, "lock missing user", s.SetUserLocked(ctx, "nobody", true), storage.ErrNotFound)
 	wantErr(t, "delete missing user", s.DeleteUser(ctx, "nobody"), storage.ErrNotFound)

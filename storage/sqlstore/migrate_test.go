@@ -59,10 +59,17 @@ func TestMigrateMovesOTPSendsToRateEvents(t *testing.T) {
 		if err := s.MigrateUpTo(ctx, 2); err != nil {
 			t.Fatalf("migrate to 2: %v", err)
 		}
-		if err := s.CreateUser(ctx, &storage.User{ID: "u1", LoginID: "taro"}); err != nil {
-			t.Fatalf("create user: %v", err)
-		}
 		n := time.Now().UTC().Truncate(time.Microsecond)
+		var created any = n
+		if flavor == "sqlite" {
+			created = n.UnixMicro()
+		}
+		// The schema of version 2, not today's CreateUser.
+		if _, err := s.DB().Exec(s.DB().Rebind(`INSERT INTO users (id, login_id, email, display_name, password_hash,
+			password_temporary, locked, created_at, updated_at) VALUES (?, ?, '', '', '', ?, ?, ?, ?)`),
+			"u1", "taro", false, false, created, created); err != nil {
+			t.Fatalf("old-schema user: %v", err)
+		}
 		sent := []time.Time{n.Add(-2 * time.Hour), n.Add(-10 * time.Minute), n}
 		for _, at := range sent {
 			var arg any = at

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/jmoiron/sqlx"
 
@@ -18,17 +19,18 @@ type userRow struct {
 	PasswordHash      string `db:"password_hash"`
 	PasswordTemporary bool   `db:"password_temporary"`
 	Locked            bool   `db:"locked"`
+	OfferSkippedAt    dbTime `db:"passkey_offer_skipped_at"`
 	CreatedAt         dbTime `db:"created_at"`
 	UpdatedAt         dbTime `db:"updated_at"`
 }
 
-const userColumns = `id, login_id, email, display_name, password_hash, password_temporary, locked, created_at, updated_at`
+const userColumns = `id, login_id, email, display_name, password_hash, password_temporary, locked, passkey_offer_skipped_at, created_at, updated_at`
 
 func (r userRow) user() storage.User {
 	return storage.User{
 		ID: r.ID, LoginID: r.LoginID, Email: r.Email, DisplayName: r.DisplayName,
 		PasswordHash: r.PasswordHash, PasswordTemporary: r.PasswordTemporary, Locked: r.Locked,
-		CreatedAt: r.CreatedAt.Time, UpdatedAt: r.UpdatedAt.Time,
+		PasskeyOfferSkippedAt: r.OfferSkippedAt.ptr(), CreatedAt: r.CreatedAt.Time, UpdatedAt: r.UpdatedAt.Time,
 	}
 }
 
@@ -41,9 +43,9 @@ func (s *Store) CreateUser(ctx context.Context, u *storage.User) error {
 	if u.UpdatedAt.IsZero() {
 		u.UpdatedAt = u.CreatedAt
 	}
-	_, err := s.exec(ctx, s.q(`INSERT INTO users (`+userColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+	_, err := s.exec(ctx, s.q(`INSERT INTO users (`+userColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 		u.ID, u.LoginID, u.Email, u.DisplayName, u.PasswordHash, u.PasswordTemporary, u.Locked,
-		s.flavor.timeArg(u.CreatedAt), s.flavor.timeArg(u.UpdatedAt))
+		s.flavor.timePtrArg(u.PasskeyOfferSkippedAt), s.flavor.timeArg(u.CreatedAt), s.flavor.timeArg(u.UpdatedAt))
 	return wrap("create user", err)
 }
 
@@ -108,6 +110,13 @@ func (s *Store) SetUserLocked(ctx context.Context, userID string, locked bool) e
 	res, err := s.exec(ctx, s.q(`UPDATE users SET locked = ?, updated_at = ? WHERE id = ?`),
 		locked, s.flavor.timeArg(s.now()), userID)
 	return mustAffect("set user locked", res, err)
+}
+
+// SetPasskeyOfferSkipped leaves updated_at alone: declining an offer
+// changes nothing of the account.
+func (s *Store) SetPasskeyOfferSkipped(ctx context.Context, userID string, at time.Time) error {
+	res, err := s.exec(ctx, s.q(`UPDATE users SET passkey_offer_skipped_at = ? WHERE id = ?`), s.flavor.timeArg(at), userID)
+	return mustAffect("set passkey offer skipped", res, err)
 }
 
 // DeleteUser removes the user. Sessions, passkeys and OTP-send records go by

@@ -116,6 +116,10 @@ type WebAuthn struct {
 	RPID    string   `yaml:"rp_id"`
 	RPName  string   `yaml:"rp_name"`
 	Origins []string `yaml:"origins"`
+	// RelatedOrigins are https origins of the group's other domains that
+	// may use this rp_id's passkeys (WebAuthn Level 3 related origin
+	// requests); served at /.well-known/webauthn when set.
+	RelatedOrigins []string `yaml:"related_origins"`
 	// MaxCallsPerAddress bounds the passkey options and finish calls one
 	// client address may make per minute (zero: the login pages' default).
 	MaxCallsPerAddress int `yaml:"max_calls_per_address"`
@@ -152,14 +156,17 @@ type OTP struct {
 
 // Lifetimes of everything the IdP issues.
 type Lifetimes struct {
-	Session      time.Duration `yaml:"session"`
-	LoginFlow    time.Duration `yaml:"login_flow"`
-	RecentAuth   time.Duration `yaml:"recent_auth"`
-	AuthRequest  time.Duration `yaml:"auth_request"`
-	Code         time.Duration `yaml:"code"`
-	AccessToken  time.Duration `yaml:"access_token"`
-	IDToken      time.Duration `yaml:"id_token"`
-	RefreshToken time.Duration `yaml:"refresh_token"`
+	Session    time.Duration `yaml:"session"`
+	LoginFlow  time.Duration `yaml:"login_flow"`
+	RecentAuth time.Duration `yaml:"recent_auth"`
+	// PasskeyOfferDeclined is how long 「今はしない」 at the passkey offer
+	// after a password login keeps the offer away.
+	PasskeyOfferDeclined time.Duration `yaml:"passkey_offer_declined"`
+	AuthRequest          time.Duration `yaml:"auth_request"`
+	Code                 time.Duration `yaml:"code"`
+	AccessToken          time.Duration `yaml:"access_token"`
+	IDToken              time.Duration `yaml:"id_token"`
+	RefreshToken         time.Duration `yaml:"refresh_token"`
 	// EnrolmentLink is how long `idp users enrolment-link` links work.
 	EnrolmentLink time.Duration `yaml:"enrolment_link"`
 }
@@ -347,6 +354,7 @@ func (c *Config) Defaults() {
 	def(&c.Lifetimes.Session, pages.SessionLifetime)
 	def(&c.Lifetimes.LoginFlow, pages.FlowLifetime)
 	def(&c.Lifetimes.RecentAuth, pages.RecentAuth)
+	def(&c.Lifetimes.PasskeyOfferDeclined, pages.PasskeyOfferInterval)
 	def(&c.Lifetimes.AuthRequest, op.DefaultAuthRequestLifetime)
 	def(&c.Lifetimes.Code, op.DefaultCodeLifetime)
 	def(&c.Lifetimes.AccessToken, op.DefaultAccessTokenLifetime)
@@ -457,6 +465,23 @@ func (c *Config) Validate() error {
 			bad(fmt.Sprintf("webauthn.origins[%d]", i), "host %q is not rp_id %q or a subdomain of it", h, c.WebAuthn.RPID)
 		}
 	}
+	related := map[string]bool{}
+	for i, o := range c.WebAuthn.RelatedOrigins {
+		field := fmt.Sprintf("webauthn.related_origins[%d]", i)
+		u, err := url.Parse(o)
+		switch {
+		case err != nil || u.Scheme != "https" || u.Hostname() == "" || o != "https://"+strings.ToLower(u.Host) ||
+			net.ParseIP(u.Hostname()) != nil:
+			// Exactly what a browser's origin serialises to, or the
+			// comparison with it never matches.
+			bad(field, "must be an https origin of a lower-case domain name, with nothing after the host (no path, not even /), got %q", o)
+		case related[u.Scheme+"://"+u.Host]:
+			bad(field, "%q is listed twice", o)
+		}
+		if err == nil {
+			related[u.Scheme+"://"+u.Host] = true
+		}
+	}
 	if c.Password.MemoryKiB < 19*1024 || c.Password.Iterations < 2 {
 		bad("password", "argon2id below the OWASP minimum (memory_kib >= 19456 with iterations >= 2)")
 	}
@@ -489,6 +514,7 @@ func (c *Config) Validate() error {
 		{"password.throttle_window", c.Password.ThrottleWindow}, {"otp.lifetime", c.OTP.Lifetime},
 		{"otp.resend_interval", c.OTP.ResendInterval}, {"lifetimes.session", c.Lifetimes.Session},
 		{"lifetimes.login_flow", c.Lifetimes.LoginFlow}, {"lifetimes.recent_auth", c.Lifetimes.RecentAuth},
+		{"lifetimes.passkey_offer_declined", c.Lifetimes.PasskeyOfferDeclined},
 		{"lifetimes.auth_request", c.Lifetimes.AuthRequest}, {"lifetimes.code", c.Lifetimes.Code},
 		{"lifetimes.access_token", c.Lifetimes.AccessToken}, {"lifetimes.id_token", c.Lifetimes.IDToken},
 		{"lifetimes.refresh_token", c.Lifetimes.RefreshToken}, {"keys.rotation_period", c.Keys.RotationPeriod},

@@ -50,7 +50,9 @@ func seedCustomer(t *testing.T, db *sqlstore.Store, loginID string, p password.P
 		t.Fatal(err)
 	}
 	now := time.Now().UTC()
-	u := &storage.User{ID: c.id, LoginID: loginID, Email: c.email, PasswordHash: hash, CreatedAt: now, UpdatedAt: now}
+	// Declined the passkey offer just now: an F4 login goes straight to
+	// the bank, as the flows below plan it (the offer is tested in login).
+	u := &storage.User{ID: c.id, LoginID: loginID, Email: c.email, PasswordHash: hash, PasskeyOfferSkippedAt: &now, CreatedAt: now, UpdatedAt: now}
 	if err := db.CreateUser(context.Background(), u); err != nil {
 		t.Fatalf("seed %s: %v", loginID, err)
 	}

@@ -111,11 +111,17 @@ func build(ctx context.Context, cfg *config.Config, store *sqlstore.Store, logge
 	if err := provider.EnsureKeys(ctx); err != nil {
 		return nil, fmt.Errorf("signing keys: %w", err)
 	}
-	passkeys, err := passkey.New(passkey.Config{
-		RPID:          cfg.WebAuthn.RPID,
-		RPDisplayName: cfg.WebAuthn.RPName,
-		Origins:       cfg.WebAuthn.Origins,
-	}, store, logger)
+	passkeyCfg := passkey.Config{
+		RPID:           cfg.WebAuthn.RPID,
+		RPDisplayName:  cfg.WebAuthn.RPName,
+		Origins:        cfg.WebAuthn.Origins,
+		RelatedOrigins: cfg.WebAuthn.RelatedOrigins,
+	}
+	passkeys, err := passkey.New(passkeyCfg, store, logger)
+	if err != nil {
+		return nil, fmt.Errorf("webauthn: %w", err)
+	}
+	relatedOrigins, err := passkey.RelatedOrigins(passkeyCfg)
 	if err != nil {
 		return nil, fmt.Errorf("webauthn: %w", err)
 	}
@@ -160,6 +166,9 @@ func build(ctx context.Context, cfg *config.Config, store *sqlstore.Store, logge
 	r.Handle(pathReadyz, probe(s.readyz))
 	r.Handle(pathReadyAlias, probe(s.readyz))
 	pages.Register(r)
+	if relatedOrigins != nil {
+		r.Path(passkey.PathRelatedOrigins).Methods(http.MethodGet, http.MethodHead).Handler(relatedOrigins)
+	}
 	if opts.Extra != nil {
 		opts.Extra(r)
 	}
@@ -350,10 +359,11 @@ func LoginConfig(cfg *config.Config, devMailURL string) login.Config {
 			Phone: cfg.Support.Phone,
 			Hours: cfg.Support.Hours,
 		},
-		SecureCookies:   iss != nil && iss.Scheme == "https",
-		SessionLifetime: cfg.Lifetimes.Session,
-		FlowLifetime:    cfg.Lifetimes.LoginFlow,
-		RecentAuth:      cfg.Lifetimes.RecentAuth,
+		SecureCookies:        iss != nil && iss.Scheme == "https",
+		SessionLifetime:      cfg.Lifetimes.Session,
+		FlowLifetime:         cfg.Lifetimes.LoginFlow,
+		RecentAuth:           cfg.Lifetimes.RecentAuth,
+		PasskeyOfferInterval: cfg.Lifetimes.PasskeyOfferDeclined,
 		Password: login.PasswordParams{
 			MemoryKiB:   cfg.Password.MemoryKiB,
 			Iterations:  cfg.Password.Iterations,

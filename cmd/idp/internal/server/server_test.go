@@ -44,6 +44,13 @@ func (b *logBuffer) String() string {
 // serves its public handler on an httptest server.
 func openTestServer(t *testing.T, dsn string) (*Server, *httptest.Server, *logBuffer) {
 	t.Helper()
+	return openTestServerWith(t, dsn, func(*config.Config) {})
+}
+
+// openTestServerWith is openTestServer with the configuration changed by
+// edit before its defaults and validation.
+func openTestServerWith(t *testing.T, dsn string, edit func(*config.Config)) (*Server, *httptest.Server, *logBuffer) {
+	t.Helper()
 	hash, err := op.HashClientSecret(testClientSecret)
 	if err != nil {
 		t.Fatal(err)
@@ -55,6 +62,7 @@ func openTestServer(t *testing.T, dsn string) (*Server, *httptest.Server, *logBu
 		SMTP:      config.SMTP{Host: "127.0.0.1", Port: 25, TLS: "none"},
 		Clients:   []config.Client{{ID: testClientID, SecretHash: hash, RedirectURIs: []string{testRedirect}}},
 	}
+	edit(cfg)
 	cfg.Defaults()
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
