@@ -36,6 +36,7 @@ const (
 	PasswordRehashed          // an imported bcrypt hash became argon2id
 	PasswordTemporaryIssued   // staff issued a temporary password
 	SessionEnded              // a customer signed out
+	BackchannelLogoutFailed   // a relying party was not told of a session's end before the deadline
 	UserCreated               // staff created a user
 	UserViewed                // staff looked at a user (`idp users show`)
 	UserImported              // a user came in from a CSV import
@@ -97,6 +98,8 @@ func (e Event) String() string {
 		return "password.temporary_issued"
 	case SessionEnded:
 		return "session.ended"
+	case BackchannelLogoutFailed:
+		return "backchannel_logout.failed"
 	case UserCreated:
 		return "user.created"
 	case UserViewed:
@@ -130,7 +133,8 @@ const (
 	KeyStepUp       // login.success: "true" for S8's step-up
 	KeyAssertedUser // login.failure: the user a step-up passkey belongs to
 	KeyThrottleKey  // login.throttled: the limit's bucket ("ip:…" or the login ID's)
-	KeyAttempts     // otp.failed, otp.locked: wrong codes so far
+	KeyAttempts     // otp.failed, otp.locked: wrong codes so far; backchannel_logout.failed: deliveries tried
+	KeyClient       // backchannel_logout.failed: the relying party's client ID
 	KeyCredential   // passkey.*: the credential ID, base64url (see Credential)
 	KeyName         // passkey.*: the passkey's name
 	KeyAttachment   // passkey.registered: the attachment the browser reported
@@ -186,6 +190,8 @@ func (k Key) String() string {
 		return "key"
 	case KeyAttempts:
 		return "attempts"
+	case KeyClient:
+		return "client"
 	case KeyCredential:
 		return "credential"
 	case KeyName:

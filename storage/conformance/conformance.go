@@ -6,7 +6,7 @@
 // the tests of each storage role are in the file named like the one that
 // implements the role in sqlstore: users.go, sessions.go, authrequests.go, tokens.go,
 // signingkeys.go, loginflows.go, ratelimits.go, webauthn.go,
-// credentials.go, audit.go, housekeeping.go.
+// credentials.go, audit.go, housekeeping.go, backchannel.go.
 package conformance
 
 import (
@@ -55,6 +55,10 @@ func Run(t *testing.T, key []byte, newStore func(t *testing.T) storage.Store) {
 		{"Audit", func(t *testing.T, s storage.Store) { testAudit(t, s, key) }},
 		{"AuditConcurrent", func(t *testing.T, s storage.Store) { testAuditConcurrent(t, s, s, key) }},
 		{"DeleteExpired", testDeleteExpired},
+		{"BackchannelEnqueue", testBackchannelEnqueue},
+		{"BackchannelClaim", testBackchannelClaim},
+		{"BackchannelClaimConcurrent", func(t *testing.T, s storage.Store) { testBackchannelClaimConcurrent(t, s, s) }},
+		{"BackchannelCompletionRacesEnd", func(t *testing.T, s storage.Store) { testBackchannelCompletionRacesEnd(t, s, s) }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -78,6 +82,8 @@ func RunReplicas(t *testing.T, key []byte, newPair func(t *testing.T) (storage.S
 		{"AuditConcurrent", func(t *testing.T, a, b storage.Store) { testAuditConcurrent(t, a, b, key) }},
 		{"RateReservationsConcurrent", testRateReservationsConcurrent},
 		{"AuthRequestCompleteOnce", testAuthRequestCompleteOnce},
+		{"BackchannelClaimConcurrent", testBackchannelClaimConcurrent},
+		{"BackchannelCompletionRacesEnd", testBackchannelCompletionRacesEnd},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

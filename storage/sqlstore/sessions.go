@@ -2,6 +2,8 @@ package sqlstore
 
 import (
 	"context"
+	"crypto/rand"
+	"database/sql"
 	"fmt"
 	"time"
 
@@ -11,23 +13,32 @@ import (
 )
 
 type sessionRow struct {
-	ID         string     `db:"id"`
-	UserID     string     `db:"user_id"`
-	AuthTime   dbTime     `db:"auth_time"`
-	AMR        stringList `db:"amr"`
-	ACR        string     `db:"acr"`
-	CreatedAt  dbTime     `db:"created_at"`
-	LastSeenAt dbTime     `db:"last_seen_at"`
-	ExpiresAt  dbTime     `db:"expires_at"`
+	ID         string         `db:"id"`
+	UserID     string         `db:"user_id"`
+	SID        sql.NullString `db:"sid"`
+	AuthTime   dbTime         `db:"auth_time"`
+	AMR        stringList     `db:"amr"`
+	ACR        string         `db:"acr"`
+	CreatedAt  dbTime         `db:"created_at"`
+	LastSeenAt dbTime         `db:"last_seen_at"`
+	ExpiresAt  dbTime         `db:"expires_at"`
 }
 
+// newSID is a session's public identifier: 128 random bits, never derived
+// from the cookie, so a leaked sid (RPs log ID tokens) names no cookie.
+func newSID() string { return rand.Text() }
+
+// CreateSession stores se, giving it a SID when it has none.
 func (s *Store) CreateSession(ctx context.Context, se *storage.Session) error {
 	if se.CreatedAt.IsZero() {
 		se.CreatedAt = s.now().UTC()
 	}
-	_, err := s.exec(ctx, s.q(`INSERT INTO sessions (id, user_id, auth_time, amr, acr, created_at, last_seen_at, expires_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
-		se.ID, se.UserID, s.flavor.timeArg(se.AuthTime), listArg(se.AMR), se.ACR,
+	if se.SID == "" {
+		se.SID = newSID()
+	}
+	_, err := s.exec(ctx, s.q(`INSERT INTO sessions (id, user_id, sid, auth_time, amr, acr, created_at, last_seen_at, expires_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		se.ID, se.UserID, se.SID, s.flavor.timeArg(se.AuthTime), listArg(se.AMR), se.ACR,
 		s.flavor.timeArg(se.CreatedAt), s.flavor.timeArg(se.LastSeenAt), s.flavor.timeArg(se.ExpiresAt))
 	return wrap("create session", err)
 }
@@ -35,7 +46,7 @@ func (s *Store) CreateSession(ctx context.Context, se *storage.Session) error {
 // SessionByID returns ErrNotFound for a session that expired.
 func (s *Store) SessionByID(ctx context.Context, id string) (*storage.Session, error) {
 	var r sessionRow
-	if err := s.get(ctx, &r, s.q(`SELECT id, user_id, auth_time, amr, acr, created_at, last_seen_at, expires_at
+	if err := s.get(ctx, &r, s.q(`SELECT id, user_id, sid, auth_time, amr, acr, created_at, last_seen_at, expires_at
 		FROM sessions WHERE id = ?`), id); err != nil {
 		return nil, wrap("session by id", err)
 	}
@@ -43,7 +54,7 @@ func (s *Store) SessionByID(ctx context.Context, id string) (*storage.Session, e
 		return nil, fmt.Errorf("session by id: expired: %w", storage.ErrNotFound)
 	}
 	return &storage.Session{
-		ID: r.ID, UserID: r.UserID, AuthTime: r.AuthTime.Time, AMR: r.AMR, ACR: r.ACR,
+		ID: r.ID, UserID: r.UserID, SID: r.SID.String, AuthTime: r.AuthTime.Time, AMR: r.AMR, ACR: r.ACR,
 		CreatedAt: r.CreatedAt.Time, LastSeenAt: r.LastSeenAt.Time, ExpiresAt: r.ExpiresAt.Time,
 	}, nil
 }
@@ -53,10 +64,40 @@ func (s *Store) TouchSession(ctx context.Context, id string, lastSeen time.Time)
 	return mustAffect("touch session", res, err)
 }
 
+// RenewSession moves the row to next's key and proof in place, so its sid,
+// creation time and clients stay and nothing is enqueued. A session from
+// before sids gets one now.
+func (s *Store) RenewSession(ctx context.Context, oldID string, next *storage.Session) error {
+	return s.inTx(ctx, "renew session", func(tx *sqlx.Tx) error {
+		lock := `SELECT sid, created_at FROM sessions WHERE id = ? AND expires_at > ?`
+		if s.flavor == flavorPostgres {
+			lock += ` FOR UPDATE`
+		}
+		var cur struct {
+			SID       sql.NullString `db:"sid"`
+			CreatedAt dbTime         `db:"created_at"`
+		}
+		if err := tx.GetContext(ctx, &cur, s.q(lock), oldID, s.flavor.timeArg(s.now())); err != nil {
+			return wrap("renew session", err)
+		}
+		next.SID, next.CreatedAt = cur.SID.String, cur.CreatedAt.Time
+		if next.SID == "" {
+			next.SID = newSID()
+		}
+		_, err := tx.ExecContext(ctx, s.q(`UPDATE sessions SET id = ?, user_id = ?, sid = ?, auth_time = ?, amr = ?, acr = ?,
+			last_seen_at = ?, expires_at = ? WHERE id = ?`),
+			next.ID, next.UserID, next.SID, s.flavor.timeArg(next.AuthTime), listArg(next.AMR), next.ACR,
+			s.flavor.timeArg(next.LastSeenAt), s.flavor.timeArg(next.ExpiresAt), oldID)
+		return wrap("renew session", err)
+	})
+}
+
 // DeleteSession is idempotent: logging out twice is not an error.
 func (s *Store) DeleteSession(ctx context.Context, id string) error {
-	_, err := s.exec(ctx, s.q(`DELETE FROM sessions WHERE id = ?`), id)
-	return wrap("delete session", err)
+	return s.inTx(ctx, "delete session", func(tx *sqlx.Tx) error {
+		_, err := s.endSessions(ctx, tx, `id = ?`, id)
+		return err
+	})
 }
 
 // EndUserAccess counts the rows that still work before it ends them, so
@@ -84,8 +125,8 @@ func (s *Store) EndUserAccess(ctx context.Context, userID, keepSessionID string,
 				return wrap("end user access: count", err)
 			}
 		}
-		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM sessions WHERE user_id = ? AND id <> ?`), userID, keepSessionID); err != nil {
-			return wrap("end user access: delete sessions", err)
+		if _, err := s.endSessions(ctx, tx, `user_id = ? AND id <> ?`, userID, keepSessionID); err != nil {
+			return fmt.Errorf("end user access: %w", err)
 		}
 		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM access_tokens WHERE subject = ?`), userID); err != nil {
 			return wrap("end user access: delete access tokens", err)
