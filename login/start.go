@@ -168,7 +168,7 @@ func (h *Handler) trySSO(w http.ResponseWriter, r *http.Request, ar *storage.Aut
 			return false
 		}
 	}
-	redirect, err := h.op.Complete(ctx, ar.ID, s.UserID, s.AuthTime, s.AMR, s.ACR)
+	redirect, err := h.op.Complete(ctx, ar.ID, s)
 	if errors.Is(err, storage.ErrConflict) || errors.Is(err, storage.ErrNotFound) {
 		// Already completed (a reload, a double submit) or expired.
 		h.log.InfoContext(ctx, "auth request no longer completable", "auth_request", ar.ID, "err", err)
