@@ -298,7 +298,7 @@ func TestBackchannelLogoutRetriesWithBackoffUntilTheDeadline(t *testing.T) {
 		}
 		var failed []storage.AuditEvent
 		for _, ev := range events {
-			if ev.Type == "backchannel_logout.failed" {
+			if ev.Type == "backchannel.failed" {
 				failed = append(failed, ev)
 			}
 		}
@@ -422,7 +422,10 @@ func TestBackchannelLogout40ConcurrentLogoutsAcrossReplicas(t *testing.T) {
 func TestBackchannelLogoutClientWithoutURIIsDropped(t *testing.T) {
 	storagetest.Each(t, func(t *testing.T, flavor string) {
 		rc := newReceiver(t, func() int { return http.StatusOK })
-		e, _, reg := backchannelEnv(t, flavor, rc, func(c *op.Config) { c.Clients[0].BackchannelLogoutURI = ""; c.Clients[0].BackchannelLogoutSessionRequired = false })
+		e, _, reg := backchannelEnv(t, flavor, rc, func(c *op.Config) {
+			c.Clients[0].BackchannelLogoutURI = ""
+			c.Clients[0].BackchannelLogoutSessionRequired = false
+		})
 		e.login("openid")
 		if err := e.store.DeleteSession(t.Context(), e.lastSession.Load().ID); err != nil {
 			t.Fatal(err)

@@ -99,7 +99,7 @@ func (e Event) String() string {
 	case SessionEnded:
 		return "session.ended"
 	case BackchannelLogoutFailed:
-		return "backchannel_logout.failed"
+		return "backchannel.failed"
 	case UserCreated:
 		return "user.created"
 	case UserViewed:
@@ -133,8 +133,8 @@ const (
 	KeyStepUp       // login.success: "true" for S8's step-up
 	KeyAssertedUser // login.failure: the user a step-up passkey belongs to
 	KeyThrottleKey  // login.throttled: the limit's bucket ("ip:…" or the login ID's)
-	KeyAttempts     // otp.failed, otp.locked: wrong codes so far; backchannel_logout.failed: deliveries tried
-	KeyClient       // backchannel_logout.failed: the relying party's client ID
+	KeyAttempts     // otp.failed, otp.locked: wrong codes so far; backchannel.failed: deliveries tried
+	KeyClient       // backchannel.failed: the relying party's client ID
 	KeyCredential   // passkey.*: the credential ID, base64url (see Credential)
 	KeyName         // passkey.*: the passkey's name
 	KeyAttachment   // passkey.registered: the attachment the browser reported
