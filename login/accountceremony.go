@@ -71,7 +71,15 @@ func (h *Handler) accountStepUpFinish(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.auditSignCount(r, res)
-	if _, err := h.renewSession(w, r, s, proof{amr: res.AMR, acr: h.cfg.ACR.Passkey, at: h.now()}); err != nil {
+	_, err = h.renewSession(w, r, s, proof{amr: res.AMR, acr: h.cfg.ACR.Passkey, at: h.now()})
+	if errors.Is(err, storage.ErrNotFound) {
+		// The session ended meanwhile (staff, another tab): a step-up
+		// does not bring it back.
+		h.log.InfoContext(ctx, "S8 step-up on a session that ended meanwhile", "user", user.ID)
+		h.jsonFail(w, r, http.StatusUnauthorized, "session_required", "err.session_required")
+		return
+	}
+	if err != nil {
 		h.log.ErrorContext(ctx, "renewing session after step-up", "err", err)
 		h.jsonFail(w, r, failureStatus(w, err), "internal", "err.internal")
 		return

@@ -23,15 +23,6 @@ func sessionUserAgent(r *http.Request) string {
 	return storage.RepairText(r.UserAgent(), maxUserAgentBytes)
 }
 
-// noteSessionClient records that session s signed in to the client of
-// authRequestID, for S8's "which website". It is informational: a failure
-// is logged, never the customer's problem.
-func (h *Handler) noteSessionClient(r *http.Request, sessionID, clientID string) {
-	if err := h.store.AddSessionClient(r.Context(), sessionID, clientID); err != nil {
-		h.log.WarnContext(r.Context(), "recording the session's client", "client", clientID, "err", err)
-	}
-}
-
 // sessionRows lists the user's sessions for S8, this one marked.
 func (h *Handler) sessionRows(r *http.Request, current *storage.Session, lang string) ([]templates.SessionRow, error) {
 	sessions, err := h.store.SessionsByUser(r.Context(), current.UserID, h.now())

@@ -35,8 +35,8 @@ var tinyArgon = password.Params{MemoryKiB: 64, Iterations: 1, Parallelism: 1}
 // the store exactly as the provider does and names a callback URL.
 type testOP struct{ store storage.Store }
 
-func (o testOP) Complete(ctx context.Context, id, userID string, authTime time.Time, amr []string, acr string) (string, error) {
-	if err := o.store.CompleteAuthRequest(ctx, id, userID, authTime, amr, acr); err != nil {
+func (o testOP) Complete(ctx context.Context, id string, s *storage.Session) (string, error) {
+	if err := o.store.CompleteAuthRequest(ctx, id, s.UserID, s.AuthTime, s.AMR, s.ACR, s.SID); err != nil {
 		return "", err
 	}
 	return "/cb?id=" + url.QueryEscape(id), nil

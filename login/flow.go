@@ -284,16 +284,13 @@ func (h *Handler) completeLogin(w http.ResponseWriter, r *http.Request, f *stora
 	// account pages: it ends there, not at the OP.
 	redirect := accountURL(decodeFlowData(f).ReturnTo)
 	if ar != nil {
-		redirect, err = h.op.Complete(ctx, f.AuthRequestID, user.ID, p.at, amr, acr)
+		redirect, err = h.op.Complete(ctx, f.AuthRequestID, s)
 	}
 	if err != nil {
 		if derr := h.store.DeleteSession(ctx, s.ID); derr != nil {
 			h.log.ErrorContext(ctx, "deleting session of a failed completion", "err", derr)
 		}
 		return "", fmt.Errorf("completing auth request: %w", err)
-	}
-	if ar != nil {
-		h.noteSessionClient(r, s.ID, ar.ClientID)
 	}
 	h.dropCookieSession(r)
 	if err := h.store.DeleteLoginFlow(ctx, f.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {

@@ -14,6 +14,8 @@ import (
 // logout, renewed by S8's step-up, and ended by logout or, for all of a
 // user's sessions at once, by a change that must sign every other device
 // out. The cookie holds a random handle; the row's ID is its HashSecret.
+// Whichever way a session ends, the store enqueues the back-channel
+// logouts of the relying parties it signed in to; nothing here sends them.
 
 var errNoSession = errors.New("login: no usable session")
 
@@ -96,16 +98,23 @@ func (h *Handler) dropCookieSession(r *http.Request) {
 	}
 }
 
-// renewSession replaces s by a session authenticated now. The store has no
-// in-place update of AuthTime, and a new cookie value after a new proof is
-// the better practice anyway (no fixation of the old value).
+// renewSession replaces s by a session authenticated now: a new cookie
+// value after a new proof (no fixation of the old value), but the same
+// session to the relying parties (its SID and clients stay, none is told
+// of a logout). A session ended meanwhile (staff, another tab) stays
+// ended: the store refuses to renew it.
 func (h *Handler) renewSession(w http.ResponseWriter, r *http.Request, s *storage.Session, p proof) (*storage.Session, error) {
-	handle, next, err := h.createSession(r, s.UserID, p)
+	handle, err := randomSecret()
 	if err != nil {
-		return nil, fmt.Errorf("renewing session: %w", err)
+		return nil, err
 	}
-	if err := h.store.DeleteSession(r.Context(), s.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
-		h.log.ErrorContext(r.Context(), "deleting replaced session", "err", err)
+	now := h.now()
+	next := &storage.Session{
+		ID: storage.HashSecret(handle), UserID: s.UserID, AuthTime: p.at, AMR: p.amr, ACR: p.acr,
+		LastSeenAt: now, ExpiresAt: now.Add(h.cfg.SessionLifetime),
+	}
+	if err := h.store.RenewSession(r.Context(), s.ID, next); err != nil {
+		return nil, fmt.Errorf("renewing session: %w", err)
 	}
 	h.setSessionCookie(w, handle)
 	return next, nil

@@ -177,7 +177,7 @@ func (h *Handler) trySSO(w http.ResponseWriter, r *http.Request, ar *storage.Aut
 			return false
 		}
 	}
-	redirect, err := h.op.Complete(ctx, ar.ID, s.UserID, s.AuthTime, s.AMR, s.ACR)
+	redirect, err := h.op.Complete(ctx, ar.ID, s)
 	if errors.Is(err, storage.ErrConflict) || errors.Is(err, storage.ErrNotFound) {
 		// Already completed (a reload, a double submit) or expired.
 		h.log.InfoContext(ctx, "auth request no longer completable", "auth_request", ar.ID, "err", err)
@@ -188,7 +188,6 @@ func (h *Handler) trySSO(w http.ResponseWriter, r *http.Request, ar *storage.Aut
 		h.log.ErrorContext(ctx, "completing auth request from session", "auth_request", ar.ID, "err", err)
 		return false
 	}
-	h.noteSessionClient(r, s.ID, ar.ClientID)
 	// last_seen_at is informational (no rule reads it): a minute's
 	// precision spares one write per SSO login of an active customer.
 	if now.Sub(s.LastSeenAt) >= sessionTouchInterval {

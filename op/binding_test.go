@@ -130,14 +130,14 @@ func TestCompleteRefusesFinishedOrExpiredRequests(t *testing.T) {
 		login, _ := resp.Location()
 		id := login.Query().Get("authRequestID")
 		now := time.Now().Truncate(time.Second)
-		if _, err := e.p.Complete(ctx, id, e.user.ID, now, []string{"pwd"}, testACR); err != nil {
+		if _, err := e.p.Complete(ctx, id, unsavedSession(e.user.ID, now, "pwd")); err != nil {
 			t.Fatalf("first Complete: %v", err)
 		}
 		other := &storage.User{ID: "other-user", LoginID: "jiro", Email: "jiro@example.jp", DisplayName: "次郎", PasswordHash: "unused"}
 		if err := e.store.CreateUser(ctx, other); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := e.p.Complete(ctx, id, other.ID, now, []string{"hwk", "user", "mfa"}, testACR); !errors.Is(err, storage.ErrConflict) {
+		if _, err := e.p.Complete(ctx, id, unsavedSession(other.ID, now, "hwk", "user", "mfa")); !errors.Is(err, storage.ErrConflict) {
 			t.Errorf("second Complete: %v, want ErrConflict", err)
 		}
 		if ar, err := e.store.AuthRequestByID(ctx, id); err != nil || ar.UserID != e.user.ID {
@@ -152,7 +152,7 @@ func TestCompleteRefusesFinishedOrExpiredRequests(t *testing.T) {
 		if err := e.store.CreateAuthRequest(ctx, expired); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := e.p.Complete(ctx, expired.ID, e.user.ID, now, []string{"pwd"}, testACR); !errors.Is(err, storage.ErrNotFound) {
+		if _, err := e.p.Complete(ctx, expired.ID, unsavedSession(e.user.ID, now, "pwd")); !errors.Is(err, storage.ErrNotFound) {
 			t.Errorf("Complete of an expired request: %v, want ErrNotFound", err)
 		}
 	})

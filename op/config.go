@@ -46,7 +46,10 @@ type Config struct {
 	// Throttle bounds guessing at the OAuth endpoints (zero fields take
 	// the defaults).
 	Throttle Throttle
-	Clients  []ClientConfig
+	// BackchannelLogout paces the delivery of logout tokens (zero fields
+	// take the defaults).
+	BackchannelLogout BackchannelLogout
+	Clients           []ClientConfig
 	// Clock is the time of every expiry, key rotation and throttle window
 	// the provider computes (default time.Now); zitadel still stamps the
 	// iat and exp of the JWTs it signs with the system clock. Give the
@@ -74,6 +77,26 @@ type ClientConfig struct {
 	AccessTokenLifetime  time.Duration
 	IDTokenLifetime      time.Duration
 	RefreshTokenLifetime time.Duration
+	// BackchannelLogoutURI receives a logout token (OpenID Connect
+	// Back-Channel Logout 1.0) whenever a session that signed in to this
+	// client ends; empty: the client is not told.
+	BackchannelLogoutURI string
+	// BackchannelLogoutSessionRequired: the client needs the sid claim in
+	// logout tokens. Ours always carry it; the flag is accepted so a
+	// client's registration can say so.
+	BackchannelLogoutSessionRequired bool
+}
+
+// BackchannelLogout paces the delivery worker (backchannel.go).
+type BackchannelLogout struct {
+	// Timeout bounds one POST to a relying party (default 5s).
+	Timeout time.Duration
+	// Deadline is how long after the session ended delivery is retried
+	// before it is given up (default 24h).
+	Deadline time.Duration
+	// PollInterval is how often each replica looks for due logouts
+	// (default 2s): a logout reaches the relying party that much later.
+	PollInterval time.Duration
 }
 
 // Provider defaults.
@@ -88,6 +111,12 @@ const (
 	DefaultCodeLifetime         = time.Minute
 	MinCodeLifetime             = 10 * time.Second
 	MaxCodeLifetime             = 10 * time.Minute
+
+	DefaultBackchannelTimeout      = 5 * time.Second
+	DefaultBackchannelDeadline     = 24 * time.Hour
+	DefaultBackchannelPollInterval = 2 * time.Second
+	// MaxBackchannelTimeout keeps a POST well inside a claim's lease.
+	MaxBackchannelTimeout = time.Minute
 )
 
 // knownScopes are the scopes this provider understands; a client may be
@@ -116,6 +145,9 @@ func (c *Config) applyDefaults() {
 	setDefault(&c.RefreshTokenLifetime, DefaultRefreshTokenLifetime)
 	setDefault(&c.AuthRequestLifetime, DefaultAuthRequestLifetime)
 	setDefault(&c.CodeLifetime, DefaultCodeLifetime)
+	setDefault(&c.BackchannelLogout.Timeout, DefaultBackchannelTimeout)
+	setDefault(&c.BackchannelLogout.Deadline, DefaultBackchannelDeadline)
+	setDefault(&c.BackchannelLogout.PollInterval, DefaultBackchannelPollInterval)
 	t := &c.Throttle
 	setDefault(&t.Window, DefaultThrottleWindow)
 	for _, d := range []struct {
@@ -190,6 +222,15 @@ func (c *Config) Validate() error {
 			fail(name, "must not be negative")
 		}
 	}
+	if b := c.BackchannelLogout; b.Timeout < 0 || b.Timeout > MaxBackchannelTimeout {
+		fail("backchannel_logout.timeout", "must be between 0 and %s, not %s", MaxBackchannelTimeout, b.Timeout)
+	}
+	if c.BackchannelLogout.Deadline < 0 {
+		fail("backchannel_logout.deadline", "must not be negative")
+	}
+	if c.BackchannelLogout.PollInterval < 0 {
+		fail("backchannel_logout.poll_interval", "must not be negative")
+	}
 	if c.KeyPublishDelay >= c.KeyRotationPeriod {
 		fail("key_publish_delay", "must be shorter than key_rotation_period")
 	}
@@ -238,6 +279,14 @@ func (cl ClientConfig) validate(prefix string, seen map[string]bool) []error {
 		if !isSafeRedirectURI(u) {
 			fail(fmt.Sprintf("post_logout_redirect_uris[%d]", j), "must be an absolute https URL (http only for localhost) without fragment")
 		}
+	}
+	// The URI is the operator's, not a user's; still only https (http on
+	// a loopback host for development) and no fragment (the spec's rule).
+	if cl.BackchannelLogoutURI != "" && !isSafeRedirectURI(cl.BackchannelLogoutURI) {
+		fail("backchannel_logout_uri", "must be an absolute https URL (http only for localhost) without fragment")
+	}
+	if cl.BackchannelLogoutSessionRequired && cl.BackchannelLogoutURI == "" {
+		fail("backchannel_logout_session_required", "needs a backchannel_logout_uri")
 	}
 	if !slices.Contains(cl.Scopes, "openid") {
 		fail("scopes", "must contain openid")

@@ -14,6 +14,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -51,6 +52,8 @@ type env struct {
 	issuer string
 	user   *storage.User
 	client *http.Client // a browser that never follows redirects
+	// lastSession is the SSO session testLogin signed in with last.
+	lastSession atomic.Pointer[storage.Session]
 }
 
 func testConfig(issuer string) op.Config {
@@ -162,12 +165,28 @@ func (e *env) testLogin(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
-	next, err := e.p.Complete(r.Context(), id, u.ID, time.Now().Add(-time.Minute).Truncate(time.Second), []string{"pwd"}, testACR)
+	// A real SSO session, as package login creates, so ID tokens carry its
+	// sid and ending it owes back-channel logouts.
+	at := time.Now().Add(-time.Minute).Truncate(time.Second)
+	se := &storage.Session{ID: storage.HashSecret(rand.Text()), UserID: u.ID, AuthTime: at, AMR: []string{"pwd"}, ACR: testACR,
+		CreatedAt: at, LastSeenAt: at, ExpiresAt: at.AddDate(10, 0, 0)} // tests move the clock by days
+	if err := e.store.CreateSession(r.Context(), se); err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	e.lastSession.Store(se)
+	next, err := e.p.Complete(r.Context(), id, se)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
 	http.Redirect(w, r, next, http.StatusFound)
+}
+
+// unsavedSession is a session that was never stored (no SID): enough for
+// Complete where back-channel logout is not the subject.
+func unsavedSession(userID string, authTime time.Time, amr ...string) *storage.Session {
+	return &storage.Session{UserID: userID, AuthTime: authTime, AMR: amr, ACR: testACR}
 }
 
 type pkce struct{ verifier, challenge string }

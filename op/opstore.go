@@ -386,7 +386,7 @@ func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req zop.To
 			ID: storage.HashSecret(value), FamilyID: uuid.NewString(),
 			ClientID: r.r.ClientID, Subject: r.r.UserID, Audience: r.GetAudience(), Scopes: slices.Clone(r.r.Scopes),
 			AMR: slices.Clone(r.r.AMR), ACR: r.r.ACR, AuthTime: r.r.AuthTime, AuthRequestID: r.r.ID,
-			AccessTokenID: at.ID, CreatedAt: now, ExpiresAt: now.Add(refreshLife),
+			AccessTokenID: at.ID, SessionID: r.r.SessionID, CreatedAt: now, ExpiresAt: now.Add(refreshLife),
 		}
 		at.RefreshTokenID = rt.ID
 		if err := s.store.CreateRefreshToken(ctx, rt, at); err != nil {
@@ -409,7 +409,7 @@ func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req zop.To
 			ID: storage.HashSecret(value), FamilyID: old.FamilyID,
 			ClientID: old.ClientID, Subject: old.Subject, Audience: slices.Clone(old.Audience), Scopes: slices.Clone(old.Scopes),
 			AMR: slices.Clone(old.AMR), ACR: old.ACR, AuthTime: old.AuthTime, AuthRequestID: old.AuthRequestID,
-			AccessTokenID: at.ID, CreatedAt: now, ExpiresAt: now.Add(refreshLife),
+			AccessTokenID: at.ID, SessionID: old.SessionID, CreatedAt: now, ExpiresAt: now.Add(refreshLife),
 		}
 		at.RefreshTokenID = next.ID
 		err := s.store.RotateRefreshToken(ctx, old.ID, next, at, now)
@@ -611,16 +611,29 @@ func (s *opStorage) SetUserinfoFromScopes(context.Context, *oidc.UserInfo, strin
 	return nil
 }
 
-// SetUserinfoFromRequest fills the ID token's user claims. For a refresh it
-// also restores acr, which zitadel only copies from authorization requests.
+// SetUserinfoFromRequest fills the ID token's user claims and its sid (the
+// SSO session's public ID). For a refresh it also restores acr, which
+// zitadel only copies from authorization requests.
 func (s *opStorage) SetUserinfoFromRequest(ctx context.Context, info *oidc.UserInfo, req zop.IDTokenRequest, scopes []string) error {
 	u, err := s.activeUser(ctx, req.GetSubject())
 	if err != nil {
 		return err
 	}
 	setUserClaims(info, u, scopes)
-	if r, ok := req.(*refreshRequest); ok && r.token.ACR != "" {
-		info.AppendClaims("acr", r.token.ACR)
+	var sid string
+	switch r := req.(type) {
+	case authRequest:
+		sid = r.r.SessionID
+	case *refreshRequest:
+		sid = r.token.SessionID
+		if r.token.ACR != "" {
+			info.AppendClaims("acr", r.token.ACR)
+		}
+	}
+	// zitadel never fills IDTokenClaims.SessionID itself; the relying
+	// party matches a logout token's sid against this one.
+	if sid != "" {
+		info.AppendClaims("sid", sid)
 	}
 	return nil
 }

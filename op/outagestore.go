@@ -31,8 +31,8 @@ func (o outageNoting) AuthRequestByID(ctx context.Context, id string) (*storage.
 	return v, noteOutage(ctx, err)
 }
 
-func (o outageNoting) CompleteAuthRequest(ctx context.Context, id, userID string, authTime time.Time, amr []string, acr string) error {
-	return noteOutage(ctx, o.Store.CompleteAuthRequest(ctx, id, userID, authTime, amr, acr))
+func (o outageNoting) CompleteAuthRequest(ctx context.Context, id, userID string, authTime time.Time, amr []string, acr, sid string) error {
+	return noteOutage(ctx, o.Store.CompleteAuthRequest(ctx, id, userID, authTime, amr, acr, sid))
 }
 
 func (o outageNoting) SaveAuthCode(ctx context.Context, id, codeHash string, expiresAt time.Time) error {

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/text/language"
 
 	"github.com/comstockloan/idp/storage"
+	"github.com/comstockloan/idp/storage/audit"
 )
 
 // Provider is the OpenID provider: zitadel's op.Provider over our store,
@@ -41,12 +42,13 @@ type Provider struct {
 	// post-logout URI, for AllowedReturnURL.
 	returnOrigins []string
 	metrics       *metrics
+	backchannel   *backchannel
 }
 
 // supportedClaims are the claims our ID tokens and userinfo can carry.
 var supportedClaims = []string{
 	"sub", "aud", "exp", "iat", "iss", "auth_time", "nonce", "acr", "amr", "at_hash", "c_hash", "azp",
-	"preferred_username", "name", "email", "email_verified",
+	"preferred_username", "name", "email", "email_verified", "sid",
 }
 
 // New validates cfg (filling defaults) and builds the provider. Call
@@ -91,6 +93,9 @@ func New(cfg Config, store Store, logger *slog.Logger) (*Provider, error) {
 		SupportedUILocales:       []language.Tag{language.Japanese, language.English},
 		SupportedClaims:          supportedClaims,
 		SupportedScopes:          slices.Clone(knownScopes),
+		// Delivery is ours (backchannel.go); zitadel only advertises it.
+		BackChannelLogoutSupported:        true,
+		BackChannelLogoutSessionSupported: true,
 	}
 	opts := []zop.Option{zop.WithCORSOptions(corsOptions(cfg.Clients))}
 	if cfg.AllowInsecure {
@@ -104,11 +109,20 @@ func New(cfg Config, store Store, logger *slog.Logger) (*Provider, error) {
 	if err != nil {
 		return nil, err
 	}
+	bm, err := newBackchannelMetrics(cfg.Metrics)
+	if err != nil {
+		return nil, err
+	}
 	bind := hmac.New(sha256.New, cfg.CryptoKey[:])
 	bind.Write([]byte("idp/op browser binding v1"))
 	p := &Provider{cfg: cfg, store: store, log: log, storage: st, keys: keys, zop: zp,
 		bindingKey: bind.Sum(nil), returnOrigins: clientOrigins(cfg.Clients, true), metrics: m,
 		discoveryCORS: cors.New(*zp.CORSOptions())}
+	p.backchannel = &backchannel{
+		cfg: cfg.BackchannelLogout, issuer: cfg.Issuer, store: store, keys: keys, clients: clients,
+		http: newBackchannelClient(cfg.BackchannelLogout.Timeout), rec: audit.NewRecorder(store, log),
+		metrics: bm, log: log, now: now,
+	}
 	p.handler = p.guard(withUserMemo(zp))
 	return p, nil
 }
@@ -196,23 +210,24 @@ func (p *Provider) IssuerInterceptor(h http.Handler) http.Handler {
 	return zop.NewIssuerInterceptor(p.zop.IssuerFromRequest).Handler(h)
 }
 
-// Complete marks the auth request done and returns the URL to send the
-// browser to (the op callback).
-func (p *Provider) Complete(ctx context.Context, authRequestID, userID string, authTime time.Time, amr []string, acr string) (string, error) {
+// Complete marks the auth request done by the SSO session se (its user,
+// auth time, amr, acr, and its SID for the ID token's sid and back-channel
+// logout) and returns the URL to send the browser to (the op callback).
+func (p *Provider) Complete(ctx context.Context, authRequestID string, se *storage.Session) (string, error) {
 	if !p.storage.storable(ctx, "auth_request_id", authRequestID) {
 		return "", fmt.Errorf("complete auth request: unstorable id: %w", storage.ErrNotFound)
 	}
-	if userID == "" || authTime.IsZero() || len(amr) == 0 {
-		return "", fmt.Errorf("complete auth request %s: user, auth time and amr are required", authRequestID)
+	if se == nil || se.UserID == "" || se.AuthTime.IsZero() || len(se.AMR) == 0 {
+		return "", fmt.Errorf("complete auth request %s: a session with user, auth time and amr is required", authRequestID)
 	}
 	// A request is completed once: completing it again could swap the user
 	// of a request whose callback is already under way. The store's
 	// conditional update enforces that (and the expiry) without a read.
-	if err := p.store.CompleteAuthRequest(ctx, authRequestID, userID, authTime.UTC(), amr, acr); err != nil {
+	if err := p.store.CompleteAuthRequest(ctx, authRequestID, se.UserID, se.AuthTime.UTC(), se.AMR, se.ACR, se.SID); err != nil {
 		return "", fmt.Errorf("complete auth request %s: %w", authRequestID, err)
 	}
 	p.log.InfoContext(ctx, "auth request completed", "auth_request", authRequestID,
-		"user", userID, "amr", amr, "acr", acr)
+		"user", se.UserID, "amr", se.AMR, "acr", se.ACR)
 	return zop.AuthCallbackURL(p.zop)(zop.ContextWithIssuer(ctx, p.cfg.Issuer), authRequestID), nil
 }
 

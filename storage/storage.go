@@ -11,10 +11,10 @@
 //
 // Store is the sum of role interfaces (Users, Sessions, AuthRequests, Tokens,
 // SigningKeys, LoginFlows, RateLimits, WebAuthnSessions, Credentials,
-// KnownDevices, EnrolmentLinks, Audit, Housekeeping). A consumer takes the
-// roles it uses, or declares its own interface of roles and single methods
-// (op.Store, login.Store, passkey.Store), so its signature says what it may
-// touch.
+// KnownDevices, EnrolmentLinks, Audit, Housekeeping, BackchannelLogouts). A
+// consumer takes the roles it uses, or declares its own interface of roles
+// and single methods (op.Store, login.Store, passkey.Store), so its
+// signature says what it may touch.
 //
 // Files:
 //
@@ -80,8 +80,13 @@ type User struct {
 // Session is the IdP's single sign-on session, referenced by a cookie whose
 // value hashes (HashSecret) to ID.
 type Session struct {
-	ID         string
-	UserID     string
+	ID     string
+	UserID string
+	// SID is the session's public identifier, the sid claim of the ID
+	// tokens it signed and of the logout tokens that end it: random and
+	// unrelated to the cookie (ID is the cookie's hash and must stay
+	// secret). CreateSession assigns one when empty; a renewal keeps it.
+	SID        string
 	AuthTime   time.Time // when the user last proved who they are
 	AMR        []string  // RFC 8176 methods of that proof
 	ACR        string
@@ -118,6 +123,22 @@ type EnrolmentLink struct {
 	SupersededAt *time.Time
 }
 
+// BackchannelLogout is one logout token owed to a relying party: a session
+// that had signed in to ClientID ended. The store writes it in the
+// transaction that deletes the session; the delivery worker claims it,
+// posts it, and deletes it once delivered or given up. ID is the token's
+// jti, the same on every attempt.
+type BackchannelLogout struct {
+	ID            string
+	ClientID      string
+	Subject       string
+	SID           string
+	CreatedAt     time.Time
+	Attempts      int // delivery attempts begun, this claim's included
+	NextAttemptAt time.Time
+	LastError     string
+}
+
 // AuthRequest is an OIDC authorization request from /authorize until its code
 // is exchanged (and then kept, consumed, until it expires so that a replayed
 // code can be recognised).
@@ -147,6 +168,9 @@ type AuthRequest struct {
 	AMR      []string
 	ACR      string
 	Done     bool
+	// SessionID is the SID of the SSO session that completed the request
+	// (the ID token's sid), empty for a session without one.
+	SessionID string
 
 	// CodeHash is HashSecret of the authorization code, once issued.
 	CodeHash string
@@ -185,6 +209,7 @@ type RefreshToken struct {
 	AuthTime      time.Time
 	AuthRequestID string
 	AccessTokenID string
+	SessionID     string // the SID of the grant's session, for refreshed ID tokens
 	CreatedAt     time.Time
 	ExpiresAt     time.Time
 	RotatedAt     *time.Time // set when exchanged for a successor
@@ -332,6 +357,7 @@ type Store interface {
 	EnrolmentLinks
 	Audit
 	Housekeeping
+	BackchannelLogouts
 
 	// Ping reports whether the database answers (readiness).
 	Ping(ctx context.Context) error
@@ -358,20 +384,27 @@ type Users interface {
 }
 
 // Sessions are the IdP's SSO sessions.
+//
+// Every way a session ends (DeleteSession, EndUserAccess, DeleteUser,
+// DeleteExpired) enqueues a BackchannelLogout for each client the session
+// signed in to, in the transaction that deletes it, so no caller can end a
+// session without telling the relying parties and a crash loses none.
 type Sessions interface {
 	// CreateSession is ErrConflict when EndUserAccess ended the user's
 	// access after s.AuthTime: a proof from before cannot open a session.
 	CreateSession(ctx context.Context, s *Session) error
 	SessionByID(ctx context.Context, id string) (*Session, error)
 	TouchSession(ctx context.Context, id string, lastSeen time.Time) error
+	// RenewSession replaces the session oldID by next (a new cookie after a
+	// new proof) as one session: next takes over oldID's SID and the
+	// clients it signed in to (next.SID is set), and no logout is sent.
+	// ErrNotFound when oldID is gone or expired: a session ended meanwhile
+	// is not brought back.
+	RenewSession(ctx context.Context, oldID string, next *Session) error
 	DeleteSession(ctx context.Context, id string) error
 	// SessionsByUser lists the user's sessions unexpired at now, the most
 	// recently used first, with their Clients.
 	SessionsByUser(ctx context.Context, userID string, now time.Time) ([]Session, error)
-	// AddSessionClient records that the session signed in to clientID;
-	// recording it again is not an error. ErrNotFound if the session is
-	// gone.
-	AddSessionClient(ctx context.Context, sessionID, clientID string) error
 	// EndUserAccess signs the user out everywhere, in one transaction: it
 	// deletes their SSO sessions except keepSessionID (none when empty),
 	// deletes their access tokens and revokes their refresh tokens, for
@@ -388,9 +421,14 @@ type AuthRequests interface {
 	AuthRequestByID(ctx context.Context, id string) (*AuthRequest, error)
 	// CompleteAuthRequest records who authenticated, how and when, once:
 	// ErrConflict if the request was completed already (or has a code) or
-	// EndUserAccess ended the user's access after authTime, ErrNotFound if it is unknown or expired. Of concurrent calls exactly
-	// one succeeds.
-	CompleteAuthRequest(ctx context.Context, id, userID string, authTime time.Time, amr []string, acr string) error
+	// EndUserAccess ended the user's access after authTime, ErrNotFound if
+	// it is unknown or expired. Of concurrent calls exactly one succeeds.
+	// sid, when set, is the SID of the SSO session that authenticated: the
+	// request keeps it (the ID token's sid) and the session records the
+	// request's client, so ending the session tells that client.
+	// ErrNotFound too when that session has ended: a completion and the
+	// end of its session never cross unnoticed.
+	CompleteAuthRequest(ctx context.Context, id, userID string, authTime time.Time, amr []string, acr, sid string) error
 	// SaveAuthCode attaches the code's hash and the instant it stops being
 	// exchangeable.
 	SaveAuthCode(ctx context.Context, id, codeHash string, expiresAt time.Time) error
@@ -533,10 +571,28 @@ type Audit interface {
 	ListAuditCheckpoints(ctx context.Context) ([]AuditCheckpoint, error)
 }
 
+// BackchannelLogouts is the delivery queue of logout tokens (written by the
+// Sessions methods that end sessions), shared by every replica.
+type BackchannelLogouts interface {
+	// ClaimBackchannelLogouts returns up to limit logouts due at now and
+	// makes them due again only at now+lease, with Attempts counted up:
+	// no other replica gets them meanwhile, and one that crashes
+	// mid-delivery loses nothing. Concurrent claims never return the same
+	// row.
+	ClaimBackchannelLogouts(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]BackchannelLogout, error)
+	// RetryBackchannelLogout makes a claimed logout due at at, noting why
+	// the attempt failed; ErrNotFound if it is gone.
+	RetryBackchannelLogout(ctx context.Context, id string, at time.Time, lastError string) error
+	// DeleteBackchannelLogout removes a delivered or abandoned logout
+	// (idempotent).
+	DeleteBackchannelLogout(ctx context.Context, id string) error
+}
+
 // Housekeeping is what the periodic sweeper needs.
 type Housekeeping interface {
 	// DeleteExpired removes every expired auth request, session, login flow,
 	// WebAuthn session, token, signing key, old rate event and long-expired
-	// enrolment link.
+	// enrolment link; an expired session ends as any other (its logouts are
+	// enqueued).
 	DeleteExpired(ctx context.Context, now time.Time) (int64, error)
 }

@@ -40,6 +40,12 @@ const (
 // fresh database and a CLI on the same database.
 func stackWithCLI(t *testing.T, flavor string) (*devstack.Stack, *cli) {
 	t.Helper()
+	return stackWithBank(t, flavor, "")
+}
+
+// stackWithBank is stackWithCLI with the bank's backchannel_logout_uri.
+func stackWithBank(t *testing.T, flavor, backchannelURI string) (*devstack.Stack, *cli) {
+	t.Helper()
 	hash, err := op.HashClientSecret(bankSecret)
 	if err != nil {
 		t.Fatal(err)
@@ -47,7 +53,8 @@ func stackWithCLI(t *testing.T, flavor string) (*devstack.Stack, *cli) {
 	dsn := storagetest.DSN(t, flavor)
 	st, err := devstack.Start(context.Background(), devstack.Options{
 		DataDir: t.TempDir(), Database: dsn, IdPAddr: "127.0.0.1:0", RPAddr: "127.0.0.1:0", FastHashes: true,
-		ExtraClients: []config.Client{{ID: bankClientID, SecretHash: hash, RedirectURIs: []string{bankRedirect}, PostLogoutRedirectURIs: []string{bankBye}}},
+		ExtraClients: []config.Client{{ID: bankClientID, SecretHash: hash, RedirectURIs: []string{bankRedirect},
+			PostLogoutRedirectURIs: []string{bankBye}, BackchannelLogoutURI: backchannelURI}},
 	}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatalf("start stack: %v", err)

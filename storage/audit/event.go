@@ -42,6 +42,7 @@ const (
 	EnrolmentLinkIssued       // staff issued an enrolment link
 	EnrolmentLinkUsed         // a customer opened an enrolment link (its one use)
 	EnrolmentLinkRefused      // an enrolment link that is not live was opened
+	BackchannelLogoutFailed   // a relying party was not told of a session's end before the deadline
 	UserCreated               // staff created a user
 	UserViewed                // staff looked at a user (`idp users show`)
 	UserImported              // a user came in from a CSV import
@@ -115,6 +116,8 @@ func (e Event) String() string {
 		return "enrolment.link_used"
 	case EnrolmentLinkRefused:
 		return "enrolment.link_refused"
+	case BackchannelLogoutFailed:
+		return "backchannel.failed"
 	case UserCreated:
 		return "user.created"
 	case UserViewed:
@@ -148,7 +151,8 @@ const (
 	KeyStepUp       // login.success: "true" for S8's step-up
 	KeyAssertedUser // login.failure: the user a step-up passkey belongs to
 	KeyThrottleKey  // login.throttled: the limit's bucket ("ip:…" or the login ID's)
-	KeyAttempts     // otp.failed, otp.locked: wrong codes so far
+	KeyAttempts     // otp.failed, otp.locked: wrong codes so far; backchannel.failed: deliveries tried
+	KeyClient       // backchannel.failed: the relying party's client ID
 	KeyCredential   // passkey.*: the credential ID, base64url (see Credential)
 	KeyName         // passkey.*: the passkey's name
 	KeyAttachment   // passkey.registered: the attachment the browser reported
@@ -207,6 +211,8 @@ func (k Key) String() string {
 		return "key"
 	case KeyAttempts:
 		return "attempts"
+	case KeyClient:
+		return "client"
 	case KeyCredential:
 		return "credential"
 	case KeyName:

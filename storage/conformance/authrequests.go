@@ -48,8 +48,8 @@ func testAuthRequests(t *testing.T, s storage.Store) {
 	wantEqual(t, "auth request without optional fields", *got, *none)
 
 	authTime := n.Add(time.Second)
-	must(t, "complete", s.CompleteAuthRequest(ctx, "ar1", "u1", authTime, []string{"hwk", "user"}, "phr"))
-	wantErr(t, "complete missing", s.CompleteAuthRequest(ctx, "nope", "u1", authTime, nil, ""), storage.ErrNotFound)
+	must(t, "complete", s.CompleteAuthRequest(ctx, "ar1", "u1", authTime, []string{"hwk", "user"}, "phr", ""))
+	wantErr(t, "complete missing", s.CompleteAuthRequest(ctx, "nope", "u1", authTime, nil, "", ""), storage.ErrNotFound)
 	code := storage.HashSecret("code-1")
 	codeExpires := n.Add(time.Minute)
 	must(t, "save code", s.SaveAuthCode(ctx, "ar1", code, codeExpires))
@@ -128,7 +128,7 @@ func testAuthRequestCompleteOnce(t *testing.T, a, b storage.Store) {
 	n := now()
 	must(t, "create", a.CreateAuthRequest(ctx, fullAuthRequest("ar", n)))
 	errs := parallel(40, func(i int) error {
-		return pick(i, a, b).CompleteAuthRequest(ctx, "ar", fmt.Sprintf("u%d", i), n, []string{"pwd"}, "1")
+		return pick(i, a, b).CompleteAuthRequest(ctx, "ar", fmt.Sprintf("u%d", i), n, []string{"pwd"}, "1", "")
 	})
 	winner := -1
 	for i, err := range errs {
@@ -149,15 +149,15 @@ func testAuthRequestCompleteOnce(t *testing.T, a, b storage.Store) {
 	if want := fmt.Sprintf("u%d", winner); got.UserID != want || !got.Done {
 		t.Fatalf("completed request: user %q done %v, want %q done", got.UserID, got.Done, want)
 	}
-	wantErr(t, "complete again", a.CompleteAuthRequest(ctx, "ar", "other", n, []string{"pwd"}, "1"), storage.ErrConflict)
+	wantErr(t, "complete again", a.CompleteAuthRequest(ctx, "ar", "other", n, []string{"pwd"}, "1", ""), storage.ErrConflict)
 
 	coded := fullAuthRequest("ar-coded", n)
 	must(t, "create coded", a.CreateAuthRequest(ctx, coded))
 	must(t, "save code", a.SaveAuthCode(ctx, "ar-coded", storage.HashSecret("c"), n.Add(time.Minute)))
-	wantErr(t, "complete with a code", a.CompleteAuthRequest(ctx, "ar-coded", "u1", n, []string{"pwd"}, "1"), storage.ErrConflict)
+	wantErr(t, "complete with a code", a.CompleteAuthRequest(ctx, "ar-coded", "u1", n, []string{"pwd"}, "1", ""), storage.ErrConflict)
 
 	old := fullAuthRequest("ar-old", n.Add(-time.Hour))
 	old.ExpiresAt = n.Add(-time.Second)
 	must(t, "create expired", a.CreateAuthRequest(ctx, old))
-	wantErr(t, "complete expired", a.CompleteAuthRequest(ctx, "ar-old", "u1", n, []string{"pwd"}, "1"), storage.ErrNotFound)
+	wantErr(t, "complete expired", a.CompleteAuthRequest(ctx, "ar-old", "u1", n, []string{"pwd"}, "1", ""), storage.ErrNotFound)
 }

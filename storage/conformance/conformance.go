@@ -6,7 +6,7 @@
 // the tests of each storage role are in the file named like the one that
 // implements the role in sqlstore: users.go, sessions.go, authrequests.go, tokens.go,
 // signingkeys.go, loginflows.go, ratelimits.go, webauthn.go,
-// credentials.go, devices.go, enrolmentlinks.go, audit.go, housekeeping.go.
+// credentials.go, devices.go, enrolmentlinks.go, audit.go, housekeeping.go, backchannel.go.
 package conformance
 
 import (
@@ -61,6 +61,10 @@ func Run(t *testing.T, key []byte, newStore func(t *testing.T) storage.Store) {
 		{"EnrolmentLinkConcurrentUse", func(t *testing.T, s storage.Store) { testEnrolmentLinkConcurrentUse(t, s, s) }},
 		{"EnrolmentLinkConcurrentIssue", func(t *testing.T, s storage.Store) { testEnrolmentLinkConcurrentIssue(t, s, s) }},
 		{"DeleteExpired", testDeleteExpired},
+		{"BackchannelEnqueue", testBackchannelEnqueue},
+		{"BackchannelClaim", testBackchannelClaim},
+		{"BackchannelClaimConcurrent", func(t *testing.T, s storage.Store) { testBackchannelClaimConcurrent(t, s, s) }},
+		{"BackchannelCompletionRacesEnd", func(t *testing.T, s storage.Store) { testBackchannelCompletionRacesEnd(t, s, s) }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -86,6 +90,8 @@ func RunReplicas(t *testing.T, key []byte, newPair func(t *testing.T) (storage.S
 		{"AuthRequestCompleteOnce", testAuthRequestCompleteOnce},
 		{"EnrolmentLinkConcurrentUse", testEnrolmentLinkConcurrentUse},
 		{"EnrolmentLinkConcurrentIssue", testEnrolmentLinkConcurrentIssue},
+		{"BackchannelClaimConcurrent", testBackchannelClaimConcurrent},
+		{"BackchannelCompletionRacesEnd", testBackchannelCompletionRacesEnd},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

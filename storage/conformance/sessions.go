@@ -1,6 +1,7 @@
 package conformance
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -57,13 +58,20 @@ func testSessionsByUser(t *testing.T, s storage.Store) {
 	phone := session("phone", "u1", n.Add(-time.Minute), n.Add(time.Hour))
 	pc := session("pc", "u1", n, n.Add(time.Hour))
 	session("stale", "u1", n, n.Add(-time.Second))
-	session("other", "u2", n, n.Add(time.Hour))
-	for _, c := range []struct{ session, client string }{
-		{"pc", "web"}, {"pc", "app"}, {"pc", "web"}, {"phone", "web"}, {"other", "web"},
+	other := session("other", "u2", n, n.Add(time.Hour))
+	// A session records a client when an auth request of that client
+	// completes from it, once however often.
+	for i, c := range []struct {
+		se     storage.Session
+		client string
+	}{
+		{pc, "web"}, {pc, "app"}, {pc, "web"}, {phone, "web"}, {other, "web"},
 	} {
-		must(t, "add client", s.AddSessionClient(ctx, c.session, c.client))
+		ar := fullAuthRequest(fmt.Sprintf("ar-%d", i), n)
+		ar.ClientID = c.client
+		must(t, "create auth request", s.CreateAuthRequest(ctx, ar))
+		must(t, "complete from the session", s.CompleteAuthRequest(ctx, ar.ID, c.se.UserID, n, c.se.AMR, c.se.ACR, c.se.SID))
 	}
-	wantErr(t, "client of a missing session", s.AddSessionClient(ctx, "gone", "web"), storage.ErrNotFound)
 
 	got, err := s.SessionsByUser(ctx, "u1", n)
 	must(t, "sessions by user", err)
@@ -154,8 +162,8 @@ func testEndUserAccessOutlivesOlderProofs(t *testing.T, s storage.Store) {
 	for _, id := range []string{"ar-pending", "ar-done", "ar-other"} {
 		must(t, "create "+id, s.CreateAuthRequest(ctx, fullAuthRequest(id, n.Add(-time.Minute))))
 	}
-	must(t, "complete ar-done", s.CompleteAuthRequest(ctx, "ar-done", "u1", before, []string{"hwk"}, "phr"))
-	must(t, "complete ar-other", s.CompleteAuthRequest(ctx, "ar-other", "u2", before, []string{"hwk"}, "phr"))
+	must(t, "complete ar-done", s.CompleteAuthRequest(ctx, "ar-done", "u1", before, []string{"hwk"}, "phr", ""))
+	must(t, "complete ar-other", s.CompleteAuthRequest(ctx, "ar-other", "u2", before, []string{"hwk"}, "phr", ""))
 
 	_, err := s.EndUserAccess(ctx, "u1", "", n)
 	must(t, "end user access", err)
@@ -168,13 +176,13 @@ func testEndUserAccessOutlivesOlderProofs(t *testing.T, s storage.Store) {
 	_, err = s.SessionByID(ctx, "stale")
 	wantErr(t, "refused session", err, storage.ErrNotFound)
 	wantErr(t, "completing with a proof before the sign-out",
-		s.CompleteAuthRequest(ctx, "ar-pending", "u1", before, []string{"hwk"}, "phr"), storage.ErrConflict)
+		s.CompleteAuthRequest(ctx, "ar-pending", "u1", before, []string{"hwk"}, "phr", ""), storage.ErrConflict)
 	_, err = s.AuthRequestByID(ctx, "ar-done")
 	wantErr(t, "completed, unexchanged request of the user", err, storage.ErrNotFound)
 
 	must(t, "session from a proof at the sign-out", session("same-instant", "u1", n))
 	must(t, "session from a later proof", session("fresh", "u1", after))
-	must(t, "completing with a later proof", s.CompleteAuthRequest(ctx, "ar-pending", "u1", after, []string{"hwk"}, "phr"))
+	must(t, "completing with a later proof", s.CompleteAuthRequest(ctx, "ar-pending", "u1", after, []string{"hwk"}, "phr", ""))
 	must(t, "another user's session", session("other", "u2", before))
 	_, err = s.AuthRequestByID(ctx, "ar-other")
 	must(t, "another user's completed request", err)

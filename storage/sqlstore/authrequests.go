@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jmoiron/sqlx"
+
 	"github.com/comstockloan/idp/storage"
 )
 
@@ -37,11 +39,12 @@ type authRequestRow struct {
 	CodeHash            sql.NullString `db:"code_hash"`
 	ConsumedAt          dbTime         `db:"consumed_at"`
 	CodeExpiresAt       dbTime         `db:"code_expires_at"`
+	SID                 sql.NullString `db:"sid"`
 }
 
 const authRequestColumns = `id, client_id, redirect_uri, state, nonce, scopes, response_type, response_mode,
 	code_challenge, code_challenge_method, prompt, max_age_us, login_hint, id_token_hint_subject, acr_values,
-	ui_locales, created_at, expires_at, user_id, auth_time, amr, acr, done, code_hash, consumed_at, code_expires_at`
+	ui_locales, created_at, expires_at, user_id, auth_time, amr, acr, done, code_hash, consumed_at, code_expires_at, sid`
 
 func (r authRequestRow) authRequest() *storage.AuthRequest {
 	a := &storage.AuthRequest{
@@ -52,6 +55,7 @@ func (r authRequestRow) authRequest() *storage.AuthRequest {
 		UILocales: r.UILocales, CreatedAt: r.CreatedAt.Time, ExpiresAt: r.ExpiresAt.Time,
 		UserID: r.UserID, AuthTime: r.AuthTime.Time, AMR: r.AMR, ACR: r.ACR, Done: r.Done,
 		CodeHash: r.CodeHash.String, ConsumedAt: r.ConsumedAt.ptr(), CodeExpiresAt: r.CodeExpiresAt.Time,
+		SessionID: r.SID.String,
 	}
 	if r.MaxAgeMicros.Valid {
 		d := time.Duration(r.MaxAgeMicros.Int64) * time.Microsecond
@@ -69,12 +73,12 @@ func (s *Store) CreateAuthRequest(ctx context.Context, a *storage.AuthRequest) e
 		maxAge = a.MaxAge.Microseconds()
 	}
 	_, err := s.exec(ctx, s.q(`INSERT INTO auth_requests (`+authRequestColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 		a.ID, a.ClientID, a.RedirectURI, a.State, a.Nonce, listArg(a.Scopes), a.ResponseType, a.ResponseMode,
 		a.CodeChallenge, a.CodeChallengeMethod, listArg(a.Prompt), maxAge, a.LoginHint, a.IDTokenHintSubject,
 		listArg(a.ACRValues), listArg(a.UILocales), s.flavor.timeArg(a.CreatedAt), s.flavor.timeArg(a.ExpiresAt),
 		a.UserID, s.flavor.timeArg(a.AuthTime), listArg(a.AMR), a.ACR, a.Done, nullString(a.CodeHash),
-		s.flavor.timePtrArg(a.ConsumedAt), s.flavor.timeArg(a.CodeExpiresAt))
+		s.flavor.timePtrArg(a.ConsumedAt), s.flavor.timeArg(a.CodeExpiresAt), nullString(a.SessionID))
 	return wrap("create auth request", err)
 }
 
@@ -106,13 +110,34 @@ func (s *Store) authRequestWhere(ctx context.Context, op, where string, arg any)
 // CompleteAuthRequest is one conditional UPDATE: only a live request that
 // was never completed and has no code matches, so of concurrent completions
 // exactly one wins (the others get ErrConflict) and the caller needs no read
-// first. The classifying read runs only when nothing matched.
-func (s *Store) CompleteAuthRequest(ctx context.Context, id, userID string, authTime time.Time, amr []string, acr string) error {
+// first. The classifying read runs only when nothing matched. With a sid,
+// the session's client is recorded in the same transaction.
+func (s *Store) CompleteAuthRequest(ctx context.Context, id, userID string, authTime time.Time, amr []string, acr, sid string) error {
+	if sid == "" {
+		return s.completeAuthRequest(ctx, s.exec, s.get, id, userID, authTime, amr, acr, sid)
+	}
+	return s.inTx(ctx, "complete auth request", func(tx *sqlx.Tx) error {
+		var clientID string
+		if err := tx.GetContext(ctx, &clientID, s.q(`SELECT client_id FROM auth_requests WHERE id = ?`), id); err != nil {
+			return wrap("complete auth request", err)
+		}
+		if err := s.recordSessionClient(ctx, tx, sid, clientID); err != nil {
+			return fmt.Errorf("complete auth request: %w", err)
+		}
+		return s.completeAuthRequest(ctx, tx.ExecContext, tx.GetContext, id, userID, authTime, amr, acr, sid)
+	})
+}
+
+// completeAuthRequest runs the conditional UPDATE through exec and get: the
+// store's own (statement cache, SQLite's writer) or a transaction's.
+func (s *Store) completeAuthRequest(ctx context.Context,
+	exec func(context.Context, string, ...any) (sql.Result, error), get func(context.Context, any, string, ...any) error,
+	id, userID string, authTime time.Time, amr []string, acr, sid string) error {
 	now := s.flavor.timeArg(s.now())
 	at := s.flavor.timeArg(authTime)
-	res, err := s.exec(ctx, s.q(`UPDATE auth_requests SET user_id = ?, auth_time = ?, amr = ?, acr = ?, done = ?
+	res, err := exec(ctx, s.q(`UPDATE auth_requests SET user_id = ?, auth_time = ?, amr = ?, acr = ?, done = ?, sid = ?
 		WHERE id = ? AND expires_at > ? AND done = ? AND code_hash IS NULL AND consumed_at IS NULL AND `+proofStillValid),
-		userID, at, listArg(amr), acr, true, id, now, false, userID, at)
+		userID, at, listArg(amr), acr, true, nullString(sid), id, now, false, userID, at)
 	if err != nil {
 		return wrap("complete auth request", err)
 	}
@@ -124,7 +149,7 @@ func (s *Store) CompleteAuthRequest(ctx context.Context, id, userID string, auth
 		return nil
 	}
 	var live int
-	if err := s.get(ctx, &live, s.q(`SELECT COUNT(*) FROM auth_requests WHERE id = ? AND expires_at > ?`), id, now); err != nil {
+	if err := get(ctx, &live, s.q(`SELECT COUNT(*) FROM auth_requests WHERE id = ? AND expires_at > ?`), id, now); err != nil {
 		return wrap("complete auth request: check existence", err)
 	}
 	if live == 0 {

@@ -19,6 +19,9 @@
 //	credentials.go    credentials, the passkeys (storage.Credentials)
 //	audit.go          audit_events and audit_checkpoints, the keyed chain (storage.Audit)
 //	housekeeping.go   DeleteExpired across every table (storage.Housekeeping)
+//	backchannel.go    endSessions, the one way a session row goes (its logouts
+//	                  enqueued), session_clients, and the backchannel_logouts
+//	                  queue (storage.BackchannelLogouts)
 //
 // and what they share:
 //

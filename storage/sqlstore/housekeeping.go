@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/jmoiron/sqlx"
 )
 
 // RateEventRetention is how long rate events are kept; DeleteExpired drops
@@ -21,7 +23,6 @@ func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int64, error)
 		arg   any
 	}{
 		{"auth_requests", "expires_at <= ?", cutoff},
-		{"sessions", "expires_at <= ?", cutoff},
 		{"login_flows", "expires_at <= ?", cutoff},
 		{"webauthn_sessions", "expires_at <= ?", cutoff},
 		{"access_tokens", "expires_at <= ?", cutoff},
@@ -36,6 +37,19 @@ func (s *Store) DeleteExpired(ctx context.Context, now time.Time) (int64, error)
 	// every replica queue behind. A failed table does not stop the others.
 	var total int64
 	var errs []error
+	// Expired sessions end as any other, their logouts enqueued in the
+	// same transaction.
+	var sessions int64
+	err := s.inTx(ctx, "delete expired sessions", func(tx *sqlx.Tx) error {
+		var err error
+		sessions, err = s.endSessions(ctx, tx, `expires_at <= ?`, cutoff)
+		return err
+	})
+	if err != nil {
+		errs = append(errs, err)
+	} else {
+		total += sessions
+	}
 	for _, sw := range sweeps {
 		res, err := s.exec(ctx, s.q(`DELETE FROM `+sw.table+` WHERE `+sw.where), sw.arg)
 		if err != nil {

@@ -2,6 +2,8 @@ package sqlstore
 
 import (
 	"context"
+	"crypto/rand"
+	"database/sql"
 	"fmt"
 	"time"
 
@@ -11,34 +13,43 @@ import (
 )
 
 type sessionRow struct {
-	ID         string     `db:"id"`
-	UserID     string     `db:"user_id"`
-	AuthTime   dbTime     `db:"auth_time"`
-	AMR        stringList `db:"amr"`
-	ACR        string     `db:"acr"`
-	CreatedAt  dbTime     `db:"created_at"`
-	LastSeenAt dbTime     `db:"last_seen_at"`
-	ExpiresAt  dbTime     `db:"expires_at"`
-	UserAgent  string     `db:"user_agent"`
+	ID         string         `db:"id"`
+	UserID     string         `db:"user_id"`
+	SID        sql.NullString `db:"sid"`
+	AuthTime   dbTime         `db:"auth_time"`
+	AMR        stringList     `db:"amr"`
+	ACR        string         `db:"acr"`
+	CreatedAt  dbTime         `db:"created_at"`
+	LastSeenAt dbTime         `db:"last_seen_at"`
+	ExpiresAt  dbTime         `db:"expires_at"`
+	UserAgent  string         `db:"user_agent"`
 }
 
-const sessionColumns = `id, user_id, auth_time, amr, acr, created_at, last_seen_at, expires_at, user_agent`
+const sessionColumns = `id, user_id, sid, auth_time, amr, acr, created_at, last_seen_at, expires_at, user_agent`
 
 func (r sessionRow) session() storage.Session {
 	return storage.Session{
-		ID: r.ID, UserID: r.UserID, AuthTime: r.AuthTime.Time, AMR: r.AMR, ACR: r.ACR,
+		ID: r.ID, UserID: r.UserID, SID: r.SID.String, AuthTime: r.AuthTime.Time, AMR: r.AMR, ACR: r.ACR,
 		CreatedAt: r.CreatedAt.Time, LastSeenAt: r.LastSeenAt.Time, ExpiresAt: r.ExpiresAt.Time, UserAgent: r.UserAgent,
 	}
 }
 
+// newSID is a session's public identifier: 128 random bits, never derived
+// from the cookie, so a leaked sid (RPs log ID tokens) names no cookie.
+func newSID() string { return rand.Text() }
+
+// CreateSession stores se, giving it a SID when it has none.
 func (s *Store) CreateSession(ctx context.Context, se *storage.Session) error {
 	if se.CreatedAt.IsZero() {
 		se.CreatedAt = s.now().UTC()
 	}
+	if se.SID == "" {
+		se.SID = newSID()
+	}
 	authTime := s.flavor.timeArg(se.AuthTime)
 	res, err := s.exec(ctx, s.q(`INSERT INTO sessions (`+sessionColumns+`)
-		SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE `+proofStillValid),
-		se.ID, se.UserID, authTime, listArg(se.AMR), se.ACR,
+		SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE `+proofStillValid),
+		se.ID, se.UserID, se.SID, authTime, listArg(se.AMR), se.ACR,
 		s.flavor.timeArg(se.CreatedAt), s.flavor.timeArg(se.LastSeenAt), s.flavor.timeArg(se.ExpiresAt), se.UserAgent,
 		se.UserID, authTime)
 	if err != nil {
@@ -82,32 +93,26 @@ func (s *Store) SessionsByUser(ctx context.Context, userID string, now time.Time
 		return nil, wrap("sessions by user", err)
 	}
 	var links []struct {
-		SessionID string `db:"session_id"`
-		ClientID  string `db:"client_id"`
+		SID      string `db:"sid"`
+		ClientID string `db:"client_id"`
 	}
-	if err := s.sel(ctx, &links, s.q(`SELECT c.session_id, c.client_id FROM session_clients c
-		JOIN sessions se ON se.id = c.session_id WHERE se.user_id = ? AND se.expires_at > ?
+	if err := s.sel(ctx, &links, s.q(`SELECT c.sid, c.client_id FROM session_clients c
+		JOIN sessions se ON se.sid = c.sid WHERE se.user_id = ? AND se.expires_at > ?
 		ORDER BY c.client_id`), userID, t); err != nil {
 		return nil, wrap("sessions by user: clients", err)
 	}
 	clients := map[string][]string{}
 	for _, l := range links {
-		clients[l.SessionID] = append(clients[l.SessionID], l.ClientID)
+		clients[l.SID] = append(clients[l.SID], l.ClientID)
 	}
 	out := make([]storage.Session, len(rows))
 	for i, r := range rows {
 		out[i] = r.session()
-		out[i].Clients = clients[r.ID]
+		if r.SID.Valid {
+			out[i].Clients = clients[r.SID.String]
+		}
 	}
 	return out, nil
-}
-
-// AddSessionClient relies on the primary key for "once": a repeat is a
-// no-op, and the foreign key turns a gone session into ErrNotFound.
-func (s *Store) AddSessionClient(ctx context.Context, sessionID, clientID string) error {
-	_, err := s.exec(ctx, s.q(`INSERT INTO session_clients (session_id, client_id) VALUES (?, ?)
-		ON CONFLICT (session_id, client_id) DO NOTHING`), sessionID, clientID)
-	return wrap("add session client", err)
 }
 
 func (s *Store) TouchSession(ctx context.Context, id string, lastSeen time.Time) error {
@@ -115,10 +120,40 @@ func (s *Store) TouchSession(ctx context.Context, id string, lastSeen time.Time)
 	return mustAffect("touch session", res, err)
 }
 
+// RenewSession moves the row to next's key and proof in place, so its sid,
+// creation time and clients stay and nothing is enqueued. A session from
+// before sids gets one now.
+func (s *Store) RenewSession(ctx context.Context, oldID string, next *storage.Session) error {
+	return s.inTx(ctx, "renew session", func(tx *sqlx.Tx) error {
+		lock := `SELECT sid, created_at FROM sessions WHERE id = ? AND expires_at > ?`
+		if s.flavor == flavorPostgres {
+			lock += ` FOR UPDATE`
+		}
+		var cur struct {
+			SID       sql.NullString `db:"sid"`
+			CreatedAt dbTime         `db:"created_at"`
+		}
+		if err := tx.GetContext(ctx, &cur, s.q(lock), oldID, s.flavor.timeArg(s.now())); err != nil {
+			return wrap("renew session", err)
+		}
+		next.SID, next.CreatedAt = cur.SID.String, cur.CreatedAt.Time
+		if next.SID == "" {
+			next.SID = newSID()
+		}
+		_, err := tx.ExecContext(ctx, s.q(`UPDATE sessions SET id = ?, user_id = ?, sid = ?, auth_time = ?, amr = ?, acr = ?,
+			last_seen_at = ?, expires_at = ? WHERE id = ?`),
+			next.ID, next.UserID, next.SID, s.flavor.timeArg(next.AuthTime), listArg(next.AMR), next.ACR,
+			s.flavor.timeArg(next.LastSeenAt), s.flavor.timeArg(next.ExpiresAt), oldID)
+		return wrap("renew session", err)
+	})
+}
+
 // DeleteSession is idempotent: logging out twice is not an error.
 func (s *Store) DeleteSession(ctx context.Context, id string) error {
-	_, err := s.exec(ctx, s.q(`DELETE FROM sessions WHERE id = ?`), id)
-	return wrap("delete session", err)
+	return s.inTx(ctx, "delete session", func(tx *sqlx.Tx) error {
+		_, err := s.endSessions(ctx, tx, `id = ?`, id)
+		return err
+	})
 }
 
 // EndUserAccess counts the rows that still work before it ends them, so
@@ -155,8 +190,8 @@ func (s *Store) EndUserAccess(ctx context.Context, userID, keepSessionID string,
 			WHERE user_id = ? AND done = ? AND consumed_at IS NULL AND expires_at > ?`), t, userID, true, t); err != nil {
 			return wrap("end user access: end completed auth requests", err)
 		}
-		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM sessions WHERE user_id = ? AND id <> ?`), userID, keepSessionID); err != nil {
-			return wrap("end user access: delete sessions", err)
+		if _, err := s.endSessions(ctx, tx, `user_id = ? AND id <> ?`, userID, keepSessionID); err != nil {
+			return fmt.Errorf("end user access: %w", err)
 		}
 		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM access_tokens WHERE subject = ?`), userID); err != nil {
 			return wrap("end user access: delete access tokens", err)

@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"time"
 
@@ -23,25 +24,26 @@ type accessTokenRow struct {
 }
 
 type refreshTokenRow struct {
-	ID            string     `db:"id"`
-	FamilyID      string     `db:"family_id"`
-	ClientID      string     `db:"client_id"`
-	Subject       string     `db:"subject"`
-	Audience      stringList `db:"audience"`
-	Scopes        stringList `db:"scopes"`
-	AMR           stringList `db:"amr"`
-	ACR           string     `db:"acr"`
-	AuthTime      dbTime     `db:"auth_time"`
-	AuthRequestID string     `db:"auth_request_id"`
-	AccessTokenID string     `db:"access_token_id"`
-	CreatedAt     dbTime     `db:"created_at"`
-	ExpiresAt     dbTime     `db:"expires_at"`
-	RotatedAt     dbTime     `db:"rotated_at"`
-	RevokedAt     dbTime     `db:"revoked_at"`
+	ID            string         `db:"id"`
+	FamilyID      string         `db:"family_id"`
+	ClientID      string         `db:"client_id"`
+	Subject       string         `db:"subject"`
+	Audience      stringList     `db:"audience"`
+	Scopes        stringList     `db:"scopes"`
+	AMR           stringList     `db:"amr"`
+	ACR           string         `db:"acr"`
+	AuthTime      dbTime         `db:"auth_time"`
+	AuthRequestID string         `db:"auth_request_id"`
+	AccessTokenID string         `db:"access_token_id"`
+	SID           sql.NullString `db:"sid"`
+	CreatedAt     dbTime         `db:"created_at"`
+	ExpiresAt     dbTime         `db:"expires_at"`
+	RotatedAt     dbTime         `db:"rotated_at"`
+	RevokedAt     dbTime         `db:"revoked_at"`
 }
 
 const refreshTokenColumns = `id, family_id, client_id, subject, audience, scopes, amr, acr, auth_time,
-	auth_request_id, access_token_id, created_at, expires_at, rotated_at, revoked_at`
+	auth_request_id, access_token_id, created_at, expires_at, rotated_at, revoked_at, sid`
 
 func (s *Store) insertAccessToken(ctx context.Context, ex sqlx.ExecerContext, t *storage.AccessToken) error {
 	if t.CreatedAt.IsZero() {
@@ -64,11 +66,11 @@ func (s *Store) insertRefreshToken(ctx context.Context, ex sqlx.ExecerContext, r
 		rt.FamilyID = rt.ID
 	}
 	_, err := ex.ExecContext(ctx, s.q(`INSERT INTO refresh_tokens (`+refreshTokenColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 		rt.ID, rt.FamilyID, rt.ClientID, rt.Subject, listArg(rt.Audience), listArg(rt.Scopes), listArg(rt.AMR),
 		rt.ACR, s.flavor.timeArg(rt.AuthTime), rt.AuthRequestID, rt.AccessTokenID,
 		s.flavor.timeArg(rt.CreatedAt), s.flavor.timeArg(rt.ExpiresAt),
-		s.flavor.timePtrArg(rt.RotatedAt), s.flavor.timePtrArg(rt.RevokedAt))
+		s.flavor.timePtrArg(rt.RotatedAt), s.flavor.timePtrArg(rt.RevokedAt), nullString(rt.SessionID))
 	return wrap("insert refresh token", err)
 }
 
@@ -142,7 +144,7 @@ func (r refreshTokenRow) refreshToken() *storage.RefreshToken {
 	return &storage.RefreshToken{
 		ID: r.ID, FamilyID: r.FamilyID, ClientID: r.ClientID, Subject: r.Subject, Audience: r.Audience,
 		Scopes: r.Scopes, AMR: r.AMR, ACR: r.ACR, AuthTime: r.AuthTime.Time, AuthRequestID: r.AuthRequestID,
-		AccessTokenID: r.AccessTokenID, CreatedAt: r.CreatedAt.Time, ExpiresAt: r.ExpiresAt.Time,
+		AccessTokenID: r.AccessTokenID, SessionID: r.SID.String, CreatedAt: r.CreatedAt.Time, ExpiresAt: r.ExpiresAt.Time,
 		RotatedAt: r.RotatedAt.ptr(), RevokedAt: r.RevokedAt.ptr(),
 	}
 }

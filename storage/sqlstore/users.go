@@ -119,8 +119,8 @@ func (s *Store) SetPasskeyOfferSkipped(ctx context.Context, userID string, at ti
 	return mustAffect("set passkey offer skipped", res, err)
 }
 
-// DeleteUser removes the user. Sessions, passkeys and OTP-send records go by
-// foreign-key cascade; rows that reference the user by a column that may be
+// DeleteUser removes the user. Their sessions end as any other (endSessions);
+// passkeys and OTP-send records go by foreign-key cascade; rows that reference the user by a column that may be
 // empty (flows, auth requests, WebAuthn sessions, tokens) are deleted here
 // in the same transaction. Audit rows stay.
 func (s *Store) DeleteUser(ctx context.Context, userID string) error {
@@ -128,6 +128,11 @@ func (s *Store) DeleteUser(ctx context.Context, userID string) error {
 		var loginID string
 		if err := tx.GetContext(ctx, &loginID, s.q(`SELECT login_id FROM users WHERE id = ?`), userID); err != nil {
 			return wrap("delete user", err)
+		}
+		// Sessions end the one way (their logouts enqueued) before the
+		// cascade could take them silently.
+		if _, err := s.endSessions(ctx, tx, `user_id = ?`, userID); err != nil {
+			return fmt.Errorf("delete user: %w", err)
 		}
 		res, err := tx.ExecContext(ctx, s.q(`DELETE FROM users WHERE id = ?`), userID)
 		if err := mustAffect("delete user", res, err); err != nil {

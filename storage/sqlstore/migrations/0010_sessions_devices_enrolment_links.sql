@@ -3,12 +3,7 @@
 -- column).
 ALTER TABLE sessions ADD COLUMN user_agent TEXT NOT NULL DEFAULT '';
 
--- The websites (clients) each session signed in to, for S8's list.
-CREATE TABLE session_clients (
-	session_id TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
-	client_id  TEXT NOT NULL,
-	PRIMARY KEY (session_id, client_id)
-);
+-- The websites each session signed in to are session_clients (0008).
 
 -- Browsers a customer has signed in on, by the hash of a long-lived device
 -- cookie bound to the user (so two customers sharing a browser are not

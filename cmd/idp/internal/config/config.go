@@ -54,7 +54,10 @@ type Config struct {
 	Keys      Keys      `yaml:"keys"`
 	Audit     Audit     `yaml:"audit"`
 	ACR       ACR       `yaml:"acr"`
-	Clients   []Client  `yaml:"clients"`
+	// BackchannelLogout paces the delivery of logout tokens to the
+	// clients' backchannel_logout_uri.
+	BackchannelLogout BackchannelLogout `yaml:"backchannel_logout"`
+	Clients           []Client          `yaml:"clients"`
 	// TrustProxyHeaders makes the audit log and throttles take the client
 	// address from X-Forwarded-For (only behind a proxy that sets it).
 	TrustProxyHeaders bool `yaml:"trust_proxy_headers"`
@@ -189,6 +192,14 @@ type Audit struct {
 	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
 }
 
+// BackchannelLogout paces the delivery worker of `idp serve`; zero fields
+// take package op's defaults (op.DefaultBackchannel…).
+type BackchannelLogout struct {
+	Timeout      time.Duration `yaml:"timeout"`
+	Deadline     time.Duration `yaml:"deadline"`
+	PollInterval time.Duration `yaml:"poll_interval"`
+}
+
 // ACR names the assurance levels put in the acr claim.
 type ACR struct {
 	Passkey     string `yaml:"passkey"`
@@ -208,6 +219,10 @@ type Client struct {
 	AccessTokenLifetime    time.Duration `yaml:"access_token_lifetime"`
 	IDTokenLifetime        time.Duration `yaml:"id_token_lifetime"`
 	RefreshTokenLifetime   time.Duration `yaml:"refresh_token_lifetime"`
+	// BackchannelLogoutURI receives a logout token when a session that
+	// signed in to this client ends (OpenID Connect Back-Channel Logout).
+	BackchannelLogoutURI             string `yaml:"backchannel_logout_uri"`
+	BackchannelLogoutSessionRequired bool   `yaml:"backchannel_logout_session_required"`
 }
 
 // Environment variables that override secrets in the file, so the file can
@@ -366,6 +381,9 @@ func (c *Config) Defaults() {
 	def(&c.Keys.PublishDelay, op.DefaultKeyPublishDelay)
 	def(&c.Audit.SealInterval, 10*time.Second)
 	def(&c.Audit.CheckpointInterval, 5*time.Minute)
+	def(&c.BackchannelLogout.Timeout, op.DefaultBackchannelTimeout)
+	def(&c.BackchannelLogout.Deadline, op.DefaultBackchannelDeadline)
+	def(&c.BackchannelLogout.PollInterval, op.DefaultBackchannelPollInterval)
 	def(&c.ACR.Passkey, pages.ACR.Passkey)
 	def(&c.ACR.PasswordOTP, pages.ACR.PasswordOTP)
 	def(&c.ACR.Password, pages.ACR.Password)
@@ -519,6 +537,8 @@ func (c *Config) Validate() error {
 		{"lifetimes.access_token", c.Lifetimes.AccessToken}, {"lifetimes.id_token", c.Lifetimes.IDToken},
 		{"lifetimes.refresh_token", c.Lifetimes.RefreshToken}, {"keys.rotation_period", c.Keys.RotationPeriod},
 		{"keys.publish_delay", c.Keys.PublishDelay},
+		{"backchannel_logout.timeout", c.BackchannelLogout.Timeout}, {"backchannel_logout.deadline", c.BackchannelLogout.Deadline},
+		{"backchannel_logout.poll_interval", c.BackchannelLogout.PollInterval},
 	} {
 		if d.v <= 0 {
 			bad(d.field, "must be positive, got %v", d.v)
@@ -543,6 +563,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Keys.PublishDelay >= c.Keys.RotationPeriod {
 		bad("keys.publish_delay", "must be shorter than keys.rotation_period")
+	}
+	if c.BackchannelLogout.Timeout > op.MaxBackchannelTimeout {
+		bad("backchannel_logout.timeout", "must be at most %s", op.MaxBackchannelTimeout)
 	}
 	if len(c.Clients) == 0 {
 		bad("clients", "at least one client is required")
@@ -574,6 +597,13 @@ func (c *Config) Validate() error {
 			if err := checkClientURI(u); err != nil {
 				bad(fmt.Sprintf("%s.post_logout_redirect_uris[%d]", field, j), "%v", err)
 			}
+		}
+		if cl.BackchannelLogoutURI != "" {
+			if err := checkClientURI(cl.BackchannelLogoutURI); err != nil {
+				bad(field+".backchannel_logout_uri", "%v", err)
+			}
+		} else if cl.BackchannelLogoutSessionRequired {
+			bad(field+".backchannel_logout_session_required", "needs a backchannel_logout_uri")
 		}
 	}
 	return errors.Join(errs...)

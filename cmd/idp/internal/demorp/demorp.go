@@ -1,7 +1,9 @@
 // Package demorp is a stand-in for the loan website in development and in
 // the end-to-end tests: a relying party that signs in through the IdP with
 // the authorization code flow and PKCE, shows the ID token's claims, links to
-// the IdP's passkey settings (「各種お手続き」) and logs out RP-initiated.
+// the IdP's passkey settings (「各種お手続き」), logs out RP-initiated, and
+// receives back-channel logouts (backchannel.go): when the IdP ends the
+// session the demo signed in with, the demo's page says so.
 //
 // It keeps its own session in an encrypted cookie: it is a demo of a client,
 // not part of the IdP, whose state lives in the database.
@@ -42,6 +44,7 @@ type RP struct {
 	rp      rp.RelyingParty
 	cookies *httphelper.CookieHandler
 	logger  *slog.Logger
+	ended   *signedOut
 }
 
 // New discovers the issuer and returns the demo relying party. The IdP must
@@ -67,16 +70,18 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*RP, error) {
 	if err != nil {
 		return nil, fmt.Errorf("demo RP discovery of %s: %w", cfg.Issuer, err)
 	}
-	return &RP{cfg: cfg, rp: party, cookies: cookies, logger: logger}, nil
+	return &RP{cfg: cfg, rp: party, cookies: cookies, logger: logger, ended: newSignedOut()}, nil
 }
 
-// Handler serves the TOP page, /login, /callback and /logout.
+// Handler serves the TOP page, /login, /callback, /logout and the
+// back-channel logout receiver.
 func (d *RP) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", d.top)
 	mux.HandleFunc("GET /login", d.login)
 	mux.Handle("GET /callback", rp.CodeExchangeHandler(d.callback, d.rp))
 	mux.HandleFunc("POST /logout", d.logout)
+	mux.HandleFunc("POST "+BackchannelLogoutPath, d.backchannelLogout)
 	return mux
 }
 
@@ -111,7 +116,11 @@ func (d *RP) top(w http.ResponseWriter, r *http.Request) {
 	if raw, err := d.cookies.CheckCookie(r, sessionCookie); err == nil {
 		claims, err := rp.VerifyIDToken[*oidc.IDTokenClaims](r.Context(), raw, d.rp.IDTokenVerifier())
 		// An expired ID token only means the demo session is over.
-		if err == nil {
+		switch {
+		case err == nil && d.ended.ended(claims):
+			d.cookies.DeleteCookie(w, sessionCookie)
+			page.SignedOutByIdP = true
+		case err == nil:
 			page.Claims = claimRows(claims)
 			page.Subject = claims.Subject
 		}
@@ -182,10 +191,13 @@ func formatClaim(name string, v any) string {
 }
 
 type topPage struct {
-	Subject    string
-	Claims     []claimRow
-	AccountURL string
-	Error      string
+	// SignedOutByIdP: a back-channel logout ended the session this page
+	// would have shown.
+	SignedOutByIdP bool
+	Subject        string
+	Claims         []claimRow
+	AccountURL     string
+	Error          string
 }
 
 func renderTop(w http.ResponseWriter, status int, p topPage) {
@@ -202,6 +214,7 @@ var topTemplate = template.Must(template.New("top").Parse(`<!doctype html>
 </head><body>
 <h1>COM-STOCK LOAN 日証金 <small>(デモ RP)</small></h1>
 {{if .Error}}<p class="err" id="rp-error">{{.Error}}</p>{{end}}
+{{if .SignedOutByIdP}}<p id="signed-out-by-idp">IdP によりログアウトされました（signed out by the IdP: back-channel logout）。</p>{{end}}
 {{if .Subject}}
 <p id="signed-in">ログイン中です。</p>
 <table id="claims">{{range .Claims}}<tr><td>{{.Name}}</td><td data-claim="{{.Name}}">{{.Value}}</td></tr>{{end}}</table>

@@ -137,6 +137,9 @@ func Start(ctx context.Context, opts Options, logger *slog.Logger) (*Stack, erro
 			SecretHash:             secretHash,
 			RedirectURIs:           []string{rpURL + "/callback"},
 			PostLogoutRedirectURIs: []string{rpURL + "/"},
+			BackchannelLogoutURI:   rpURL + demorp.BackchannelLogoutPath,
+
+			BackchannelLogoutSessionRequired: true,
 		}},
 	}
 	cfg.Clients = append(cfg.Clients, opts.ExtraClients...)
@@ -144,6 +147,8 @@ func Start(ctx context.Context, opts Options, logger *slog.Logger) (*Stack, erro
 	// Keys rotate daily in development so the rotation path gets exercised.
 	cfg.Keys.RotationPeriod = 24 * time.Hour
 	cfg.Keys.PublishDelay = time.Hour
+	// The demo RP shows a back-channel logout at once.
+	cfg.BackchannelLogout.PollInterval = 500 * time.Millisecond
 	if err := cfg.Validate(); err != nil {
 		return fail(fmt.Errorf("dev config: %w", err))
 	}

@@ -217,12 +217,14 @@ func AuditKey(cfg *config.Config) ([]byte, error) {
 }
 
 // Serve serves on l until ctx ends, then shuts down gracefully. It also runs
-// the housekeeping loops (expired rows, key rotation, audit sealing) every
-// replica may run: all are safe to run concurrently against one database.
+// the housekeeping loops (expired rows, key rotation, audit sealing,
+// back-channel logout delivery) every replica may run: all are safe to run
+// concurrently against one database.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	go s.sweep(ctx, time.Minute)
 	go s.sealAudit(ctx)
 	go s.Provider.RunKeyRotation(ctx, time.Hour)
+	go s.Provider.RunBackchannelLogout(ctx)
 	return s.serveHTTP(ctx, l, s.handler)
 }
 
@@ -330,6 +332,7 @@ func OPConfig(cfg *config.Config) (op.Config, error) {
 		// same flag.
 		TrustProxyHeaders: cfg.TrustProxyHeaders,
 		Throttle:          op.Throttle(cfg.OAuthThrottle),
+		BackchannelLogout: op.BackchannelLogout(cfg.BackchannelLogout),
 	}
 	for _, cl := range cfg.Clients {
 		c.Clients = append(c.Clients, op.ClientConfig{
@@ -343,6 +346,9 @@ func OPConfig(cfg *config.Config) (op.Config, error) {
 			AccessTokenLifetime:    cl.AccessTokenLifetime,
 			IDTokenLifetime:        cl.IDTokenLifetime,
 			RefreshTokenLifetime:   cl.RefreshTokenLifetime,
+
+			BackchannelLogoutURI:             cl.BackchannelLogoutURI,
+			BackchannelLogoutSessionRequired: cl.BackchannelLogoutSessionRequired,
 		})
 	}
 	return c, nil
