@@ -78,7 +78,7 @@ func (rc *receiver) validate(r *http.Request) (*oidc.LogoutTokenClaims, error) {
 		return nil, fmt.Errorf("content type %q", ct)
 	}
 	raw := r.PostFormValue("logout_token")
-	jws, err := jose.ParseSigned(raw, []jose.SignatureAlgorithm{jose.RS256, jose.ES256})
+	jws, err := jose.ParseSignedCompact(raw, []jose.SignatureAlgorithm{jose.RS256, jose.ES256})
 	if err != nil {
 		return nil, fmt.Errorf("parse: %w", err)
 	}

@@ -38,7 +38,7 @@ func (b *bankReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		b.mu.Unlock()
 		http.Error(w, why, http.StatusBadRequest)
 	}
-	jws, err := jose.ParseSigned(raw, []jose.SignatureAlgorithm{jose.RS256, jose.ES256})
+	jws, err := jose.ParseSignedCompact(raw, []jose.SignatureAlgorithm{jose.RS256, jose.ES256})
 	if err != nil {
 		fail("parse: " + err.Error())
 		return
@@ -97,7 +97,7 @@ func TestStaffActionsSendBackchannelLogout(t *testing.T) {
 		bank.issuer = st.IdPURL
 		bank.keys = rp.NewRemoteKeySet(http.DefaultClient, st.IdPURL+"/keys")
 		sidOf := func(cu *customer) string {
-			jws, err := jose.ParseSigned(cu.tokens.IDToken, []jose.SignatureAlgorithm{jose.RS256, jose.ES256})
+			jws, err := jose.ParseSignedCompact(cu.tokens.IDToken, []jose.SignatureAlgorithm{jose.RS256, jose.ES256})
 			if err != nil {
 				t.Fatalf("ID token: %v", err)
 			}

@@ -103,7 +103,7 @@ func (d *RP) verifyLogoutToken(ctx context.Context, raw string) (*oidc.LogoutTok
 	if raw == "" {
 		return nil, errors.New("no logout_token")
 	}
-	jws, err := jose.ParseSigned(raw, []jose.SignatureAlgorithm{jose.RS256, jose.ES256})
+	jws, err := jose.ParseSignedCompact(raw, []jose.SignatureAlgorithm{jose.RS256, jose.ES256})
 	if err != nil {
 		return nil, fmt.Errorf("not a signed JWT: %w", err)
 	}
