@@ -56,7 +56,11 @@ func (s *Store) RememberDevice(ctx context.Context, userID, deviceHash string, a
 		if others == 0 {
 			seen = storage.DeviceFirst
 		}
-		// Only an insert can push the user over keep.
+		// Only an insert can push the user over keep, and the count says
+		// whether this one did.
+		if others < keep {
+			return nil
+		}
 		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM known_devices WHERE user_id = ? AND device_hash NOT IN (
 			SELECT device_hash FROM known_devices WHERE user_id = ? ORDER BY last_seen_at DESC, device_hash LIMIT ?)`),
 			userID, userID, keep); err != nil {
