@@ -76,6 +76,17 @@ type Config struct {
 	// (both are the CLI's, which issues links; the pages only read them).
 	EnrolmentLinkLifetime time.Duration
 	EnrolmentMailSubject  string
+	// Issuer is the IdP's own URL, for the S8 link in mails (never the
+	// request's Host, which the client chooses).
+	Issuer string
+	// NewDeviceMail mails address 1 when a session starts on a browser
+	// the customer never signed in on, with NewDeviceMailSubject; off by
+	// default. KnownDevices is how many browsers are remembered per
+	// customer, with the mail on or off, so turning it on later does not
+	// mail every customer at their next sign-in.
+	NewDeviceMail        bool
+	NewDeviceMailSubject string
+	KnownDevices         int
 }
 
 // DefaultConfig is the production configuration of the pages, less what
@@ -120,6 +131,10 @@ func DefaultConfig() Config {
 		PasskeyMailSubject:    "【コムストックローン】パスキー登録のお知らせ",
 		EnrolmentLinkLifetime: 24 * time.Hour,
 		EnrolmentMailSubject:  "【コムストックローン】パスキー登録用リンクのお知らせ",
+		NewDeviceMailSubject:  "【コムストックローン】新しい端末からのログインのお知らせ",
+		// A phone, a tablet, a home and an office computer, each with a
+		// browser or two, and room for a reinstall or a cleared browser.
+		KnownDevices: 20,
 	}
 }
 
@@ -147,6 +162,8 @@ func (c *Config) Defaults() {
 	setDefault(&c.PasswordThrottle.MaxPerLoginID, d.PasswordThrottle.MaxPerLoginID)
 	setDefault(&c.PasswordThrottle.MaxPerAddress, d.PasswordThrottle.MaxPerAddress)
 	setDefault(&c.PasskeyMailSubject, d.PasskeyMailSubject)
+	setDefault(&c.NewDeviceMailSubject, d.NewDeviceMailSubject)
+	setDefault(&c.KnownDevices, d.KnownDevices)
 	setDefault(&c.ACR.Passkey, d.ACR.Passkey)
 	setDefault(&c.ACR.PasswordOTP, d.ACR.PasswordOTP)
 	setDefault(&c.ACR.Password, d.ACR.Password)

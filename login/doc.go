@@ -29,6 +29,7 @@
 //	accountedit.go     S8: rename and delete a passkey
 //	accountceremony.go S8: the passkey step-up and adding a passkey
 //	accountsessions.go S8: the signed-in sessions and signing out the others
+//	newdevice.go       the device cookie and the new sign-in mail
 //	enrolment.go       the staff enrolment link: /enrol, its flow to S4 and S5
 //	logout.go          F6: end_session, the confirmation, /logged-out
 //	metrics.go         the login counters

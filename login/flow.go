@@ -300,6 +300,11 @@ func (h *Handler) completeLogin(w http.ResponseWriter, r *http.Request, f *stora
 	h.clearCookie(w, flowCookie)
 	h.audit(r, audit.LoginSuccess, user.ID, audit.Detail{audit.KeyMethod: loginMethod(amr), audit.KeyAMR: fmt.Sprint(amr), audit.KeyACR: acr, audit.KeyAuthRequest: f.AuthRequestID})
 	h.log.InfoContext(ctx, "login completed", "user", user.ID, "amr", amr, "acr", acr, "auth_request", f.AuthRequestID)
+	clientID := ""
+	if ar != nil {
+		clientID = ar.ClientID
+	}
+	h.noteDevice(w, r, user, s, clientID)
 	return redirect, nil
 }
 

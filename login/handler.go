@@ -12,6 +12,7 @@ import (
 	netmail "net/mail"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -107,6 +108,9 @@ type Handler struct {
 	// bcryptCost paces how often the verifier's bcrypt padding is re-read.
 	bcryptCost bcryptCostCache
 	metrics    *metrics
+	// after counts the work still running after its response (the new
+	// sign-in mail); Drain waits for it.
+	after sync.WaitGroup
 }
 
 // New checks the dependencies, applies Config defaults and parses the pages.
@@ -115,6 +119,9 @@ func New(cfg Config, deps Deps) (*Handler, error) {
 		return nil, errors.New("login: Store, OP, Mailer and Logger are required")
 	}
 	cfg.Defaults()
+	if cfg.NewDeviceMail && cfg.Issuer == "" {
+		return nil, errNoIssuer
+	}
 	if len(cfg.OTPKey) == 0 {
 		cfg.OTPKey = make([]byte, 32)
 		_, _ = rand.Read(cfg.OTPKey) // crypto/rand.Read never fails (Go 1.24+)
@@ -412,14 +419,22 @@ func loginURL(authRequestID string) string {
 // audit records a security event; a failure is logged by the recorder, not
 // fatal, because the customer's action already happened.
 func (h *Handler) audit(r *http.Request, ev audit.Event, userID string, detail audit.Detail) {
+	h.record(r.Context(), ev, h.auditEntry(r, userID, detail))
+}
+
+// auditEntry is what audit records of r, for work that records it after
+// the response (when r is no longer the handler's to read).
+func (h *Handler) auditEntry(r *http.Request, userID string, detail audit.Detail) audit.Entry {
 	actor := audit.System
 	if userID != "" {
 		actor = audit.User(userID)
 	}
-	h.metrics.audited(ev, detail)
-	_ = h.rec.Record(r.Context(), ev, audit.Entry{
-		Time: h.now(), Actor: actor, UserID: userID, IP: h.clientIP(r), UserAgent: r.UserAgent(), Detail: detail,
-	})
+	return audit.Entry{Time: h.now(), Actor: actor, UserID: userID, IP: h.clientIP(r), UserAgent: r.UserAgent(), Detail: detail}
+}
+
+func (h *Handler) record(ctx context.Context, ev audit.Event, e audit.Entry) {
+	h.metrics.audited(ev, e.Detail)
+	_ = h.rec.Record(ctx, ev, e)
 }
 
 // clientIP is the address the audit trail and throttles use.

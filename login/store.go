@@ -12,8 +12,8 @@ import (
 // serves; reading users and changing their password; counting a
 // customer's passkeys for the rules, and listing, renaming and deleting
 // them on S8 (registering one is login/passkey's); reading and spending
-// enrolment links (issuing them is staff's); and appending to the audit
-// trail. Creating, locking or deleting accounts, tokens and signing keys
+// enrolment links (issuing them is staff's); remembering the browsers a
+// customer signs in on; and appending to the audit trail. Creating, locking or deleting accounts, tokens and signing keys
 // are not the pages' to touch.
 type Store interface {
 	storage.LoginFlows
@@ -36,6 +36,8 @@ type Store interface {
 
 	EnrolmentLinkByID(ctx context.Context, id string) (*storage.EnrolmentLink, error)
 	UseEnrolmentLink(ctx context.Context, id string, now time.Time) error
+
+	storage.KnownDevices
 
 	AppendAudit(ctx context.Context, e *storage.AuditEvent) error
 }

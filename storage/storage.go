@@ -28,6 +28,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -534,9 +535,36 @@ type Credentials interface {
 type KnownDevices interface {
 	// RememberDevice records that userID signed in on the browser whose
 	// device cookie hashes to deviceHash, at at, keeping only the keep most
-	// recently seen browsers of the user. isNew is true for exactly one of
-	// concurrent calls that first name the browser.
-	RememberDevice(ctx context.Context, userID, deviceHash string, at time.Time, keep int) (isNew bool, err error)
+	// recently seen browsers of the user. Of concurrent calls that first
+	// name the browser exactly one answers DeviceNew or DeviceFirst; calls
+	// for one user are serialised, so of two new browsers at once at most
+	// one is the user's first.
+	RememberDevice(ctx context.Context, userID, deviceHash string, at time.Time, keep int) (DeviceSighting, error)
+}
+
+// DeviceSighting is what RememberDevice found.
+type DeviceSighting int
+
+const (
+	// DeviceKnown: the user signed in on this browser before.
+	DeviceKnown DeviceSighting = iota + 1
+	// DeviceNew: a browser new to a user who has signed in elsewhere.
+	DeviceNew
+	// DeviceFirst: the first browser remembered for the user at all (a
+	// first sign-in, or the first since devices are remembered).
+	DeviceFirst
+)
+
+func (d DeviceSighting) String() string {
+	switch d {
+	case DeviceKnown:
+		return "known"
+	case DeviceNew:
+		return "new"
+	case DeviceFirst:
+		return "first"
+	}
+	return fmt.Sprintf("DeviceSighting(%d)", int(d))
 }
 
 // EnrolmentLinks are the staff-issued enrolment links.

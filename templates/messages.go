@@ -302,6 +302,9 @@ var catalogue = map[string]map[string]string{
 		"logout.home":                "コムストックローンWEBサイトへ戻る",
 
 		"mail.passkey_added_body": "コムストックローンをご利用いただきありがとうございます。\n\nお客様のアカウントにパスキーが登録されました。\n\n登録されたパスキー: %s\n登録日時: %s(日本時間)\n\nお心当たりがない場合は、至急下記までご連絡ください。\n\n%s\n%s / %s\n受付時間 %s\n",
+		// The new sign-in notice: when, which browser, which website, then
+		// what to do if it was not them (S8's sign-out, the centre).
+		"mail.new_device_body": "コムストックローンをご利用いただきありがとうございます。\n\nお客様のアカウントに、これまでご利用のない端末からログインがありました。\n\nログイン日時: %s(日本時間)\n端末: %s\nご利用のサイト: %s\n\nお客様ご自身のログインであれば、このメールへのご対応は不要です。\nお心当たりがない場合は、第三者がログインした可能性があります。次の「パスキー設定状況確認」のページで「他の端末からログアウト」を押し、至急下記までご連絡ください。\n%s\n\n%s\n%s / %s\n受付時間 %s\n",
 	},
 	"en": {
 		"lang.switch":     "日本語",
@@ -577,5 +580,6 @@ var catalogue = map[string]map[string]string{
 		"logout.home":                "Back to the COM-STOCK LOAN website",
 
 		"mail.passkey_added_body": "Thank you for using COM-STOCK LOAN.\n\nA passkey was added to your account.\n\nPasskey: %s\nAdded: %s (Japan time)\n\nIf this was not you, contact us at once:\n\n%s\n%s / %s\nHours %s\n",
+		"mail.new_device_body":    "Thank you for using COM-STOCK LOAN.\n\nSomeone signed in to your account on a device not used with it before.\n\nSigned in: %s (Japan time)\nDevice: %s\nWebsite: %s\n\nIf this was you, there is nothing to do.\nIf it was not you, someone else may have signed in: open “Your passkeys” at the address below, press “Sign out of other devices” and contact us at once.\n%s\n\n%s\n%s / %s\nHours %s\n",
 	},
 }

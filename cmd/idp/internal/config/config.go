@@ -51,6 +51,7 @@ type Config struct {
 	Password  Password  `yaml:"password"`
 	OTP       OTP       `yaml:"otp"`
 	Lifetimes Lifetimes `yaml:"lifetimes"`
+	Devices   Devices   `yaml:"devices"`
 	Keys      Keys      `yaml:"keys"`
 	Audit     Audit     `yaml:"audit"`
 	ACR       ACR       `yaml:"acr"`
@@ -112,6 +113,20 @@ type SMTP struct {
 	PasskeySubject string `yaml:"passkey_subject"`
 	// EnrolmentSubject is the subject of the staff enrolment link's mail.
 	EnrolmentSubject string `yaml:"enrolment_subject"`
+	// NewDeviceSubject is the subject of the new sign-in mail.
+	NewDeviceSubject string `yaml:"new_device_subject"`
+}
+
+// Devices: each sign-in remembers its browser for the customer by a
+// long-lived device cookie.
+type Devices struct {
+	// NewDeviceMail mails address 1 when a session starts on a browser
+	// the customer never signed in on (default off; never at a customer's
+	// first sign-in, which has nothing to compare with).
+	NewDeviceMail bool `yaml:"new_device_mail"`
+	// Remember is how many browsers are kept per customer, the least
+	// recently used forgotten first (default: the login pages').
+	Remember int `yaml:"remember"`
 }
 
 // WebAuthn names the relying party passkeys are bound to.
@@ -344,6 +359,8 @@ func (c *Config) Defaults() {
 	}
 	def(&c.SMTP.PasskeySubject, pages.PasskeyMailSubject)
 	def(&c.SMTP.EnrolmentSubject, pages.EnrolmentMailSubject)
+	def(&c.SMTP.NewDeviceSubject, pages.NewDeviceMailSubject)
+	def(&c.Devices.Remember, pages.KnownDevices)
 	if c.HomeURL == "" && len(c.Clients) > 0 && len(c.Clients[0].RedirectURIs) > 0 {
 		if u, err := url.Parse(c.Clients[0].RedirectURIs[0]); err == nil && u.Host != "" {
 			c.HomeURL = u.Scheme + "://" + u.Host + "/"
@@ -551,6 +568,7 @@ func (c *Config) Validate() error {
 		{"password.max_failures_per_login_id", c.Password.MaxFailuresPerLoginID},
 		{"password.max_failures_per_address", c.Password.MaxFailuresPerAddress},
 		{"otp.max_sends_per_hour", c.OTP.MaxSendsPerHour},
+		{"devices.remember", c.Devices.Remember},
 	} {
 		if n.v <= 0 {
 			bad(n.field, "must be positive, got %d", n.v)

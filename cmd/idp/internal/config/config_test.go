@@ -43,6 +43,10 @@ func TestParseValidAppliesDefaults(t *testing.T) {
 	if c.Audit.SealInterval != 10*time.Second || c.Audit.CheckpointInterval != 5*time.Minute {
 		t.Errorf("audit defaults: %+v", c.Audit)
 	}
+	// The new sign-in mail is off unless the operator turns it on.
+	if c.Devices.NewDeviceMail || c.Devices.Remember != 20 || c.SMTP.NewDeviceSubject != "【コムストックローン】新しい端末からのログインのお知らせ" {
+		t.Errorf("devices defaults: %+v, subject %q", c.Devices, c.SMTP.NewDeviceSubject)
+	}
 }
 
 func TestParseErrorsNameTheField(t *testing.T) {
@@ -59,6 +63,7 @@ func TestParseErrorsNameTheField(t *testing.T) {
 		"audit intervals":   {"smtp:", "audit: {seal_interval: 1m, checkpoint_interval: 30s}\nsmtp:", "audit.checkpoint_interval: must be at least audit.seal_interval"},
 		"metrics address":   {"smtp:", "metrics_listen: localhost\nsmtp:", "metrics_listen: must be host:port"},
 		"metrics public":    {"smtp:", "metrics_listen: \":8080\"\nsmtp:", "metrics_listen: must differ from listen"},
+		"devices remember":  {"smtp:", "devices: {remember: -1}\nsmtp:", "devices.remember: must be positive"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -40,7 +40,7 @@ func TestFileDefaultsAreTheLoginPagesDefaults(t *testing.T) {
 	got := LoginConfig(parseDefaults(t), "")
 	want := login.DefaultConfig()
 	// What only the deployment knows, or derives from other keys.
-	want.SecureCookies, want.HomeURL = true, "https://www.example.com/"
+	want.SecureCookies, want.HomeURL, want.Issuer = true, "https://www.example.com/", "https://id.example.com"
 	// No file key (webauthn.max_calls_per_address is 0 unless set): the
 	// pages fill these themselves.
 	want.CeremonyLimit = login.CeremonyLimit{}

@@ -39,8 +39,10 @@ type Server struct {
 	handler  http.Handler
 	// metrics serves /metrics, on its own listener (ServeMetrics).
 	metrics http.Handler
-	logger  *slog.Logger
-	audit   config.Audit
+	// pages may still be sending mails when the listener has stopped.
+	pages  *login.Handler
+	logger *slog.Logger
+	audit  config.Audit
 	// readiness and pinging are /readyz's (health.go).
 	readiness atomic.Int32
 	pinging   atomic.Bool
@@ -157,6 +159,7 @@ func build(ctx context.Context, cfg *config.Config, store *sqlstore.Store, logge
 		Store:    store,
 		Provider: provider,
 		metrics:  telemetry.Handler(reg, logger),
+		pages:    pages,
 		logger:   logger,
 		audit:    cfg.Audit,
 	}
@@ -269,8 +272,16 @@ func (s *Server) serveHTTP(ctx context.Context, l net.Listener, h http.Handler) 
 	return nil
 }
 
-// Close releases the database.
-func (s *Server) Close() error { return s.Store.Close() }
+// Close lets the mails sent after their response finish, for at most
+// ShutdownTimeout, and releases the database.
+func (s *Server) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
+	defer cancel()
+	if err := s.pages.Drain(ctx); err != nil {
+		s.logger.Warn("closing with mails unsent", "err", err)
+	}
+	return s.Store.Close()
+}
 
 func (s *Server) sweep(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
@@ -390,10 +401,14 @@ func LoginConfig(cfg *config.Config, devMailURL string) login.Config {
 		},
 		DevMailURL:            devMailURL,
 		PasskeyMailSubject:    cfg.SMTP.PasskeySubject,
-		EnrolmentLinkLifetime: cfg.Lifetimes.EnrolmentLink,
-		EnrolmentMailSubject:  cfg.SMTP.EnrolmentSubject,
 		HomeURL:               cfg.HomeURL,
 		TrustProxyHeaders:     cfg.TrustProxyHeaders,
+		EnrolmentLinkLifetime: cfg.Lifetimes.EnrolmentLink,
+		EnrolmentMailSubject:  cfg.SMTP.EnrolmentSubject,
+		Issuer:                cfg.Issuer,
+		NewDeviceMail:         cfg.Devices.NewDeviceMail,
+		NewDeviceMailSubject:  cfg.SMTP.NewDeviceSubject,
+		KnownDevices:          cfg.Devices.Remember,
 		PasswordThrottle: login.PasswordThrottle{
 			Window:        cfg.Password.ThrottleWindow,
 			MaxPerLoginID: cfg.Password.MaxFailuresPerLoginID,
