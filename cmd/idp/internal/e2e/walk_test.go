@@ -310,6 +310,30 @@ func walkScreens(w *walker, st *devstack.Stack) {
 	b.waitFor(`document.querySelector("#s8-back-to-password") ? "y" : ""`)
 	w.capture("s8-deleted")
 
+	// Without a passkey again, 「ログイン >」 is followed by the passkey
+	// offer; declining it signs in, and a login step opened again after
+	// that says the customer is signed in.
+	b.click("#s8-return")
+	b.waitFor(signedIn)
+	b.click("#logout")
+	b.waitFor(`document.querySelector("#login") ? "y" : ""`)
+	b.navigate(st.RPURL + "/login")
+	b.waitPath("/login")
+	b.fill("#loginID", "demo")
+	b.fill("#password", "demo-pass-2026")
+	b.submit(`form[action="/login"] button[type=submit]`)
+	b.waitPath("/login/passkey/offer")
+	w.capture("offer")
+	b.submit("#offer-skip")
+	b.waitFor(signedIn)
+	b.navigate(st.IdPURL + "/login/password")
+	b.waitFor(`document.querySelector("#signed-in-account") ? "y" : ""`)
+	w.capture("signed-in")
+	b.navigate(st.RPURL + "/")
+	b.waitFor(signedIn)
+	b.click("#account")
+	b.waitPath("/account/passkeys")
+
 	// S7: a temporary password, a mismatched confirmation, then the change.
 	b.click("#s8-return")
 	b.waitFor(signedIn)
@@ -351,4 +375,16 @@ func walkScreens(w *walker, st *devstack.Stack) {
 		t.Errorf("the expired-step page has no title: %q", b.eval(`document.title`))
 	}
 	w.capture("error-step-expired")
+
+	// The provider's refusals a browser sees: an /authorize request
+	// naming no registered client, and a path that does not exist.
+	b.navigate(st.IdPURL + "/authorize?client_id=nobody&redirect_uri=https%3A%2F%2Fevil.example%2F&response_type=code&scope=openid")
+	b.waitFor(`document.querySelector("h1") ? "y" : ""`)
+	if got := b.eval(`location.host`); !strings.Contains(st.IdPURL, got) {
+		t.Errorf("an /authorize request for an unknown client left the IdP for %q", got)
+	}
+	w.capture("error-authorize")
+	b.navigate(st.IdPURL + "/no-such-page")
+	b.waitFor(`document.querySelector("h1") ? "y" : ""`)
+	w.capture("error-not-found")
 }
