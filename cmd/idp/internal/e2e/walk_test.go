@@ -18,6 +18,8 @@ import (
 	"github.com/chromedp/chromedp/kb"
 
 	"github.com/comstockloan/idp/cmd/idp/internal/devstack"
+	"github.com/comstockloan/idp/login"
+	"github.com/comstockloan/idp/storage"
 )
 
 // updateScreenshots rewrites the README's pictures in docs/screenshots/:
@@ -375,6 +377,26 @@ func walkScreens(w *walker, st *devstack.Stack) {
 		t.Errorf("the expired-step page has no title: %q", b.eval(`document.title`))
 	}
 	w.capture("error-step-expired")
+
+	// A staff enrolment link as the customer opens it, and one that is
+	// not (or no longer) valid.
+	demo, err := st.Server.Store.UserByLoginID(t.Context(), "demo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	if err := st.Server.Store.CreateEnrolmentLink(t.Context(), &storage.EnrolmentLink{
+		ID: storage.HashSecret("walk-enrolment-link"), UserID: demo.ID, IssuedBy: "staff:walk",
+		CreatedAt: now, ExpiresAt: now.Add(time.Hour),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	b.navigate(login.EnrolLinkURL(st.IdPURL, "walk-enrolment-link"))
+	b.waitFor(`document.querySelector("form[method=post]") ? "y" : ""`)
+	w.capture("enrol-link")
+	b.navigate(login.EnrolLinkURL(st.IdPURL, "not-a-link"))
+	b.waitFor(`document.querySelector("h1") ? "y" : ""`)
+	w.capture("enrol-link-unknown")
 
 	// The provider's refusals a browser sees: an /authorize request
 	// naming no registered client, and a path that does not exist.
