@@ -284,19 +284,15 @@ func (h *Handler) renderAccount(w http.ResponseWriter, r *http.Request, status i
 		h.internalError(w, r, "S8", err)
 		return
 	}
-	if deleted && h.passkeys != nil {
-		// What the device should still offer: signalAllAcceptedCredentials.
-		a.Deleted = true
-		a.BackToPassword = len(creds) == 0
-		a.RPID = h.passkeys.RPID()
-		a.UserHandle = base64.RawURLEncoding.EncodeToString([]byte(user.ID))
-		ids := make([]string, 0, len(creds))
-		for _, p := range a.Passkeys {
-			ids = append(ids, p.ID)
+	a.Deleted, a.BackToPassword = deleted, deleted && len(creds) == 0
+	if h.passkeys != nil {
+		// Every load, not only after a delete here: the support centre may
+		// have deleted one, and the device should not keep offering it.
+		sig := h.passkeys.Signal(user, creds)
+		a.Signal = &templates.PasskeySignal{
+			RPID: sig.RPID, UserID: sig.UserID, Name: sig.Name, DisplayName: sig.DisplayName,
+			CredentialIDs: strings.Join(sig.AcceptedCredentialIDs, ","),
 		}
-		a.AcceptedIDs = strings.Join(ids, ",")
-	} else if deleted {
-		a.Deleted, a.BackToPassword = true, len(creds) == 0
 	}
 	h.render(w, r, status, "account", &templates.Page{
 		Title: "s8.title", Notice: notice, Error: errKey, Account: a,

@@ -273,7 +273,7 @@ func TestS8DeleteStaleSessionNeedsOwnPasskey(t *testing.T) {
 		}
 		after := a.get(del.location())
 		a.expect(after, http.StatusOK, "パスキーを削除しました", "お客様の端末でのパスキーは削除されておられません",
-			`id="s8-back-to-password"`, "パスキー初回登録", `data-passkey-signal-accepted`, `data-rp-id="localhost"`,
+			`id="s8-back-to-password"`, "パスキー初回登録", `data-passkey-signal `, `data-rp-id="localhost"`,
 			`data-user-id="`+base64.RawURLEncoding.EncodeToString([]byte(ua.ID))+`"`, `data-credential-ids=""`, `id="s8-return"`)
 
 		// Rule 6: the password path is open again.

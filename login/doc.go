@@ -22,6 +22,7 @@
 //	otp.go             S4 and the e-mail code
 //	passkeyjson.go     the passkey JSON plumbing: limits, bodies, the one error mapping
 //	passkeylogin.go    S2's passkey login calls (F2, F3)
+//	passkeysignal.go   the WebAuthn Signal API data after a passkey sign-in and on S8
 //	passkeycreate.go   S5 and its registration calls
 //	changepassword.go  S7
 //	passkeyoffer.go    the passkey offer after F4: accept (code, S5) or 「今はしない」

@@ -72,8 +72,9 @@ type Passkeys interface {
 	FinishStepUp(ctx context.Context, flowID, userID string, assertionJSON []byte) (*PasskeyLogin, error)
 	BeginRegistration(ctx context.Context, user *storage.User, flowID string) (json.RawMessage, error)
 	FinishRegistration(ctx context.Context, user *storage.User, flowID string, attestationJSON []byte, onlyIfFirst bool) (*storage.Credential, error)
-	// RPID is the relying party ID, for signalAllAcceptedCredentials.
-	RPID() string
+	// Signal is the WebAuthn Signal API data of user and their passkeys
+	// creds (passkeysignal.go).
+	Signal(user *storage.User, creds []storage.Credential) passkey.Signal
 }
 
 // Deps are the collaborators of the Handler. Passkeys may be nil: the

@@ -119,7 +119,7 @@ func (h *Handler) passkeyRegisterFinish(w http.ResponseWriter, r *http.Request) 
 		return
 	}
 	h.passkeyAdded(r, e.user, cred)
-	h.jsonComplete(w, r, e.flow, e.user, e.proof)
+	h.jsonComplete(w, r, e.flow, e.user, e.proof, nil)
 }
 
 // getCreate is S5.

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/comstockloan/idp/login/passkey"
 	"github.com/comstockloan/idp/storage"
 	"github.com/comstockloan/idp/storage/audit"
 )
@@ -65,10 +66,10 @@ func (h *Handler) passkeyLoginFinish(w http.ResponseWriter, r *http.Request) {
 			h.jsonFail(w, r, http.StatusConflict, "conflict", "err.conflict")
 			return
 		}
-		h.writeJSON(w, http.StatusOK, map[string]string{"redirect": pathCreate})
+		h.writeJSON(w, http.StatusOK, finishAnswer{Redirect: pathCreate, Signal: h.passkeySignal(ctx, res.User)})
 		return
 	}
-	h.jsonComplete(w, r, f, res.User, proof{amr: res.AMR, acr: h.cfg.ACR.Passkey, at: h.now()})
+	h.jsonComplete(w, r, f, res.User, proof{amr: res.AMR, acr: h.cfg.ACR.Passkey, at: h.now()}, h.passkeySignal(ctx, res.User))
 }
 
 // auditSignCount records a passkey whose counter went back (possibly
@@ -84,10 +85,12 @@ func (h *Handler) auditSignCount(r *http.Request, res *PasskeyLogin) {
 	})
 }
 
-func (h *Handler) jsonComplete(w http.ResponseWriter, r *http.Request, f *storage.LoginFlow, user *storage.User, p proof) {
+// jsonComplete is completeLogin for the JSON endpoints; sig (nil when
+// the login was no passkey sign-in) goes along with the redirect.
+func (h *Handler) jsonComplete(w http.ResponseWriter, r *http.Request, f *storage.LoginFlow, user *storage.User, p proof, sig *passkey.Signal) {
 	redirect, err := h.completeLogin(w, r, f, user, p)
 	if errors.Is(err, errACRNotMet) {
-		h.writeJSON(w, http.StatusOK, map[string]string{"redirect": redirect})
+		h.writeJSON(w, http.StatusOK, finishAnswer{Redirect: redirect, Signal: sig})
 		return
 	}
 	if errors.Is(err, storage.ErrNotFound) || errors.Is(err, storage.ErrConflict) {
@@ -99,5 +102,5 @@ func (h *Handler) jsonComplete(w http.ResponseWriter, r *http.Request, f *storag
 		h.jsonFail(w, r, failureStatus(w, err), "internal", "err.internal")
 		return
 	}
-	h.writeJSON(w, http.StatusOK, map[string]string{"redirect": redirect})
+	h.writeJSON(w, http.StatusOK, finishAnswer{Redirect: redirect, Signal: sig})
 }

@@ -89,13 +89,12 @@ type Account struct {
 	StepUpFinishURL  string
 	SignInURL        string
 	Target           *Passkey // the passkey of the delete confirmation
-	// After a delete: the signalAllAcceptedCredentials data, and whether
-	// the account is back on the password path.
-	Deleted           bool
-	BackToPassword    bool
-	RPID              string
-	UserHandle        string // base64url of the WebAuthn user handle
-	AcceptedIDs       string // comma-separated base64url credential IDs
+	// After a delete: whether the account is back on the password path.
+	Deleted        bool
+	BackToPassword bool
+	// Signal is what passkey.js tells the device on every load (nil
+	// without passkeys): the passkeys we accept and the user's names.
+	Signal            *PasskeySignal
 	AccountURL        string // S8 itself, keeping return_to
 	RegisterFinishURL string // the add ceremony's finish endpoint, keeping return_to
 	// Sessions are the customer's signed-in sessions, this one first;
@@ -105,6 +104,16 @@ type Account struct {
 	OtherSessions    int
 	EndOthersURL     string
 	EndOthersAllowed bool
+}
+
+// PasskeySignal is the WebAuthn Signal API data of S8's user
+// (signalAllAcceptedCredentials, signalCurrentUserDetails).
+type PasskeySignal struct {
+	RPID          string
+	UserID        string // base64url of the WebAuthn user handle
+	Name          string
+	DisplayName   string
+	CredentialIDs string // comma-separated base64url credential IDs
 }
 
 // SessionRow is one signed-in session on S8; times are formatted.

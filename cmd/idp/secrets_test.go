@@ -176,6 +176,13 @@ func (cu *customer) passkeyLogin() {
 	if status, _, body := cu.follow(authorizeURL(cu.st, pk, "")); status != http.StatusOK {
 		cu.t.Fatalf("authorize: status %d, want S1\n%s", status, body)
 	}
+	cu.tokens = cu.exchange(cu.passkeyAssertion(), pk)
+}
+
+// passkeyAssertion is S2's 「パスキー認証」 with the customer's authenticator
+// in the current flow; it returns the finish answer's redirect.
+func (cu *customer) passkeyAssertion() string {
+	cu.t.Helper()
 	opts := cu.post("/login/passkey/login/options", "application/json", "")
 	if opts.status != http.StatusOK {
 		cu.t.Fatalf("login options: %d %s", opts.status, opts.body)
@@ -191,7 +198,7 @@ func (cu *customer) passkeyLogin() {
 	if done.status != http.StatusOK || json.Unmarshal([]byte(done.body), &fin) != nil || fin.Redirect == "" {
 		cu.t.Fatalf("login finish: %d %s", done.status, done.body)
 	}
-	cu.tokens = cu.exchange(fin.Redirect, pk)
+	return fin.Redirect
 }
 
 var otpInMail = regexp.MustCompile(`\b(\d{6})\b`)

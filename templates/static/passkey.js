@@ -27,18 +27,28 @@
  *
  *   Server answers (options and finish alike):
  *       {"redirect": "/..."}                      -> location.assign(redirect)
+ *       {"redirect": "/...", "signal": {rpId, userId, name, displayName, allAcceptedCredentialIds}}
+ *                                                 (after a passkey sign-in) -> the signals below
+ *                                                    first, then location.assign(redirect)
  *       {"error": "text", "code": "..."}          -> text shown in [data-passkey-error]
  *       code "unknown_credential" with "credentialId" and "rpId"
  *                                                 -> PublicKeyCredential.signalUnknownCredential({rpId, credentialId})
  *                                                    when the browser has it, so it can hide the stale passkey.
  *
- *   [data-passkey-signal-accepted]  element (S8 after a delete) with
- *       data-rp-id, data-user-id (base64url user handle) and
- *       data-credential-ids (comma-separated base64url IDs, may be empty):
- *       on page load calls PublicKeyCredential.signalAllAcceptedCredentials(
- *       {rpId, userId, allAcceptedCredentialIds}) when the browser has it, so
- *       the device may hide the passkeys the server no longer accepts. It
- *       deletes nothing by itself and failures are ignored (a hint only).
+ *   [data-passkey-signal]    element (S8, every load) with data-rp-id,
+ *       data-user-id (base64url user handle), data-user-name,
+ *       data-user-display-name and data-credential-ids (comma-separated
+ *       base64url IDs, may be empty): on page load, the signals below.
+ *
+ *   The signals, each only when the browser has it:
+ *       PublicKeyCredential.signalAllAcceptedCredentials({rpId, userId, allAcceptedCredentialIds})
+ *           so the device hides the passkeys the server no longer accepts
+ *           (say, deleted by the support centre), and
+ *       PublicKeyCredential.signalCurrentUserDetails({rpId, userId, name, displayName})
+ *           so the device labels the passkey as the registration did.
+ *       They are hints: failures are ignored, and a redirect waits for
+ *       them at most SIGNAL_WAIT_MS (the browser answers them at once; the
+ *       bound only keeps a slow one from holding the customer back).
  *
  *   [data-passkey-error]     where messages go (give it role="alert"; it is
  *       un-hidden when a message is shown). Browser-side failures use texts
@@ -64,6 +74,9 @@
     registerOptions: "/login/passkey/register/options",
     registerFinish: "/login/passkey/register/finish"
   };
+
+  // How long a redirect waits for the signals to be taken.
+  var SIGNAL_WAIT_MS = 200;
 
   var conditionalAbort = null; // AbortController of a running autofill request
   var busy = false;            // one modal ceremony at a time
@@ -135,10 +148,50 @@
     });
   }
 
+  // hint calls one Signal API function, if the browser has it; it
+  // resolves either way (a hint to the browser only).
+  function hint(name, options) {
+    var pkc = window.PublicKeyCredential;
+    if (!pkc || typeof pkc[name] !== "function") {
+      return Promise.resolve();
+    }
+    try {
+      return Promise.resolve(pkc[name](options)).catch(function () {});
+    } catch (e) {
+      return Promise.resolve();
+    }
+  }
+
+  // signal tells the device what the server accepts of s (the server's
+  // {rpId, userId, name, displayName, allAcceptedCredentialIds}); it
+  // resolves when the browser has taken both or after SIGNAL_WAIT_MS.
+  function signal(s) {
+    if (!s || typeof s.rpId !== "string" || typeof s.userId !== "string" || !s.rpId || !s.userId) {
+      return Promise.resolve();
+    }
+    var calls = [];
+    if (Array.isArray(s.allAcceptedCredentialIds)) {
+      calls.push(hint("signalAllAcceptedCredentials", {
+        rpId: s.rpId, userId: s.userId, allAcceptedCredentialIds: s.allAcceptedCredentialIds
+      }));
+    }
+    if (typeof s.name === "string" && s.name && typeof s.displayName === "string") {
+      calls.push(hint("signalCurrentUserDetails", {
+        rpId: s.rpId, userId: s.userId, name: s.name, displayName: s.displayName
+      }));
+    }
+    return Promise.race([
+      Promise.all(calls),
+      new Promise(function (resolve) { window.setTimeout(resolve, SIGNAL_WAIT_MS); })
+    ]);
+  }
+
   function handleServerAnswer(body) {
     if (body && typeof body.redirect === "string" && body.redirect) {
-      window.location.assign(body.redirect);
-      return;
+      var redirect = body.redirect;
+      return signal(body.signal).then(function () {
+        window.location.assign(redirect);
+      });
     }
     throw new ServerError(body || {});
   }
@@ -146,10 +199,8 @@
   function report(err) {
     if (err instanceof ServerError) {
       var body = err.body || {};
-      if (body.code === "unknown_credential" && body.credentialId && body.rpId &&
-          window.PublicKeyCredential && typeof PublicKeyCredential.signalUnknownCredential === "function") {
-        PublicKeyCredential.signalUnknownCredential({ rpId: body.rpId, credentialId: body.credentialId })
-          .catch(function () { /* a hint to the browser only */ });
+      if (body.code === "unknown_credential" && body.credentialId && body.rpId) {
+        hint("signalUnknownCredential", { rpId: body.rpId, credentialId: body.credentialId });
       }
       showError(body.error || pageMessage("failed"));
       return;
@@ -284,25 +335,25 @@
     });
   }
 
-  // After an S8 delete: tell the device which passkeys are still valid.
-  function signalAccepted() {
-    var el = document.querySelector("[data-passkey-signal-accepted]");
-    if (!el || !window.PublicKeyCredential ||
-        typeof PublicKeyCredential.signalAllAcceptedCredentials !== "function") {
+  // S8: tell the device which passkeys are still valid and whose they are.
+  function signalPage() {
+    var el = document.querySelector("[data-passkey-signal]");
+    if (!el) {
       return;
     }
-    var ids = (el.getAttribute("data-credential-ids") || "").split(",").filter(function (id) {
-      return id !== "";
-    });
-    PublicKeyCredential.signalAllAcceptedCredentials({
+    signal({
       rpId: el.getAttribute("data-rp-id"),
       userId: el.getAttribute("data-user-id"),
-      allAcceptedCredentialIds: ids
-    }).catch(function () { /* a hint to the browser only */ });
+      name: el.getAttribute("data-user-name"),
+      displayName: el.getAttribute("data-user-display-name") || "",
+      allAcceptedCredentialIds: (el.getAttribute("data-credential-ids") || "").split(",").filter(function (id) {
+        return id !== "";
+      })
+    });
   }
 
   function init() {
-    signalAccepted();
+    signalPage();
     Array.prototype.forEach.call(document.querySelectorAll("[data-passkey-login]"), function (button) {
       button.addEventListener("click", function (event) {
         event.preventDefault();
