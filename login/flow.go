@@ -256,10 +256,15 @@ type proof struct {
 func (h *Handler) completeLogin(w http.ResponseWriter, r *http.Request, f *storage.LoginFlow, user *storage.User, p proof) (string, error) {
 	ctx := r.Context()
 	amr, acr := p.amr, p.acr
-	// Every way of finishing a login passes here, so this is where a client
+	// Every way of finishing a login passes here, so this is where a locked
+	// account is stopped whatever step it was locked during, and where a client
 	// that demands a level of assurance (acr_values) is protected from
 	// receiving a weaker login (e.g. a password + OTP enrolment that just
 	// created a passkey but did not sign in with it).
+	if user.Locked {
+		h.log.InfoContext(ctx, "login refused: account locked", "user", user.ID, "auth_request", f.AuthRequestID)
+		return "", errLocked
+	}
 	var ar *storage.AuthRequest
 	if f.AuthRequestID != "" {
 		var err error
@@ -313,6 +318,10 @@ func (h *Handler) completeLogin(w http.ResponseWriter, r *http.Request, f *stora
 // saying what is needed.
 var errACRNotMet = errors.New("login weaker than the client's acr_values")
 
+// errLocked: the support centre locked the account while the login was on
+// its way; finish and jsonComplete answer it as a locked account.
+var errLocked = errors.New("account locked")
+
 // The notices S1 shows when errACRNotMet sent the browser back.
 const (
 	noticeParam           = "notice"
@@ -325,6 +334,10 @@ func (h *Handler) finish(w http.ResponseWriter, r *http.Request, f *storage.Logi
 	redirect, err := h.completeLogin(w, r, f, user, p)
 	if errors.Is(err, errACRNotMet) {
 		http.Redirect(w, r, redirect, http.StatusSeeOther)
+		return
+	}
+	if errors.Is(err, errLocked) {
+		h.renderError(w, r, http.StatusForbidden, "err.locked", "")
 		return
 	}
 	if errors.Is(err, storage.ErrNotFound) || errors.Is(err, storage.ErrConflict) {

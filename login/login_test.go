@@ -117,6 +117,24 @@ func TestLockedUserIsToldToContactTheCentre(t *testing.T) {
 	})
 }
 
+// A lock set while the customer is between steps (password and code
+// proven, at S5) stops the login where it would complete, whichever way it
+// completes: completeLogin refuses a locked account.
+func TestLockedDuringTheLoginCompletesNothing(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, flavor string) {
+		e := newEnv(t, flavor, nil)
+		u := e.createUser("ken", "s3cret-pass")
+		e.expectRedirect(e.post(pathOTP, url.Values{"code": {e.startF1(u, "s3cret-pass")}}), pathCreate)
+		if err := e.store.SetUserLocked(t.Context(), u.ID, true); err != nil {
+			t.Fatal(err)
+		}
+		e.expect(e.post(pathCreateSkip, nil), http.StatusForbidden, "日証金コムストックローンセンターまでお問い合わせください")
+		if e.cookie(sessionCookie) != "" {
+			t.Error("a locked account got a session")
+		}
+	})
+}
+
 func TestTemporaryPasswordGoesThroughS7(t *testing.T) {
 	storagetest.Each(t, func(t *testing.T, flavor string) {
 		e := newEnv(t, flavor, nil)

@@ -288,10 +288,6 @@ func (h *Handler) completeAfterCode(w http.ResponseWriter, r *http.Request, f *s
 		h.renderError(w, r, http.StatusBadRequest, "err.flow_expired", loginURL(f.AuthRequestID))
 		return
 	}
-	if user.Locked {
-		h.renderError(w, r, http.StatusForbidden, "err.locked", "")
-		return
-	}
 	h.finish(w, r, f, user, p)
 }
 

@@ -157,10 +157,6 @@ func (h *Handler) postCreateSkip(w http.ResponseWriter, r *http.Request) {
 	if user == nil {
 		return
 	}
-	if user.Locked {
-		h.renderError(w, r, http.StatusForbidden, "err.locked", "")
-		return
-	}
 	if decodeFlowData(f).Offer {
 		h.offerDeclined(r, user)
 	}

@@ -93,6 +93,10 @@ func (h *Handler) jsonComplete(w http.ResponseWriter, r *http.Request, f *storag
 		h.writeJSON(w, http.StatusOK, finishAnswer{Redirect: redirect, Signal: sig})
 		return
 	}
+	if errors.Is(err, errLocked) {
+		h.jsonFail(w, r, http.StatusForbidden, "locked", "err.locked")
+		return
+	}
 	if errors.Is(err, storage.ErrNotFound) || errors.Is(err, storage.ErrConflict) {
 		h.jsonFail(w, r, http.StatusBadRequest, "auth_request_gone", "err.auth_request")
 		return

