@@ -298,31 +298,85 @@ func median(d []time.Duration) time.Duration {
 	return s[len(s)/2]
 }
 
-// Refused token requests are limited per address in the database; a
-// successful one gives its slot back.
+// Refused token requests of the public client are limited per address in
+// the database, also when they arrive at once; a successful one gives its
+// slot back. A confidential client whose secret was right is not counted:
+// its back-end sends every token request from one address, and neither its
+// refusals nor its successes touch the limit.
 func TestTokenRequestsThrottledPerAddress(t *testing.T) {
 	storagetest.Each(t, func(t *testing.T, flavor string) {
-		e := newEnv(t, flavor, func(c *op.Config) { c.Throttle.MaxTokenFailuresPerAddress = 3 })
+		const limit = 3
+		e := newEnv(t, flavor, func(c *op.Config) { c.Throttle.MaxTokenFailuresPerAddress = limit })
 		garbage := url.Values{"grant_type": {"authorization_code"}, "client_id": {spaClientID}, "code": {"garbage"},
 			"redirect_uri": {spaRedirect}, "code_verifier": {newPKCE().verifier}}
 		if tr := e.token(garbage); tr.status != http.StatusBadRequest {
 			t.Fatalf("first refused request: %d %q", tr.status, tr.Error)
 		}
-		e.login("openid") // a successful exchange in between
-		for i := range 2 {
-			if tr := e.token(garbage); tr.status != http.StatusBadRequest {
-				t.Fatalf("refused request %d: %d %q (a success must not count)", i+2, tr.status, tr.Error)
+		if tr := e.spaExchange(); tr.status != http.StatusOK {
+			t.Fatalf("public exchange: %d %q", tr.status, tr.Error)
+		}
+		// The confidential client's refusals and successes are not counted.
+		webGarbage := url.Values{"grant_type": {"authorization_code"}, "code": {"garbage"},
+			"redirect_uri": {webRedirect}, "code_verifier": {newPKCE().verifier}}
+		for i := range limit + 2 {
+			if tr := e.token(webGarbage); tr.status != http.StatusBadRequest {
+				t.Fatalf("confidential refused request %d: %d %q, want 400 (not counted)", i+1, tr.status, tr.Error)
 			}
 		}
-		resp := e.postForm("/oauth/token", garbage, "", "")
-		tr := decodeToken(t, resp)
-		if tr.status != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
-			t.Errorf("request past the limit: %d %q Retry-After %q, want 429 with Retry-After", tr.status, tr.Error, resp.Header.Get("Retry-After"))
+		e.login("openid")
+		if n := tokenFailureRows(t, e); n != 1 {
+			t.Fatalf("%d token-failure rows after one public refusal, want 1 (a success, and a verified client, must not count)", n)
 		}
-		pk := newPKCE()
-		code := e.authorize(authParams(webClientID, webRedirect, "openid", pk)).Query().Get("code")
-		if tr := e.exchange(code, webRedirect, pk); tr.status != http.StatusTooManyRequests {
-			t.Errorf("valid exchange from a throttled address: %d", tr.status)
+
+		// The rest of the limit, taken by concurrent requests: exactly
+		// limit-1 reach zitadel, the others are answered 429.
+		const attackers = 40
+		answers := make(chan int, attackers)
+		var wg sync.WaitGroup
+		for range attackers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				resp := e.postForm("/oauth/token", garbage, "", "")
+				tr := decodeToken(t, resp)
+				if tr.status == http.StatusTooManyRequests && resp.Header.Get("Retry-After") == "" {
+					t.Error("429 without Retry-After")
+				}
+				answers <- tr.status
+			}()
 		}
+		wg.Wait()
+		close(answers)
+		counts := map[int]int{}
+		for s := range answers {
+			counts[s]++
+		}
+		if counts[http.StatusBadRequest] != limit-1 || counts[http.StatusTooManyRequests] != attackers-(limit-1) {
+			t.Errorf("concurrent refused requests: %v, want %d × 400 and the rest 429", counts, limit-1)
+		}
+		if tr := e.spaExchange(); tr.status != http.StatusTooManyRequests {
+			t.Errorf("public exchange from a throttled address: %d, want 429", tr.status)
+		}
+		// The relying party's back-end keeps working from that address.
+		e.login("openid")
 	})
+}
+
+// spaExchange runs a code flow for the public client.
+func (e *env) spaExchange() tokenResponse {
+	e.t.Helper()
+	pk := newPKCE()
+	loc := e.authorize(authParams(spaClientID, spaRedirect, "openid", pk))
+	return e.token(url.Values{"grant_type": {"authorization_code"}, "client_id": {spaClientID},
+		"code": {loc.Query().Get("code")}, "redirect_uri": {spaRedirect}, "code_verifier": {pk.verifier}})
+}
+
+func tokenFailureRows(t *testing.T, e *env) int {
+	t.Helper()
+	var n int
+	db := e.store.(*sqlstore.Store).DB()
+	if err := db.Get(&n, `SELECT COUNT(*) FROM rate_events WHERE kind = 'token_failure'`); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
