@@ -90,8 +90,9 @@ func rateRows(t *testing.T, st *sqlstore.Store, key string) int {
 	return n
 }
 
-// 40 concurrent wrong secrets for one client, spread over two replicas of
-// one database, run exactly the per-client limit of bcrypt checks, never
+// 40 concurrent wrong secrets (all different, as a guesser's are) for one
+// client, spread over two replicas of one database, run exactly the
+// per-client limit of bcrypt checks, never
 // more at once than the slots allow; the rest get a fast 429. A replica that
 // has verified the real secret keeps serving the client.
 func TestClientSecretThrottlePerClient(t *testing.T) {
@@ -114,7 +115,7 @@ func TestClientSecretThrottlePerClient(t *testing.T) {
 				e = e2
 			}
 			wg.Add(1)
-			go func() { defer wg.Done(); answers <- e.introspectAs(webClientID, wrongSecret, nil) }()
+			go func() { defer wg.Done(); answers <- e.introspectAs(webClientID, wrongSecret+strconv.Itoa(i), nil) }()
 		}
 		wg.Wait()
 		close(answers)
@@ -205,12 +206,12 @@ func TestClientSecretChecksAreBounded(t *testing.T) {
 		c := &checkCounter{hold: make(chan struct{}), entered: make(chan struct{}, 3)}
 		op.SetSecretCheckHook(e.p, c.hook)
 		held := make(chan oauthAnswer, 2)
-		for range 2 {
-			go func() { held <- e.introspectAs(webClientID, wrongSecret, nil) }()
+		for i := range 2 {
+			go func() { held <- e.introspectAs(webClientID, wrongSecret+strconv.Itoa(i), nil) }()
 			<-c.entered
 		}
 		extra := make(chan oauthAnswer, 1)
-		go func() { extra <- e.introspectAs(webClientID, wrongSecret, nil) }()
+		go func() { extra <- e.introspectAs(webClientID, wrongSecret+"2", nil) }()
 		select {
 		case a := <-extra:
 			if a.status != http.StatusServiceUnavailable || a.err != "temporarily_unavailable" || a.retryAfter == "" {
@@ -227,6 +228,63 @@ func TestClientSecretChecksAreBounded(t *testing.T) {
 		}
 		if n := rateRows(t, st, "client:"+webClientID); n != 2 {
 			t.Errorf("%d failure rows, want 2 (the refused check must not count)", n)
+		}
+	})
+}
+
+// A burst of requests with the right secret on a replica that has not
+// verified it yet (just started) runs one check, which the others wait
+// for, instead of one each: they would otherwise queue behind the check
+// slots, and their reservations fill the per-address limit (5 here, 12
+// requests) so that a relying party's own right secret is answered 429.
+// Identical wrong secrets sent at once are one guess: one comparison, one
+// failure counted.
+func TestConcurrentFirstSecretChecksShareOneComparison(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, flavor string) {
+		const burst, slots = 12, 2
+		for _, tc := range []struct {
+			secret string
+			want   int
+		}{{webSecret, http.StatusOK}, {wrongSecret, http.StatusUnauthorized}} {
+			st := storagetest.New(t, flavor)
+			e := newEnvOn(t, st, throttle(100, 5, slots))
+			c := &checkCounter{hold: make(chan struct{}), entered: make(chan struct{}, burst)}
+			op.SetSecretCheckHook(e.p, c.hook)
+			joined := make(chan struct{}, burst)
+			op.SetSecretCheckJoined(e.p, func() { joined <- struct{}{} })
+
+			answers := make(chan oauthAnswer, burst)
+			for range burst {
+				go func() { answers <- e.introspectAs(webClientID, tc.secret, nil) }()
+			}
+			<-c.entered // the first comparison, held
+			for range burst - 1 {
+				select {
+				case <-joined:
+				case <-c.entered:
+					close(c.hold)
+					t.Fatalf("secret %q: a second comparison ran while the first was in progress", tc.secret)
+				case a := <-answers:
+					close(c.hold)
+					t.Fatalf("secret %q: answered %+v while the first check was in progress, want it to wait", tc.secret, a)
+				}
+			}
+			close(c.hold)
+			for range burst {
+				if a := <-answers; a.status != tc.want {
+					t.Errorf("secret %q: %+v, want %d", tc.secret, a, tc.want)
+				}
+			}
+			if n := c.total.Load(); n != 1 {
+				t.Errorf("secret %q: %d bcrypt comparisons for the burst, want 1", tc.secret, n)
+			}
+			wantRows := 0
+			if tc.want != http.StatusOK {
+				wantRows = 1
+			}
+			if n := rateRows(t, st, "client:"+webClientID); n != wantRows {
+				t.Errorf("secret %q: %d failure rows after the burst, want %d", tc.secret, n, wantRows)
+			}
 		}
 	})
 }
