@@ -460,6 +460,42 @@ func TestSSOAndPromptAndMaxAge(t *testing.T) {
 	})
 }
 
+// The one read SSO answers on (SessionWithUser) still carries both
+// refusals: a locked user's session signs no one in, and a password-only
+// session stops working once the user has a passkey.
+func TestRule1SSOPasswordSessionStopsAtTheFirstPasskey(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, flavor string) {
+		e := newEnv(t, flavor, nil)
+		u := e.createUser("taro", "s3cret-pass")
+		e.loginWithPassword("taro", "s3cret-pass")
+		sso := func() string { return e.authRequest(nil) }
+		ar := sso()
+		e.expectRedirect(e.get("/login?authRequestID="+ar), "/cb?id="+ar)
+
+		ctx := context.Background()
+		if err := e.store.SetUserLocked(ctx, u.ID, true); err != nil {
+			t.Fatal(err)
+		}
+		ar = sso()
+		e.expect(e.get("/login?authRequestID="+ar), http.StatusOK, "ログインパスワード")
+		if e.storedAuthRequest(ar).Done {
+			t.Fatal("a locked user's session completed a request")
+		}
+		if err := e.store.SetUserLocked(ctx, u.ID, false); err != nil {
+			t.Fatal(err)
+		}
+		ar = sso()
+		e.expectRedirect(e.get("/login?authRequestID="+ar), "/cb?id="+ar)
+
+		e.addPasskey(u)
+		ar = sso()
+		e.expect(e.get("/login?authRequestID="+ar), http.StatusOK, "ログインパスワード")
+		if e.storedAuthRequest(ar).Done {
+			t.Fatal("a password-only session signed in a user who has a passkey")
+		}
+	})
+}
+
 func TestPromptNoneWithoutSession(t *testing.T) {
 	storagetest.Each(t, func(t *testing.T, flavor string) {
 		e := newEnv(t, flavor, nil)

@@ -42,23 +42,36 @@ func (h *Handler) cookieSession(r *http.Request) (*storage.Session, error) {
 // loadSession is cookieSession with its user: errNoSession also when the
 // user is gone or locked, since such a session signs no one in.
 func (h *Handler) loadSession(r *http.Request) (*storage.Session, *storage.User, error) {
-	s, err := h.cookieSession(r)
+	su, err := h.sessionWithUser(r)
 	if err != nil {
 		return nil, nil, err
 	}
-	user, err := h.store.UserByID(r.Context(), s.UserID)
+	return &su.Session, &su.User, nil
+}
+
+// sessionWithUser is loadSession in one store read, which also tells
+// whether the user has a passkey (what trySSO needs besides).
+func (h *Handler) sessionWithUser(r *http.Request) (*storage.SessionUser, error) {
+	handle := h.cookie(r, sessionCookie)
+	if handle == "" {
+		return nil, errNoSession
+	}
+	su, err := h.store.SessionWithUser(r.Context(), storage.HashSecret(handle))
 	if errors.Is(err, storage.ErrNotFound) {
-		h.log.InfoContext(r.Context(), "session of a deleted user ignored", "user", s.UserID)
-		return nil, nil, errNoSession
+		// Gone, expired, or its user deleted (which deletes the session).
+		return nil, errNoSession
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("loading session user: %w", err)
+		return nil, fmt.Errorf("loading session: %w", err)
 	}
-	if user.Locked {
-		h.log.InfoContext(r.Context(), "session of a locked user ignored", "user", user.ID, "path", r.URL.Path)
-		return nil, nil, errNoSession
+	if !h.now().Before(su.Session.ExpiresAt) {
+		return nil, errNoSession
 	}
-	return s, user, nil
+	if su.User.Locked {
+		h.log.InfoContext(r.Context(), "session of a locked user ignored", "user", su.User.ID, "path", r.URL.Path)
+		return nil, errNoSession
+	}
+	return su, nil
 }
 
 // createSession stores a session for userID proven by p and returns the

@@ -148,13 +148,14 @@ const sessionTouchInterval = time.Minute
 // it. It returns false (and has written nothing) when a login is needed.
 func (h *Handler) trySSO(w http.ResponseWriter, r *http.Request, ar *storage.AuthRequest) bool {
 	ctx := r.Context()
-	s, user, err := h.loadSession(r)
+	su, err := h.sessionWithUser(r)
 	if err != nil {
 		if !errors.Is(err, errNoSession) {
 			h.log.ErrorContext(ctx, "loading session for SSO", "err", err)
 		}
 		return false
 	}
+	s := &su.Session
 	now := h.now()
 	switch {
 	case slices.Contains(ar.Prompt, oidc.PromptLogin):
@@ -166,16 +167,9 @@ func (h *Handler) trySSO(w http.ResponseWriter, r *http.Request, ar *storage.Aut
 	case ar.IDTokenHintSubject != "" && ar.IDTokenHintSubject != s.UserID:
 		return false
 	}
-	if passwordOnlySession(s.AMR) {
-		n, err := h.store.CountCredentials(ctx, user.ID)
-		if err != nil {
-			h.log.ErrorContext(ctx, "counting passkeys for SSO", "user", user.ID, "err", err)
-			return false
-		}
-		if n > 0 {
-			h.log.InfoContext(ctx, "password-only session ignored: the user has a passkey", "user", user.ID)
-			return false
-		}
+	if passwordOnlySession(s.AMR) && su.HasPasskey {
+		h.log.InfoContext(ctx, "password-only session ignored: the user has a passkey", "user", s.UserID)
+		return false
 	}
 	redirect, err := h.op.Complete(ctx, ar.ID, s)
 	if errors.Is(err, storage.ErrConflict) || errors.Is(err, storage.ErrNotFound) {

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
@@ -46,6 +47,25 @@ type secretChecker struct {
 	slots     chan struct{}
 	wait      time.Duration
 	hook      func() // tests only: runs inside a slot before each comparison
+	joined    func() // tests only: runs when a check joins another's
+
+	mu      sync.Mutex
+	flights map[flightKey]*flight
+}
+
+// flightKey names one check: the client ID as presented and the
+// SHA-256 of the secret (the hash compared against follows from the ID).
+type flightKey struct {
+	id  string
+	sum [sha256.Size]byte
+}
+
+// flight is a check in progress; done is closed once outcome and err are
+// set.
+type flight struct {
+	done    chan struct{}
+	outcome secretOutcome
+	err     error
 }
 
 func newSecretChecker(cfg Config, store Store, log *slog.Logger, now func() time.Time, clients map[string]*client) (*secretChecker, error) {
@@ -70,6 +90,7 @@ func newSecretChecker(cfg Config, store Store, log *slog.Logger, now func() time
 	return &secretChecker{
 		cfg: cfg.Throttle, store: store, log: log, now: now, clients: clients,
 		dummyHash: dummy, slots: make(chan struct{}, cfg.Throttle.MaxConcurrentSecretChecks), wait: defaultSecretCheckWait,
+		flights: map[flightKey]*flight{},
 	}, nil
 }
 
@@ -87,7 +108,13 @@ type rateSlot struct{ key, id string }
 
 // check verifies secret for client id presented from addr. Past the cache
 // of a secret already verified, known and unknown IDs take the same steps:
-// two slot reservations, a check slot and one bcrypt comparison.
+// two slot reservations, a check slot and one bcrypt comparison (checkOnce).
+// Concurrent checks of the same ID and secret share one such check: a
+// burst of token requests from a relying party right after start-up (or
+// on a replica that has not seen its secret yet) costs one reservation and
+// one comparison, not one each, so it neither queues behind bcrypt nor
+// fills the per-address limit with its own right secret. Identical guesses
+// sent at once are one guess: they learn one answer and count once.
 func (c *secretChecker) check(ctx context.Context, addr, id, secret string) (secretOutcome, error) {
 	cl := c.clients[id]
 	if cl != nil && cl.cfg.Public {
@@ -97,11 +124,54 @@ func (c *secretChecker) check(ctx context.Context, addr, id, secret string) (sec
 	if cl != nil && cl.remembers(sum) {
 		return secretOK, nil
 	}
+	key := flightKey{id, sum}
+	c.mu.Lock()
+	f, running := c.flights[key]
+	if !running {
+		f = &flight{done: make(chan struct{})}
+		c.flights[key] = f
+	}
+	c.mu.Unlock()
+	if !running {
+		func() {
+			defer func() {
+				c.mu.Lock()
+				delete(c.flights, key)
+				c.mu.Unlock()
+				close(f.done)
+			}()
+			// Shared: one caller going away must not fail the others.
+			f.outcome, f.err = c.checkOnce(context.WithoutCancel(ctx), addr, id, secret, cl, sum)
+		}()
+	} else {
+		if c.joined != nil {
+			c.joined()
+		}
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			return secretBusy, nil
+		}
+	}
+	if f.err != nil {
+		return 0, f.err
+	}
+	switch f.outcome {
+	case secretBusy:
+		c.log.WarnContext(ctx, "client authentication: every check slot busy", "client", id, "ip", addr)
+	case secretWrong:
+		c.log.InfoContext(ctx, "client authentication failed", "client", id, "ip", addr)
+	}
+	return f.outcome, nil
+}
+
+// checkOnce reserves the throttle slots and compares secret with the
+// client's hash (the dummy for an unknown ID) in a check slot.
+func (c *secretChecker) checkOnce(ctx context.Context, addr, id, secret string, cl *client, sum [sha256.Size]byte) (secretOutcome, error) {
 	hash := c.dummyHash
 	if cl != nil {
 		hash = []byte(cl.cfg.SecretHash)
 	}
-
 	now := c.now()
 	since := now.Add(-c.cfg.Window)
 	// Slots are spent before the comparison, so concurrent guesses never
@@ -134,7 +204,6 @@ func (c *secretChecker) check(ctx context.Context, addr, id, secret string) (sec
 
 	if !c.acquire(ctx) {
 		giveBack()
-		c.log.WarnContext(ctx, "client authentication: every check slot busy", "client", id, "ip", addr)
 		return secretBusy, nil
 	}
 	if c.hook != nil {
@@ -143,7 +212,6 @@ func (c *secretChecker) check(ctx context.Context, addr, id, secret string) (sec
 	err := bcrypt.CompareHashAndPassword(hash, []byte(secret))
 	<-c.slots
 	if err != nil || cl == nil {
-		c.log.InfoContext(ctx, "client authentication failed", "client", id, "ip", addr)
 		return secretWrong, nil
 	}
 	giveBack()

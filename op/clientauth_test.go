@@ -90,8 +90,9 @@ func rateRows(t *testing.T, st *sqlstore.Store, key string) int {
 	return n
 }
 
-// 40 concurrent wrong secrets for one client, spread over two replicas of
-// one database, run exactly the per-client limit of bcrypt checks, never
+// 40 concurrent wrong secrets (all different, as a guesser's are) for one
+// client, spread over two replicas of one database, run exactly the
+// per-client limit of bcrypt checks, never
 // more at once than the slots allow; the rest get a fast 429. A replica that
 // has verified the real secret keeps serving the client.
 func TestClientSecretThrottlePerClient(t *testing.T) {
@@ -114,7 +115,7 @@ func TestClientSecretThrottlePerClient(t *testing.T) {
 				e = e2
 			}
 			wg.Add(1)
-			go func() { defer wg.Done(); answers <- e.introspectAs(webClientID, wrongSecret, nil) }()
+			go func() { defer wg.Done(); answers <- e.introspectAs(webClientID, wrongSecret+strconv.Itoa(i), nil) }()
 		}
 		wg.Wait()
 		close(answers)
@@ -205,12 +206,12 @@ func TestClientSecretChecksAreBounded(t *testing.T) {
 		c := &checkCounter{hold: make(chan struct{}), entered: make(chan struct{}, 3)}
 		op.SetSecretCheckHook(e.p, c.hook)
 		held := make(chan oauthAnswer, 2)
-		for range 2 {
-			go func() { held <- e.introspectAs(webClientID, wrongSecret, nil) }()
+		for i := range 2 {
+			go func() { held <- e.introspectAs(webClientID, wrongSecret+strconv.Itoa(i), nil) }()
 			<-c.entered
 		}
 		extra := make(chan oauthAnswer, 1)
-		go func() { extra <- e.introspectAs(webClientID, wrongSecret, nil) }()
+		go func() { extra <- e.introspectAs(webClientID, wrongSecret+"2", nil) }()
 		select {
 		case a := <-extra:
 			if a.status != http.StatusServiceUnavailable || a.err != "temporarily_unavailable" || a.retryAfter == "" {
@@ -227,6 +228,63 @@ func TestClientSecretChecksAreBounded(t *testing.T) {
 		}
 		if n := rateRows(t, st, "client:"+webClientID); n != 2 {
 			t.Errorf("%d failure rows, want 2 (the refused check must not count)", n)
+		}
+	})
+}
+
+// A burst of requests with the right secret on a replica that has not
+// verified it yet (just started) runs one check, which the others wait
+// for, instead of one each: they would otherwise queue behind the check
+// slots, and their reservations fill the per-address limit (5 here, 12
+// requests) so that a relying party's own right secret is answered 429.
+// Identical wrong secrets sent at once are one guess: one comparison, one
+// failure counted.
+func TestConcurrentFirstSecretChecksShareOneComparison(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, flavor string) {
+		const burst, slots = 12, 2
+		for _, tc := range []struct {
+			secret string
+			want   int
+		}{{webSecret, http.StatusOK}, {wrongSecret, http.StatusUnauthorized}} {
+			st := storagetest.New(t, flavor)
+			e := newEnvOn(t, st, throttle(100, 5, slots))
+			c := &checkCounter{hold: make(chan struct{}), entered: make(chan struct{}, burst)}
+			op.SetSecretCheckHook(e.p, c.hook)
+			joined := make(chan struct{}, burst)
+			op.SetSecretCheckJoined(e.p, func() { joined <- struct{}{} })
+
+			answers := make(chan oauthAnswer, burst)
+			for range burst {
+				go func() { answers <- e.introspectAs(webClientID, tc.secret, nil) }()
+			}
+			<-c.entered // the first comparison, held
+			for range burst - 1 {
+				select {
+				case <-joined:
+				case <-c.entered:
+					close(c.hold)
+					t.Fatalf("secret %q: a second comparison ran while the first was in progress", tc.secret)
+				case a := <-answers:
+					close(c.hold)
+					t.Fatalf("secret %q: answered %+v while the first check was in progress, want it to wait", tc.secret, a)
+				}
+			}
+			close(c.hold)
+			for range burst {
+				if a := <-answers; a.status != tc.want {
+					t.Errorf("secret %q: %+v, want %d", tc.secret, a, tc.want)
+				}
+			}
+			if n := c.total.Load(); n != 1 {
+				t.Errorf("secret %q: %d bcrypt comparisons for the burst, want 1", tc.secret, n)
+			}
+			wantRows := 0
+			if tc.want != http.StatusOK {
+				wantRows = 1
+			}
+			if n := rateRows(t, st, "client:"+webClientID); n != wantRows {
+				t.Errorf("secret %q: %d failure rows after the burst, want %d", tc.secret, n, wantRows)
+			}
 		}
 	})
 }
@@ -298,31 +356,85 @@ func median(d []time.Duration) time.Duration {
 	return s[len(s)/2]
 }
 
-// Refused token requests are limited per address in the database; a
-// successful one gives its slot back.
+// Refused token requests of the public client are limited per address in
+// the database, also when they arrive at once; a successful one gives its
+// slot back. A confidential client whose secret was right is not counted:
+// its back-end sends every token request from one address, and neither its
+// refusals nor its successes touch the limit.
 func TestTokenRequestsThrottledPerAddress(t *testing.T) {
 	storagetest.Each(t, func(t *testing.T, flavor string) {
-		e := newEnv(t, flavor, func(c *op.Config) { c.Throttle.MaxTokenFailuresPerAddress = 3 })
+		const limit = 3
+		e := newEnv(t, flavor, func(c *op.Config) { c.Throttle.MaxTokenFailuresPerAddress = limit })
 		garbage := url.Values{"grant_type": {"authorization_code"}, "client_id": {spaClientID}, "code": {"garbage"},
 			"redirect_uri": {spaRedirect}, "code_verifier": {newPKCE().verifier}}
 		if tr := e.token(garbage); tr.status != http.StatusBadRequest {
 			t.Fatalf("first refused request: %d %q", tr.status, tr.Error)
 		}
-		e.login("openid") // a successful exchange in between
-		for i := range 2 {
-			if tr := e.token(garbage); tr.status != http.StatusBadRequest {
-				t.Fatalf("refused request %d: %d %q (a success must not count)", i+2, tr.status, tr.Error)
+		if tr := e.spaExchange(); tr.status != http.StatusOK {
+			t.Fatalf("public exchange: %d %q", tr.status, tr.Error)
+		}
+		// The confidential client's refusals and successes are not counted.
+		webGarbage := url.Values{"grant_type": {"authorization_code"}, "code": {"garbage"},
+			"redirect_uri": {webRedirect}, "code_verifier": {newPKCE().verifier}}
+		for i := range limit + 2 {
+			if tr := e.token(webGarbage); tr.status != http.StatusBadRequest {
+				t.Fatalf("confidential refused request %d: %d %q, want 400 (not counted)", i+1, tr.status, tr.Error)
 			}
 		}
-		resp := e.postForm("/oauth/token", garbage, "", "")
-		tr := decodeToken(t, resp)
-		if tr.status != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
-			t.Errorf("request past the limit: %d %q Retry-After %q, want 429 with Retry-After", tr.status, tr.Error, resp.Header.Get("Retry-After"))
+		e.login("openid")
+		if n := tokenFailureRows(t, e); n != 1 {
+			t.Fatalf("%d token-failure rows after one public refusal, want 1 (a success, and a verified client, must not count)", n)
 		}
-		pk := newPKCE()
-		code := e.authorize(authParams(webClientID, webRedirect, "openid", pk)).Query().Get("code")
-		if tr := e.exchange(code, webRedirect, pk); tr.status != http.StatusTooManyRequests {
-			t.Errorf("valid exchange from a throttled address: %d", tr.status)
+
+		// The rest of the limit, taken by concurrent requests: exactly
+		// limit-1 reach zitadel, the others are answered 429.
+		const attackers = 40
+		answers := make(chan int, attackers)
+		var wg sync.WaitGroup
+		for range attackers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				resp := e.postForm("/oauth/token", garbage, "", "")
+				tr := decodeToken(t, resp)
+				if tr.status == http.StatusTooManyRequests && resp.Header.Get("Retry-After") == "" {
+					t.Error("429 without Retry-After")
+				}
+				answers <- tr.status
+			}()
 		}
+		wg.Wait()
+		close(answers)
+		counts := map[int]int{}
+		for s := range answers {
+			counts[s]++
+		}
+		if counts[http.StatusBadRequest] != limit-1 || counts[http.StatusTooManyRequests] != attackers-(limit-1) {
+			t.Errorf("concurrent refused requests: %v, want %d × 400 and the rest 429", counts, limit-1)
+		}
+		if tr := e.spaExchange(); tr.status != http.StatusTooManyRequests {
+			t.Errorf("public exchange from a throttled address: %d, want 429", tr.status)
+		}
+		// The relying party's back-end keeps working from that address.
+		e.login("openid")
 	})
+}
+
+// spaExchange runs a code flow for the public client.
+func (e *env) spaExchange() tokenResponse {
+	e.t.Helper()
+	pk := newPKCE()
+	loc := e.authorize(authParams(spaClientID, spaRedirect, "openid", pk))
+	return e.token(url.Values{"grant_type": {"authorization_code"}, "client_id": {spaClientID},
+		"code": {loc.Query().Get("code")}, "redirect_uri": {spaRedirect}, "code_verifier": {pk.verifier}})
+}
+
+func tokenFailureRows(t *testing.T, e *env) int {
+	t.Helper()
+	var n int
+	db := e.store.(*sqlstore.Store).DB()
+	if err := db.Get(&n, `SELECT COUNT(*) FROM rate_events WHERE kind = 'token_failure'`); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

@@ -97,13 +97,16 @@ func (p *Provider) guard(next http.Handler) http.Handler {
 		var done func(status int)
 		switch r.URL.Path {
 		case pathToken:
-			var ok bool
-			if done, ok = p.reserveTokenAttempt(w, r, info); !ok {
+			// The secret first: a client it verified skips the token
+			// throttle (tokenThrottled).
+			if !p.authenticateClient(w, r, info) {
 				return
 			}
-			if !p.authenticateClient(w, r, info) {
-				done(http.StatusUnauthorized)
-				return
+			if p.tokenThrottled(info) {
+				var ok bool
+				if done, ok = p.reserveTokenAttempt(w, r, info); !ok {
+					return
+				}
 			}
 		case pathIntrospec, pathRevoke:
 			if !p.authenticateClient(w, r, info) {

@@ -14,7 +14,8 @@ import (
 //     ID (known or not), or MaxSecretFailuresPerAddress from one address,
 //     secrets are not checked until old failures leave the window;
 //   - after MaxTokenFailuresPerAddress refused token requests from one
-//     address, its token requests are refused the same way.
+//     address, its token requests are refused the same way, except those
+//     of a confidential client whose secret was right (tokenThrottled).
 //
 // At most MaxConcurrentSecretChecks bcrypt comparisons run at once per
 // process.
@@ -42,6 +43,17 @@ const (
 	maxThrottleWindow                  = 24 * time.Hour // rate events are swept after that (sqlstore.RateEventRetention)
 	rateTokenFailure                   = "token_failure"
 )
+
+// tokenThrottled reports whether a token request counts against the
+// token-failure limit of its address: only when no client secret was
+// verified for it. The limit bounds what anonymous callers (the public
+// client, whose ID anyone may use) can throw at the endpoint; a confidential
+// client that proved its secret is a known relying party whose codes and
+// refresh tokens are 256-bit, and guessing secrets has its own limits
+// (secretChecker). Its back-end sends every token request of the website
+// from one address, so reserving there would serialise all of its logins on
+// one lock across every replica.
+func (p *Provider) tokenThrottled(info *requestInfo) bool { return info.verified == nil }
 
 // reserveTokenAttempt takes a token-failure slot for the address of r
 // before zitadel runs, and returns what to call with the response status:

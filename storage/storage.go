@@ -102,6 +102,15 @@ type Session struct {
 	Clients []string
 }
 
+// SessionUser is a session read with its user in one query
+// (Sessions.SessionWithUser).
+type SessionUser struct {
+	Session Session
+	User    User
+	// HasPasskey: the user has at least one passkey.
+	HasPasskey bool
+}
+
 // AccessEnded counts what EndUserAccess ended: rows that were still live
 // (unexpired, not yet rotated or revoked), for the audit trail.
 type AccessEnded struct {
@@ -395,6 +404,10 @@ type Sessions interface {
 	// access after s.AuthTime: a proof from before cannot open a session.
 	CreateSession(ctx context.Context, s *Session) error
 	SessionByID(ctx context.Context, id string) (*Session, error)
+	// SessionWithUser is SessionByID with the session's user and whether
+	// the user has a passkey, in one query: everything an SSO answer
+	// decides on. ErrNotFound also when the user is gone.
+	SessionWithUser(ctx context.Context, id string) (*SessionUser, error)
 	TouchSession(ctx context.Context, id string, lastSeen time.Time) error
 	// RenewSession replaces the session oldID by next (a new cookie after a
 	// new proof) as one session: next takes over oldID's SID and the

@@ -31,6 +31,7 @@ func Run(t *testing.T, key []byte, newStore func(t *testing.T) storage.Store) {
 		{"DeleteUserCascades", testDeleteUserCascades},
 		{"Sessions", testSessions},
 		{"SessionsByUser", testSessionsByUser},
+		{"SessionWithUser", testSessionWithUser},
 		{"AuthRequests", testAuthRequests},
 		{"AuthRequestConcurrentConsume", testAuthRequestConcurrentConsume},
 		{"AuthRequestCompleteOnce", func(t *testing.T, s storage.Store) { testAuthRequestCompleteOnce(t, s, s) }},

@@ -187,3 +187,45 @@ func testEndUserAccessOutlivesOlderProofs(t *testing.T, s storage.Store) {
 	_, err = s.AuthRequestByID(ctx, "ar-other")
 	must(t, "another user's completed request", err)
 }
+
+// testSessionWithUser: the session, its user as UserByID reads it, and
+// whether the user has a passkey, in one read; gone and expired sessions
+// are ErrNotFound, and another user's passkeys do not count.
+func testSessionWithUser(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	n := now()
+	newUser(t, s, "u1")
+	newUser(t, s, "u2")
+	must(t, "passkey of another user", s.CreateCredential(ctx, credential("cred-u2", "u2", n), false))
+	se := &storage.Session{ID: "sso", UserID: "u1", AuthTime: n, AMR: []string{"pwd"}, ACR: "pwd",
+		CreatedAt: n, LastSeenAt: n, ExpiresAt: n.Add(time.Hour), UserAgent: "ua"}
+	must(t, "create session", s.CreateSession(ctx, se))
+	check := func(what string, hasPasskey bool) {
+		t.Helper()
+		got, err := s.SessionWithUser(ctx, se.ID)
+		must(t, what, err)
+		wantEqual(t, what+": session", got.Session, *se)
+		u, err := s.UserByID(ctx, "u1")
+		must(t, what+": user by id", err)
+		wantEqual(t, what+": user", got.User, *u)
+		if got.HasPasskey != hasPasskey {
+			t.Errorf("%s: HasPasskey %v, want %v", what, got.HasPasskey, hasPasskey)
+		}
+	}
+	check("without a passkey", false)
+	must(t, "lock", s.SetUserLocked(ctx, "u1", true))
+	check("locked", false)
+	must(t, "first passkey", s.CreateCredential(ctx, credential("cred-1", "u1", n), false))
+	must(t, "second passkey", s.CreateCredential(ctx, credential("cred-2", "u1", n), false))
+	check("with two passkeys", true)
+
+	_, err := s.SessionWithUser(ctx, "nope")
+	wantErr(t, "missing session", err, storage.ErrNotFound)
+	old := &storage.Session{ID: "old", UserID: "u1", AuthTime: n, CreatedAt: n.Add(-2 * time.Hour), LastSeenAt: n, ExpiresAt: n.Add(-time.Second)}
+	must(t, "create expired session", s.CreateSession(ctx, old))
+	_, err = s.SessionWithUser(ctx, "old")
+	wantErr(t, "expired session", err, storage.ErrNotFound)
+	must(t, "delete user", s.DeleteUser(ctx, "u1"))
+	_, err = s.SessionWithUser(ctx, se.ID)
+	wantErr(t, "session of a deleted user", err, storage.ErrNotFound)
+}

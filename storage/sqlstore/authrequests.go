@@ -111,10 +111,15 @@ func (s *Store) authRequestWhere(ctx context.Context, op, where string, arg any)
 // was never completed and has no code matches, so of concurrent completions
 // exactly one wins (the others get ErrConflict) and the caller needs no read
 // first. The classifying read runs only when nothing matched. With a sid,
-// the session's client is recorded in the same transaction.
+// the session's client is recorded atomically with the completion: on
+// PostgreSQL in the same statement (completeFromSession), on SQLite in the
+// same transaction.
 func (s *Store) CompleteAuthRequest(ctx context.Context, id, userID string, authTime time.Time, amr []string, acr, sid string) error {
 	if sid == "" {
 		return s.completeAuthRequest(ctx, s.exec, s.get, id, userID, authTime, amr, acr, sid)
+	}
+	if s.flavor == flavorPostgres {
+		return s.completeFromSession(ctx, id, userID, authTime, amr, acr, sid)
 	}
 	return s.inTx(ctx, "complete auth request", func(tx *sqlx.Tx) error {
 		var clientID string
@@ -126,6 +131,57 @@ func (s *Store) CompleteAuthRequest(ctx context.Context, id, userID string, auth
 		}
 		return s.completeAuthRequest(ctx, tx.ExecContext, tx.GetContext, id, userID, authTime, amr, acr, sid)
 	})
+}
+
+// completeFromSession is CompleteAuthRequest from an SSO session on
+// PostgreSQL, in one statement (one round trip with the statement cache)
+// instead of a transaction of four: live holds the session FOR SHARE until
+// the statement commits, as recordSessionClient does for the transaction,
+// so endSessions, which locks the row FOR UPDATE before reading the
+// clients, either sees the client inserted here or makes live empty and
+// the completion fail with ErrNotFound; the request's client_id comes from
+// the UPDATE's RETURNING.
+func (s *Store) completeFromSession(ctx context.Context, id, userID string, authTime time.Time, amr []string, acr, sid string) error {
+	now := s.flavor.timeArg(s.now())
+	at := s.flavor.timeArg(authTime)
+	var r struct {
+		Completed bool `db:"completed"`
+		Live      bool `db:"live"`
+	}
+	err := s.get(ctx, &r, s.q(`WITH live AS (
+			SELECT sid FROM sessions WHERE sid = ? AND expires_at > ? FOR SHARE
+		), done AS (
+			UPDATE auth_requests SET user_id = ?, auth_time = ?, amr = ?, acr = ?, done = TRUE, sid = ?
+			WHERE id = ? AND expires_at > ? AND NOT done AND code_hash IS NULL AND consumed_at IS NULL
+				AND `+proofStillValid+` AND EXISTS (SELECT 1 FROM live)
+			RETURNING client_id
+		), recorded AS (
+			INSERT INTO session_clients (sid, client_id, created_at)
+			SELECT CAST(? AS TEXT), client_id, CAST(? AS TIMESTAMPTZ) FROM done
+			ON CONFLICT (sid, client_id) DO NOTHING
+		)
+		SELECT EXISTS (SELECT 1 FROM done) AS completed, EXISTS (SELECT 1 FROM live) AS live`),
+		sid, now,
+		userID, at, listArg(amr), acr, sid,
+		id, now, userID, at,
+		sid, now)
+	if err != nil {
+		return wrap("complete auth request", err)
+	}
+	switch {
+	case r.Completed:
+		return nil
+	case !r.Live:
+		return fmt.Errorf("complete auth request: record session client: session ended: %w", storage.ErrNotFound)
+	}
+	var live int
+	if err := s.get(ctx, &live, s.q(`SELECT COUNT(*) FROM auth_requests WHERE id = ? AND expires_at > ?`), id, now); err != nil {
+		return wrap("complete auth request: check existence", err)
+	}
+	if live == 0 {
+		return fmt.Errorf("complete auth request: %w", storage.ErrNotFound)
+	}
+	return fmt.Errorf("complete auth request: already completed, or the user was signed out everywhere after this proof: %w", storage.ErrConflict)
 }
 
 // completeAuthRequest runs the conditional UPDATE through exec and get: the

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -81,6 +82,40 @@ func (s *Store) SessionByID(ctx context.Context, id string) (*storage.Session, e
 	}
 	se := r.session()
 	return &se, nil
+}
+
+// sessionUserColumns name the session's columns as they are and the
+// user's with a "u." prefix, which sqlx maps onto sessionUserRow.User.
+var sessionUserColumns = func() string {
+	var cols []string
+	for _, c := range strings.Split(sessionColumns, ", ") {
+		cols = append(cols, "se."+c)
+	}
+	for _, c := range strings.Split(userColumns, ", ") {
+		cols = append(cols, "u."+c+` AS "u.`+c+`"`)
+	}
+	return strings.Join(cols, ", ")
+}()
+
+type sessionUserRow struct {
+	sessionRow
+	User       userRow `db:"u"`
+	HasPasskey bool    `db:"has_passkey"`
+}
+
+// SessionWithUser answers the three reads of an SSO answer (session, user,
+// passkey count) in one statement; EXISTS stops at the first passkey.
+func (s *Store) SessionWithUser(ctx context.Context, id string) (*storage.SessionUser, error) {
+	var r sessionUserRow
+	if err := s.get(ctx, &r, s.q(`SELECT `+sessionUserColumns+`,
+		EXISTS (SELECT 1 FROM credentials c WHERE c.user_id = u.id) AS has_passkey
+		FROM sessions se JOIN users u ON u.id = se.user_id WHERE se.id = ?`), id); err != nil {
+		return nil, wrap("session with user", err)
+	}
+	if expired(r.ExpiresAt.Time, s.now()) {
+		return nil, fmt.Errorf("session with user: expired: %w", storage.ErrNotFound)
+	}
+	return &storage.SessionUser{Session: r.session(), User: r.User.user(), HasPasskey: r.HasPasskey}, nil
 }
 
 // SessionsByUser reads the clients in a second query over the same user,

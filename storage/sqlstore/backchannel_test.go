@@ -1,0 +1,80 @@
+package sqlstore_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/comstockloan/idp/storage"
+	"github.com/comstockloan/idp/storage/storagetest"
+)
+
+// A completion from an SSO session that arrives while the session is being
+// ended (endSessions holds its row FOR UPDATE and has not yet read the
+// clients) waits, then finds the session gone: ErrNotFound, the request not
+// completed and no client recorded, never an error of another kind or a
+// client recorded after the logouts were queued. PostgreSQL only: SQLite's
+// one writer orders the two anyway.
+func TestCompletionWaitingOnAnEndingSessionFindsItGone(t *testing.T) {
+	s := storagetest.New(t, "postgres")
+	ctx := t.Context()
+	n := time.Now().UTC().Truncate(time.Second)
+	must := func(what string, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	must("create user", s.CreateUser(ctx, &storage.User{ID: "u1", LoginID: "taro", Email: "taro@example.jp",
+		PasswordHash: "x", CreatedAt: n, UpdatedAt: n}))
+	se := &storage.Session{ID: "s1", UserID: "u1", AuthTime: n, CreatedAt: n, LastSeenAt: n, ExpiresAt: n.Add(time.Hour)}
+	must("create session", s.CreateSession(ctx, se))
+	must("create auth request", s.CreateAuthRequest(ctx, &storage.AuthRequest{ID: "ar1", ClientID: "c1",
+		RedirectURI: "https://www.example.jp/cb", Scopes: []string{"openid"}, ResponseType: "code",
+		CodeChallenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM", CodeChallengeMethod: "S256",
+		CreatedAt: n, ExpiresAt: n.Add(10 * time.Minute)}))
+
+	db := s.DB()
+	tx, err := db.BeginTxx(ctx, nil)
+	must("begin", err)
+	defer func() { _ = tx.Rollback() }()
+	_, err = tx.ExecContext(ctx, `SELECT id FROM sessions WHERE sid = $1 FOR UPDATE`, se.SID)
+	must("lock the session as endSessions does", err)
+
+	done := make(chan error, 1)
+	go func() {
+		done <- s.CompleteAuthRequest(context.Background(), "ar1", "u1", n, []string{"pwd"}, "1", se.SID)
+	}()
+	// Wait (a bounded poll, no timing asserted) until the completion
+	// waits for a lock.
+	for polls, waiting := 0, 0; waiting == 0; polls++ {
+		if polls == 2000 {
+			t.Fatal("the completion never waited for the session's lock")
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("completion returned while the session was locked for its end: %v", err)
+		case <-time.After(5 * time.Millisecond):
+		}
+		must("watch locks", db.GetContext(ctx, &waiting, `SELECT COUNT(*) FROM pg_stat_activity
+			WHERE wait_event_type = 'Lock' AND datname = current_database() AND pid <> pg_backend_pid()`))
+	}
+	_, err = tx.ExecContext(ctx, `DELETE FROM sessions WHERE sid = $1`, se.SID)
+	must("end the session", err)
+	must("commit the end", tx.Commit())
+
+	if err := <-done; !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("completion after its session ended: %v, want ErrNotFound", err)
+	}
+	ar, err := s.AuthRequestByID(ctx, "ar1")
+	must("auth request", err)
+	if ar.Done {
+		t.Error("the auth request was completed from an ended session")
+	}
+	var clients int
+	must("count clients", db.GetContext(ctx, &clients, `SELECT COUNT(*) FROM session_clients`))
+	if clients != 0 {
+		t.Errorf("%d session_clients rows, want 0", clients)
+	}
+}
