@@ -160,7 +160,7 @@ func (h *Handler) postAccountDelete(w http.ResponseWriter, r *http.Request) {
 	// A passkey is deleted because a device is lost or not trusted: what
 	// it signed in elsewhere must end with it. This browser just proved
 	// who it is, so it stays signed in.
-	ended, err := h.endUserAccess(r, user.ID, s.ID)
+	ended, err := h.endUserAccess(r, user.ID, s.ID, h.now())
 	if err != nil {
 		detail[audit.KeyAccessEnded] = "failed"
 		h.audit(r, audit.PasskeyDeleted, user.ID, detail)

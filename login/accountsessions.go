@@ -72,7 +72,7 @@ func (h *Handler) postAccountEndOthers(w http.ResponseWriter, r *http.Request) {
 		h.renderAccount(w, r, http.StatusForbidden, s, user, rt, "", "s8.end_others_step_up", false)
 		return
 	}
-	ended, err := h.endUserAccess(r, user.ID, s.ID)
+	ended, err := h.endUserAccess(r, user.ID, s.ID, h.now())
 	if err != nil {
 		h.audit(r, audit.SessionsEndedOthers, user.ID, audit.Detail{audit.KeyAccessEnded: "failed"})
 		h.internalError(w, r, "S8 sign out other sessions", err)

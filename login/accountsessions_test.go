@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/comstockloan/idp/storage/storagetest"
 )
@@ -101,6 +102,28 @@ func TestS8SignOutOthersNeedsARecentSession(t *testing.T) {
 		sessions, err := e.store.SessionsByUser(context.Background(), u.ID, e.clock.Now())
 		if err != nil || len(sessions) != 2 {
 			t.Fatalf("a stale session ended others: %d sessions, %v", len(sessions), err)
+		}
+	})
+}
+
+// The browser that signed the others out stays signed in to every website:
+// its session survived the sign-out, so an SSO answer from it is not a
+// proof older than the sign-out (the clock moves between statements, as a
+// real one does).
+func TestS8SignOutOthersKeepsThisBrowsersSSO(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, flavor string) {
+		e := newEnv(t, flavor, nil)
+		e.clock.Tick(time.Millisecond)
+		u := e.createUser("sora", "s3cret-pass")
+		pc := e.browserWithUA(uaWindowsChrome)
+		code := pc.startF1(u, "s3cret-pass")
+		pc.expectRedirect(pc.post(pathOTP, url.Values{"code": {code}}), pathCreate)
+		pc.expectRedirect(pc.post(pathCreateSkip, nil), "/cb?id=")
+		pc.expectRedirect(pc.post(pathAccountEndOthers, nil), pathAccount+"?signed_out=1")
+		ar := pc.authRequest(nil)
+		pc.expectRedirect(pc.get("/login?authRequestID="+ar), "/cb?id=")
+		if !e.storedAuthRequest(ar).Done {
+			t.Fatal("the SSO answer after signing the others out did not complete the request")
 		}
 	})
 }

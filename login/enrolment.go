@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"time"
 
 	"github.com/comstockloan/idp/storage"
 	"github.com/comstockloan/idp/storage/audit"
@@ -146,9 +147,12 @@ func (h *Handler) postEnrolLink(w http.ResponseWriter, r *http.Request) {
 
 // enrolLinkVerified runs when the code of a link's flow was right: the
 // customer lost a device, so whatever it still holds ends now (every
-// session and token; this browser has none of the user's yet).
-func (h *Handler) enrolLinkVerified(r *http.Request, userID string) error {
-	ended, err := h.endUserAccess(r, userID, "")
+// session and token; this browser has none of the user's yet). The sign-out
+// is dated at the code's verification, not later: the login this flow
+// completes carries that proof, and a later stamp would refuse its own
+// session (proofStillValid).
+func (h *Handler) enrolLinkVerified(r *http.Request, userID string, verifiedAt time.Time) error {
+	ended, err := h.endUserAccess(r, userID, "", verifiedAt)
 	if err != nil {
 		h.audit(r, audit.SessionsEndedOthers, userID, audit.Detail{audit.KeyAccessEnded: "failed"})
 		return fmt.Errorf("enrolment link: %w", err)

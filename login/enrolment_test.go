@@ -180,3 +180,24 @@ func TestEnrolmentLinkEnrolsDespiteTemporaryPasswordAndOldPasskey(t *testing.T) 
 		e.expect(page, http.StatusOK, "パスキー設定状況確認")
 	})
 }
+
+// The link's sign-out everywhere is dated at the code's verification, so the
+// login the link completes is not refused as older than it, on a clock that
+// moves between statements.
+func TestEnrolmentLinkSignsInOnAMovingClock(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, flavor string) {
+		e := newPasskeyEnv(t, flavor)
+		e.clock.Tick(time.Millisecond)
+		u := e.createUser("aoi", "s3cret-pass")
+		link := e.issueLink(u, time.Hour)
+		e.expectRedirect(e.post(pathEnrolLink, url.Values{EnrolLinkParam: {linkSecret(link)}}), pathOTP)
+		_, code := e.otpFromMail(u, 0)
+		e.expectRedirect(e.post(pathOTP, url.Values{"code": {code}}), pathCreate)
+		r := e.register(newDevice(u))
+		e.expect(r, http.StatusOK)
+		if got := e.jsonField(r, "redirect"); got != pathAccount {
+			t.Fatalf("after S5 the link flow goes to %q, want S8", got)
+		}
+		e.expect(e.get(pathAccount), http.StatusOK, "パスキー設定状況確認")
+	})
+}

@@ -73,14 +73,25 @@ func (o testOP) AllowedReturnURL(u string) bool {
 
 // clock is the handler's time, movable by tests.
 type clock struct {
-	mu  sync.Mutex
-	now time.Time
+	mu   sync.Mutex
+	now  time.Time
+	tick time.Duration
 }
 
 func (c *clock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.now
+	now := c.now
+	c.now = c.now.Add(c.tick)
+	return now
+}
+
+// Tick makes the clock move by d on every reading, as a real one does
+// between two statements of one request.
+func (c *clock) Tick(d time.Duration) {
+	c.mu.Lock()
+	c.tick = d
+	c.mu.Unlock()
 }
 
 func (c *clock) Advance(d time.Duration) {

@@ -255,7 +255,7 @@ func (h *Handler) postOTP(w http.ResponseWriter, r *http.Request) {
 		if right {
 			h.audit(r, audit.OTPVerified, user.ID, nil)
 			if f.Purpose == purposeEnrolLink {
-				if err := h.enrolLinkVerified(r, user.ID); err != nil {
+				if err := h.enrolLinkVerified(r, user.ID, *f.OTPVerifiedAt); err != nil {
 					h.internalError(w, r, "ending access after an enrolment link", err)
 					return
 				}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/comstockloan/idp/storage"
 	"github.com/comstockloan/idp/storage/audit"
@@ -155,8 +156,8 @@ func (h *Handler) endSession(w http.ResponseWriter, r *http.Request) {
 // revoked. A change that means a device may be in the wrong hands (a
 // passkey deleted) calls it; the browser that made the change stays signed
 // in.
-func (h *Handler) endUserAccess(r *http.Request, userID, keepSessionID string) (storage.AccessEnded, error) {
-	ended, err := h.store.EndUserAccess(r.Context(), userID, keepSessionID, h.now())
+func (h *Handler) endUserAccess(r *http.Request, userID, keepSessionID string, at time.Time) (storage.AccessEnded, error) {
+	ended, err := h.store.EndUserAccess(r.Context(), userID, keepSessionID, at)
 	if err != nil {
 		return storage.AccessEnded{}, fmt.Errorf("ending the user's other sessions and tokens: %w", err)
 	}

@@ -116,7 +116,7 @@ func (s *Store) authRequestWhere(ctx context.Context, op, where string, arg any)
 // same transaction.
 func (s *Store) CompleteAuthRequest(ctx context.Context, id, userID string, authTime time.Time, amr []string, acr, sid string) error {
 	if sid == "" {
-		return s.completeAuthRequest(ctx, s.exec, s.get, id, userID, authTime, amr, acr, sid)
+		return s.completeAuthRequest(ctx, s.exec, s.get, id, userID, authTime, amr, acr, sid, true)
 	}
 	if s.flavor == flavorPostgres {
 		return s.completeFromSession(ctx, id, userID, authTime, amr, acr, sid)
@@ -129,7 +129,7 @@ func (s *Store) CompleteAuthRequest(ctx context.Context, id, userID string, auth
 		if err := s.recordSessionClient(ctx, tx, sid, clientID); err != nil {
 			return fmt.Errorf("complete auth request: %w", err)
 		}
-		return s.completeAuthRequest(ctx, tx.ExecContext, tx.GetContext, id, userID, authTime, amr, acr, sid)
+		return s.completeAuthRequest(ctx, tx.ExecContext, tx.GetContext, id, userID, authTime, amr, acr, sid, false)
 	})
 }
 
@@ -153,7 +153,7 @@ func (s *Store) completeFromSession(ctx context.Context, id, userID string, auth
 		), done AS (
 			UPDATE auth_requests SET user_id = ?, auth_time = ?, amr = ?, acr = ?, done = TRUE, sid = ?
 			WHERE id = ? AND expires_at > ? AND NOT done AND code_hash IS NULL AND consumed_at IS NULL
-				AND `+proofStillValid+` AND EXISTS (SELECT 1 FROM live)
+				AND EXISTS (SELECT 1 FROM live)
 			RETURNING client_id
 		), recorded AS (
 			INSERT INTO session_clients (sid, client_id, created_at)
@@ -163,7 +163,7 @@ func (s *Store) completeFromSession(ctx context.Context, id, userID string, auth
 		SELECT EXISTS (SELECT 1 FROM done) AS completed, EXISTS (SELECT 1 FROM live) AS live`),
 		sid, now,
 		userID, at, listArg(amr), acr, sid,
-		id, now, userID, at,
+		id, now,
 		sid, now)
 	if err != nil {
 		return wrap("complete auth request", err)
@@ -186,14 +186,25 @@ func (s *Store) completeFromSession(ctx context.Context, id, userID string, auth
 
 // completeAuthRequest runs the conditional UPDATE through exec and get: the
 // store's own (statement cache, SQLite's writer) or a transaction's.
+// checkProof applies proofStillValid; a completion from a session the
+// caller found live needs none: EndUserAccess deletes every session but the
+// one it keeps in the transaction that stamps the user, and CreateSession
+// checked the stamp, so a live session is itself the proof that access was
+// not ended after it (the browser that signed the others out stays signed in
+// to every website).
 func (s *Store) completeAuthRequest(ctx context.Context,
 	exec func(context.Context, string, ...any) (sql.Result, error), get func(context.Context, any, string, ...any) error,
-	id, userID string, authTime time.Time, amr []string, acr, sid string) error {
+	id, userID string, authTime time.Time, amr []string, acr, sid string, checkProof bool) error {
 	now := s.flavor.timeArg(s.now())
 	at := s.flavor.timeArg(authTime)
-	res, err := exec(ctx, s.q(`UPDATE auth_requests SET user_id = ?, auth_time = ?, amr = ?, acr = ?, done = ?, sid = ?
-		WHERE id = ? AND expires_at > ? AND done = ? AND code_hash IS NULL AND consumed_at IS NULL AND `+proofStillValid),
-		userID, at, listArg(amr), acr, true, nullString(sid), id, now, false, userID, at)
+	query := `UPDATE auth_requests SET user_id = ?, auth_time = ?, amr = ?, acr = ?, done = ?, sid = ?
+		WHERE id = ? AND expires_at > ? AND done = ? AND code_hash IS NULL AND consumed_at IS NULL`
+	args := []any{userID, at, listArg(amr), acr, true, nullString(sid), id, now, false}
+	if checkProof {
+		query += ` AND ` + proofStillValid
+		args = append(args, userID, at)
+	}
+	res, err := exec(ctx, s.q(query), args...)
 	if err != nil {
 		return wrap("complete auth request", err)
 	}

@@ -66,7 +66,8 @@ func (s *Store) CreateSession(ctx context.Context, se *storage.Session) error {
 
 // proofStillValid is the condition (user ID, proof time) that no
 // EndUserAccess came after the proof: the two statements that turn a proof
-// into access, CreateSession and CompleteAuthRequest, check it in the same
+// into access, CreateSession and CompleteAuthRequest (unless it completes
+// from a session found live, see completeAuthRequest), check it in the same
 // statement, so a passkey verified a moment before the support centre
 // deleted it cannot open a session or send a code afterwards.
 const proofStillValid = `NOT EXISTS (SELECT 1 FROM users WHERE id = ? AND access_valid_after > ?)`
