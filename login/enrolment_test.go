@@ -96,8 +96,7 @@ func TestEnrolmentLinkConcurrentOpeningsStartOneFlow(t *testing.T) {
 		lost.expect(lost.get(pathAccount), http.StatusOK, "ログイン中の端末") // still signed in before the code
 		winner.expectRedirect(winner.post(pathOTP, url.Values{"code": {code}}), pathCreate)
 		lost.expectRedirect(lost.get(pathAccount), pathLogin)
-		winner.expectRedirect(winner.post(pathCreateSkip, nil), pathAccount)
-		winner.expect(winner.get(pathAccount), http.StatusOK, "パスキー設定状況確認", "yui")
+		winner.expect(winner.get(pathCreate), http.StatusOK) // S5: the link exists to create the passkey
 
 		e.expect(e.post(pathEnrolLink, url.Values{EnrolLinkParam: {linkSecret(link)}}), http.StatusGone, "このリンクはすでに使用されています")
 		evs := e.audit()
@@ -199,5 +198,29 @@ func TestEnrolmentLinkSignsInOnAMovingClock(t *testing.T) {
 			t.Fatalf("after S5 the link flow goes to %q, want S8", got)
 		}
 		e.expect(e.get(pathAccount), http.StatusOK, "パスキー設定状況確認")
+	})
+}
+
+// A link proves only the mailbox: its S5 offers no way to sign in without
+// creating the passkey, and a forged skip opens no session.
+func TestEnrolmentLinkCannotSkipThePasskey(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, flavor string) {
+		e := newPasskeyEnv(t, flavor)
+		u := e.createUser("aoi", "s3cret-pass")
+		link := e.issueLink(u, time.Hour)
+		e.expectRedirect(e.post(pathEnrolLink, url.Values{EnrolLinkParam: {linkSecret(link)}}), pathOTP)
+		_, code := e.otpFromMail(u, 0)
+		e.expectRedirect(e.post(pathOTP, url.Values{"code": {code}}), pathCreate)
+		page := e.get(pathCreate)
+		e.expect(page, http.StatusOK)
+		if strings.Contains(page.body, pathCreateSkip) {
+			t.Error("S5 of an enrolment link offers 「パスキー作成なしでログイン」")
+		}
+		if r := e.post(pathCreateSkip, nil); r.status != http.StatusBadRequest {
+			t.Fatalf("a forged skip on a link's flow: status %d, want 400", r.status)
+		}
+		if e.cookie(sessionCookie) != "" {
+			t.Error("the mailbox alone opened a session")
+		}
 	})
 }

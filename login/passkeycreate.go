@@ -131,6 +131,7 @@ func (h *Handler) getCreate(w http.ResponseWriter, r *http.Request) {
 	p := &templates.Page{
 		Title: "s5.title", CrossDevice: decodeFlowData(f).CrossDevice,
 		PasskeysAvailable: h.passkeys != nil, PasskeyScript: h.passkeys != nil,
+		CreateOnly: f.Purpose == purposeEnrolLink,
 	}
 	// Past lifetimes.recent_auth (rule 4) the button could only fail: it
 	// is shown off, with the reason and a fresh login from S1.
@@ -145,6 +146,13 @@ func (h *Handler) getCreate(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) postCreateSkip(w http.ResponseWriter, r *http.Request) {
 	f := h.flowAt(w, r, stepCreate)
 	if f == nil {
+		return
+	}
+	// A staff enrolment link proves only the mailbox: it exists to create a
+	// passkey, and skipping would turn it into a sign-in by mail alone.
+	if f.Purpose == purposeEnrolLink {
+		h.log.WarnContext(r.Context(), "S5 skip refused on an enrolment link's flow", "user", f.UserID)
+		h.renderError(w, r, http.StatusBadRequest, "err.flow_expired", "")
 		return
 	}
 	p, _, ok := h.authenticated(f)

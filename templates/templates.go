@@ -60,6 +60,7 @@ type Page struct {
 	CrossDevice       bool // S5 after a cross-device passkey login
 	OfferSkip         bool // S4 of the passkey offer: 「今はしない」 completes the login
 	CreateBlocked     bool // S5 after lifetimes.recent_auth: 「パスキーを作成」 off, LoginURL restarts
+	CreateOnly        bool // S5 of a staff enrolment link: no 「パスキー作成なしでログイン」
 	DevMailURL        string
 	PasskeyScript     bool // include /static/passkey.js
 
