@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"os"
 	"strconv"
 	"testing"
 	"time"
@@ -17,25 +16,9 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/comstockloan/idp/login/passkey"
+	"github.com/comstockloan/idp/login/passkey/passkeytest"
 	"github.com/comstockloan/idp/templates"
 )
-
-func chromiumPath(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("IDP_TEST_CHROMIUM"); p != "" {
-		return p
-	}
-	for _, p := range []string{"/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"} {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("Chromium not found: CI must run the browser tests (set IDP_TEST_CHROMIUM)")
-	}
-	t.Skip("Chromium not found: set IDP_TEST_CHROMIUM")
-	return ""
-}
 
 // scriptBrowser is headless Chromium with a virtual authenticator on the
 // hosted pages of one env.
@@ -122,7 +105,7 @@ func (b *scriptBrowser) deviceCredentials() int {
 // reads is the page's text for browser-side failures and the catalogue's
 // text of passkeyRefusal for the server's.
 func TestPageScriptAgainstTheHandler(t *testing.T) {
-	chromium := chromiumPath(t)
+	chromium := passkeytest.ChromiumPath(t)
 	e := newEnv(t, "sqlite", nil)
 	// The RP ID is a domain, never an address: the browser reaches the
 	// server as localhost.
@@ -134,10 +117,7 @@ func TestPageScriptAgainstTheHandler(t *testing.T) {
 	e.h.passkeys = svc
 	u := e.createUser("loan0100", "s3cret-pass")
 
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
-		chromedp.Flag("lang", "ja"), chromedp.Flag("accept-lang", "ja"))...)
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), passkeytest.ChromiumOptions(chromium)...)
 	t.Cleanup(cancelAlloc)
 	ctx, cancelBrowser := chromedp.NewContext(allocCtx)
 	t.Cleanup(cancelBrowser)

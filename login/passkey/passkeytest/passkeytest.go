@@ -1,5 +1,6 @@
-// Package passkeytest holds helpers for tests that play an authenticator with
-// descope/virtualwebauthn.
+// Package passkeytest holds helpers for tests that play an authenticator:
+// with descope/virtualwebauthn (passkeytest.go), or in headless Chromium with
+// its virtual authenticator (chromium.go).
 package passkeytest
 
 import (

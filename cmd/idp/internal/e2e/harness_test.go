@@ -22,6 +22,7 @@ import (
 
 	"github.com/comstockloan/idp/cmd/idp/internal/config"
 	"github.com/comstockloan/idp/cmd/idp/internal/devstack"
+	"github.com/comstockloan/idp/login/passkey/passkeytest"
 	"github.com/comstockloan/idp/storage/storagetest"
 )
 
@@ -40,23 +41,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func chromiumPath(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("IDP_TEST_CHROMIUM"); p != "" {
-		return p
-	}
-	for _, p := range []string{"/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"} {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("Chromium not found: CI must run the browser tests (apt-get install chromium or set IDP_TEST_CHROMIUM)")
-	}
-	t.Skip("Chromium not found: run .ci/test, or set IDP_TEST_CHROMIUM")
-	return ""
-}
-
 // browser is one isolated browser context (its own cookie jar) in a tab.
 type browser struct {
 	t   *testing.T
@@ -66,18 +50,7 @@ type browser struct {
 func newBrowser(t *testing.T) *browser {
 	t.Helper()
 	if sharedBrowser.ctx == nil {
-		opts := append(chromedp.DefaultExecAllocatorOptions[:],
-			chromedp.ExecPath(chromiumPath(t)),
-			chromedp.NoSandbox,
-			chromedp.DisableGPU,
-			chromedp.Flag("disable-background-networking", true),
-			chromedp.Flag("disable-component-update", true),
-			chromedp.Flag("disable-sync", true),
-			chromedp.Flag("disable-quic", true),
-			chromedp.Flag("no-first-run", true),
-			chromedp.Flag("lang", "ja"),
-			chromedp.Flag("accept-lang", "ja"),
-		)
+		opts := passkeytest.ChromiumOptions(passkeytest.ChromiumPath(t))
 		allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 		root, cancelRoot := chromedp.NewContext(allocCtx)
 		if err := chromedp.Do(root); err != nil {
