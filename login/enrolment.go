@@ -138,11 +138,7 @@ func (h *Handler) postEnrolLink(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f.UserID, f.LoginID, f.Purpose, f.Step = user.ID, user.LoginID, purposeEnrolLink, stepOTP
-	if status, key := h.issueOTP(r, f, user); key != "" {
-		h.renderOTP(w, r, status, f, user, key)
-		return
-	}
-	http.Redirect(w, r, pathOTP+"?sent=1", http.StatusSeeOther)
+	h.sendCode(w, r, f, user)
 }
 
 // enrolLinkVerified runs when the code of a link's flow was right: the

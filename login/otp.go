@@ -151,6 +151,17 @@ func (h *Handler) getOTP(w http.ResponseWriter, r *http.Request) {
 
 // otpRefused answers a code that could not be issued: a refusal shown by
 // S4's GET, or our own failure at once.
+// sendCode mails the code of a flow now at S4 and sends the browser there;
+// a refused send (too soon, the hourly limit, the mail failing) is S4's
+// refusal, shown by its GET.
+func (h *Handler) sendCode(w http.ResponseWriter, r *http.Request, f *storage.LoginFlow, user *storage.User) {
+	if status, key := h.issueOTP(r, f, user); key != "" {
+		h.otpRefused(w, r, f, user, status, key)
+		return
+	}
+	http.Redirect(w, r, pathOTP+"?sent=1", http.StatusSeeOther)
+}
+
 func (h *Handler) otpRefused(w http.ResponseWriter, r *http.Request, f *storage.LoginFlow, user *storage.User, status int, key string) {
 	if key == "err.internal" {
 		h.renderOTP(w, r, status, f, user, key)
@@ -353,11 +364,7 @@ func (h *Handler) postOTPResend(w http.ResponseWriter, r *http.Request) {
 		h.refuse(w, r, f, pathOTP, http.StatusTooManyRequests, "err.resend_too_soon", "")
 		return
 	}
-	if status, key := h.issueOTP(r, f, user); key != "" {
-		h.otpRefused(w, r, f, user, status, key)
-		return
-	}
-	http.Redirect(w, r, pathOTP+"?sent=1", http.StatusSeeOther)
+	h.sendCode(w, r, f, user)
 }
 
 // maskEmail shows enough of the address to recognise it: t***@e***.com.

@@ -52,11 +52,7 @@ func (h *Handler) askCode(w http.ResponseWriter, r *http.Request, f *storage.Log
 		h.conflictOrInternal(w, r, err)
 		return
 	}
-	if status, key := h.issueOTP(r, f, user); key != "" {
-		h.renderOTP(w, r, status, f, user, key)
-		return
-	}
-	http.Redirect(w, r, pathOTP+"?sent=1", http.StatusSeeOther)
+	h.sendCode(w, r, f, user)
 }
 
 // postOfferSkip is 「今はしない」, at the offer or at S4 of an offer: the

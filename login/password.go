@@ -209,11 +209,7 @@ func (h *Handler) postPassword(w http.ResponseWriter, r *http.Request) {
 			if user == nil {
 				return
 			}
-			if status, key := h.issueOTP(r, f, user); key != "" {
-				h.otpRefused(w, r, f, user, status, key)
-				return
-			}
-			http.Redirect(w, r, pathOTP+"?sent=1", http.StatusSeeOther)
+			h.sendCode(w, r, f, user)
 			return
 		}
 		http.Redirect(w, r, pathOTP, http.StatusSeeOther)
@@ -257,9 +253,5 @@ func (h *Handler) postPassword(w http.ResponseWriter, r *http.Request) {
 		h.conflictOrInternal(w, r, err)
 		return
 	}
-	if status, key := h.issueOTP(r, f, user); key != "" {
-		h.otpRefused(w, r, f, user, status, key)
-		return
-	}
-	http.Redirect(w, r, pathOTP+"?sent=1", http.StatusSeeOther)
+	h.sendCode(w, r, f, user)
 }
