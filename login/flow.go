@@ -265,10 +265,11 @@ func (h *Handler) completeLogin(w http.ResponseWriter, r *http.Request, f *stora
 		h.log.InfoContext(ctx, "login refused: account locked", "user", user.ID, "auth_request", f.AuthRequestID)
 		return "", errLocked
 	}
-	var ar *storage.AuthRequest
-	if f.AuthRequestID != "" {
-		var err error
-		if ar, err = h.store.AuthRequestByID(ctx, f.AuthRequestID); err != nil {
+	// A passkey login is the highest level: it satisfies any acr_values
+	// and needs no read of the request to say so.
+	if f.AuthRequestID != "" && h.cfg.ACR.level(acr) < levelPasskey {
+		ar, err := h.store.AuthRequestByID(ctx, f.AuthRequestID)
+		if err != nil {
 			return "", fmt.Errorf("loading auth request: %w", err)
 		}
 		if !h.cfg.ACR.satisfies(acr, ar.ACRValues) {
@@ -288,7 +289,7 @@ func (h *Handler) completeLogin(w http.ResponseWriter, r *http.Request, f *stora
 	// A flow without an auth request was started by S8 for the IdP's own
 	// account pages: it ends there, not at the OP.
 	redirect := accountURL(decodeFlowData(f).ReturnTo)
-	if ar != nil {
+	if f.AuthRequestID != "" {
 		redirect, err = h.op.Complete(ctx, f.AuthRequestID, s)
 	}
 	if err != nil {
@@ -305,11 +306,7 @@ func (h *Handler) completeLogin(w http.ResponseWriter, r *http.Request, f *stora
 	h.clearCookie(w, flowCookie)
 	h.audit(r, audit.LoginSuccess, user.ID, audit.Detail{audit.KeyMethod: loginMethod(amr), audit.KeyAMR: fmt.Sprint(amr), audit.KeyACR: acr, audit.KeyAuthRequest: f.AuthRequestID})
 	h.log.InfoContext(ctx, "login completed", "user", user.ID, "amr", amr, "acr", acr, "auth_request", f.AuthRequestID)
-	clientID := ""
-	if ar != nil {
-		clientID = ar.ClientID
-	}
-	h.noteDevice(w, r, user, s, clientID)
+	h.noteDevice(w, r, user, s, f.AuthRequestID)
 	return redirect, nil
 }
 

@@ -49,12 +49,12 @@ func deviceHash(userID, secret string) string {
 	return storage.HashSecret(secret + ":" + userID)
 }
 
-// noteDevice runs once a login has opened session s for user on the
-// website clientID ("" for S8's own sign-in): it makes sure the browser
+// noteDevice runs once a login has opened session s for user, completing
+// authRequestID ("" for S8's own sign-in): it makes sure the browser
 // carries a device cookie, remembers the browser and, when it is new to
 // a customer who signed in elsewhere before, mails address 1. It only
 // informs: whatever fails here is logged and the sign-in goes on.
-func (h *Handler) noteDevice(w http.ResponseWriter, r *http.Request, user *storage.User, s *storage.Session, clientID string) {
+func (h *Handler) noteDevice(w http.ResponseWriter, r *http.Request, user *storage.User, s *storage.Session, authRequestID string) {
 	ctx := r.Context()
 	secret := h.cookie(r, deviceCookie)
 	if !isDeviceSecret(secret) {
@@ -78,7 +78,7 @@ func (h *Handler) noteDevice(w http.ResponseWriter, r *http.Request, user *stora
 		h.audit(r, audit.SessionNewDevice, user.ID, audit.Detail{audit.KeyNotified: "false"})
 		return
 	}
-	msg := h.newDeviceMail(ctx, user, s, clientID)
+	msg := h.newDeviceMail(ctx, user, s, h.clientOf(ctx, authRequestID))
 	entry := h.auditEntry(r, user.ID, nil)
 	detached := context.WithoutCancel(ctx) // keeps the request ID for the log lines
 	h.after.Go(func() {
@@ -101,6 +101,20 @@ func (h *Handler) sendAfter(ctx context.Context, user *storage.User, msg mail.Me
 	}
 	h.log.InfoContext(ctx, "new sign-in mail sent", "user", user.ID, "to", maskEmail(user.Email))
 	return "true"
+}
+
+// clientOf names the website of the auth request for the new sign-in mail,
+// read only when a mail goes out ("" when unknown: the mail names S8).
+func (h *Handler) clientOf(ctx context.Context, authRequestID string) string {
+	if authRequestID == "" {
+		return ""
+	}
+	ar, err := h.store.AuthRequestByID(ctx, authRequestID)
+	if err != nil {
+		h.log.WarnContext(ctx, "new sign-in mail without the website", "auth_request", authRequestID, "err", err)
+		return ""
+	}
+	return ar.ClientID
 }
 
 // newDeviceMail is the notice in the page language: when, which browser
