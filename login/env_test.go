@@ -35,8 +35,10 @@ var tinyArgon = password.Params{MemoryKiB: 64, Iterations: 1, Parallelism: 1}
 // the store exactly as the provider does and names a callback URL.
 type testOP struct{ store storage.Store }
 
-func (o testOP) Complete(ctx context.Context, id string, s *storage.Session) (string, error) {
-	if err := o.store.CompleteAuthRequest(ctx, id, s.UserID, s.AuthTime, s.AMR, s.ACR, s.SID); err != nil {
+func (o testOP) Complete(_ http.ResponseWriter, r *http.Request, id string, s *storage.Session) (string, error) {
+	if _, err := o.store.CompleteAuthRequest(r.Context(), id, storage.Completion{
+		UserID: s.UserID, AuthTime: s.AuthTime, AMR: s.AMR, ACR: s.ACR, SID: s.SID,
+	}); err != nil {
 		return "", err
 	}
 	return "/cb?id=" + url.QueryEscape(id), nil

@@ -58,7 +58,8 @@ func TestErrorPagesOfferTheWayBack(t *testing.T) {
 
 		// A used login link, opened again without a session.
 		used := e.authRequest(nil)
-		if err := e.store.CompleteAuthRequest(context.Background(), used, u.ID, time.Now(), []string{"pwd"}, "acr", ""); err != nil {
+		if _, err := e.store.CompleteAuthRequest(context.Background(), used, storage.Completion{
+			UserID: u.ID, AuthTime: time.Now(), AMR: []string{"pwd"}, ACR: "acr"}); err != nil {
 			t.Fatal(err)
 		}
 		e.expectWayBack(lost.get("/login?authRequestID="+used), http.StatusBadRequest, "ログイン要求が見つからないか")

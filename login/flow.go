@@ -290,7 +290,7 @@ func (h *Handler) completeLogin(w http.ResponseWriter, r *http.Request, f *stora
 	// account pages: it ends there, not at the OP.
 	redirect := accountURL(decodeFlowData(f).ReturnTo)
 	if f.AuthRequestID != "" {
-		redirect, err = h.op.Complete(ctx, f.AuthRequestID, s)
+		redirect, err = h.op.Complete(w, r, f.AuthRequestID, s)
 	}
 	if err != nil {
 		if derr := h.store.DeleteSession(ctx, s.ID); derr != nil {

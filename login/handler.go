@@ -32,8 +32,9 @@ type OP interface {
 	// Complete marks the auth request done by the SSO session s (its
 	// user and proof, and its SID: the ID token's sid, and the client's
 	// back-channel logout when s ends) and returns where to send the
-	// browser (the OP's callback).
-	Complete(ctx context.Context, authRequestID string, s *storage.Session) (string, error)
+	// browser: the authorization response to the client. It may set
+	// cookies on w, so it runs before the answer is written.
+	Complete(w http.ResponseWriter, r *http.Request, authRequestID string, s *storage.Session) (string, error)
 	// RedirectError sends the browser back to the client with an OAuth error.
 	RedirectError(w http.ResponseWriter, r *http.Request, authRequestID string, err error)
 	ClientName(clientID string) (string, error)

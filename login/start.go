@@ -171,7 +171,7 @@ func (h *Handler) trySSO(w http.ResponseWriter, r *http.Request, ar *storage.Aut
 		h.log.InfoContext(ctx, "password-only session ignored: the user has a passkey", "user", s.UserID)
 		return false
 	}
-	redirect, err := h.op.Complete(ctx, ar.ID, s)
+	redirect, err := h.op.Complete(w, r, ar.ID, s)
 	if errors.Is(err, storage.ErrConflict) || errors.Is(err, storage.ErrNotFound) {
 		// Already completed (a reload, a double submit) or expired.
 		h.log.InfoContext(ctx, "auth request no longer completable", "auth_request", ar.ID, "err", err)

@@ -343,7 +343,8 @@ func TestBackchannelLogoutHangingOrUnreachableRelyingPartyIsRetried(t *testing.T
 			if err := e.store.CreateAuthRequest(ctx, ar); err != nil {
 				t.Fatal(err)
 			}
-			if err := e.store.CompleteAuthRequest(ctx, ar.ID, e.user.ID, clk.now(), []string{"pwd"}, "", se.SID); err != nil {
+			if _, err := e.store.CompleteAuthRequest(ctx, ar.ID, storage.Completion{
+				UserID: e.user.ID, AuthTime: clk.now(), AMR: []string{"pwd"}, SID: se.SID}); err != nil {
 				t.Fatal(err)
 			}
 		}

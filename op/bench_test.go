@@ -83,7 +83,7 @@ func newBenchOP(b *testing.B, flavor string, webSecretHash string) *benchOP {
 }
 
 func (e *benchOP) login(w http.ResponseWriter, r *http.Request) {
-	next, err := e.p.Complete(r.Context(), r.URL.Query().Get("authRequestID"),
+	next, err := e.p.Complete(w, r, r.URL.Query().Get("authRequestID"),
 		unsavedSession(e.userID, time.Now().Add(-time.Minute).Truncate(time.Second), "pwd"))
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)

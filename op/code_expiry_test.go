@@ -38,7 +38,7 @@ func TestCodeLifetime(t *testing.T) {
 			pk := newPKCE()
 			before := time.Now()
 			code := e.authorize(authParams(webClientID, webRedirect, "openid", pk)).Query().Get("code")
-			ar, err := st.AuthRequestByCode(t.Context(), storage.HashSecret(code))
+			ar, _, err := st.AuthRequestByCode(t.Context(), storage.HashSecret(code))
 			if err != nil {
 				t.Fatalf("stored code: %v", err)
 			}
@@ -58,7 +58,7 @@ func TestCodeLifetime(t *testing.T) {
 			if tr.status != http.StatusBadRequest || tr.Error != "invalid_grant" || tr.AccessToken != "" || tr.RefreshToken != "" {
 				t.Fatalf("expired code: %d %q access=%q", tr.status, tr.Error, tr.AccessToken)
 			}
-			ar, err := st.AuthRequestByCode(t.Context(), storage.HashSecret(code))
+			ar, _, err := st.AuthRequestByCode(t.Context(), storage.HashSecret(code))
 			if err != nil {
 				t.Fatalf("request of the expired code: %v", err)
 			}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/comstockloan/idp/storage"
 	"github.com/comstockloan/idp/storage/storagetest"
 )
 
@@ -274,16 +275,28 @@ func TestAuthRequestCopiesLoginParameters(t *testing.T) {
 	})
 }
 
-// signedInCallback starts an authorization request with pk, signs in at
-// the test login page and returns the callback URL it redirects to.
+// signedInCallback starts an authorization request with pk, completes it
+// without a code and returns its callback URL.
 func (e *env) signedInCallback(pk pkce) string {
 	e.t.Helper()
 	resp := e.get(e.authorizeURL(authParams(webClientID, webRedirect, "openid", pk)))
 	resp.Body.Close()
 	login, _ := resp.Location()
-	resp = e.get(login.String())
-	resp.Body.Close()
-	return resp.Header.Get("Location")
+	return e.completedWithoutCode(login.Query().Get("authRequestID"))
+}
+
+// completedWithoutCode completes request id as a replica of the previous
+// version did, with no code (its login then sent the browser to the
+// callback, which mints one), and returns the callback URL. A rolling
+// deploy meets such requests.
+func (e *env) completedWithoutCode(id string) string {
+	e.t.Helper()
+	if _, err := e.store.CompleteAuthRequest(e.t.Context(), id, storage.Completion{
+		UserID: e.user.ID, AuthTime: time.Now().Add(-time.Minute).Truncate(time.Second), AMR: []string{"pwd"}, ACR: testACR,
+	}); err != nil {
+		e.t.Fatalf("complete %s without a code: %v", id, err)
+	}
+	return e.issuer + "/authorize/callback?id=" + url.QueryEscape(id)
 }
 
 func TestCallbackCannotMintASecondCode(t *testing.T) {

@@ -204,17 +204,7 @@ func (w *issWriter) WriteHeader(status int) {
 	if status >= 300 && status < 400 {
 		if loc := w.Header().Get("Location"); loc != "" {
 			if u, err := url.Parse(loc); err == nil && u.IsAbs() {
-				if u.RawFragment != "" || u.Fragment != "" {
-					frag, _ := url.ParseQuery(u.Fragment)
-					frag.Set("iss", w.issuer)
-					u.Fragment, u.RawFragment = "", frag.Encode()
-					u.Fragment, _ = url.PathUnescape(u.RawFragment)
-				} else {
-					q := u.Query()
-					q.Set("iss", w.issuer)
-					u.RawQuery = q.Encode()
-				}
-				w.Header().Set("Location", u.String())
+				w.Header().Set("Location", addIssuer(u, w.issuer))
 				if w.expire != nil {
 					http.SetCookie(w.ResponseWriter, w.expire)
 				}
@@ -222,6 +212,22 @@ func (w *issWriter) WriteHeader(status int) {
 		}
 	}
 	w.ResponseWriter.WriteHeader(status)
+}
+
+// addIssuer sets iss where the response's parameters are: the fragment or
+// the query.
+func addIssuer(u *url.URL, issuer string) string {
+	if u.RawFragment != "" || u.Fragment != "" {
+		frag, _ := url.ParseQuery(u.Fragment)
+		frag.Set("iss", issuer)
+		u.Fragment, u.RawFragment = "", frag.Encode()
+		u.Fragment, _ = url.PathUnescape(u.RawFragment)
+	} else {
+		q := u.Query()
+		q.Set("iss", issuer)
+		u.RawQuery = q.Encode()
+	}
+	return u.String()
 }
 
 // writeOAuthError answers an OAuth error as JSON (RFC 6749 section 5.2) for

@@ -175,12 +175,17 @@ func (e *env) testLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	e.lastSession.Store(se)
-	next, err := e.p.Complete(r.Context(), id, se)
+	next, err := e.p.Complete(w, r, id, se)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
 	http.Redirect(w, r, next, http.StatusFound)
+}
+
+// complete is Provider.Complete outside a login page's request.
+func complete(ctx context.Context, p *op.Provider, id string, se *storage.Session) (string, error) {
+	return p.Complete(httptest.NewRecorder(), httptest.NewRequestWithContext(ctx, http.MethodGet, "/login", nil), id, se)
 }
 
 // unsavedSession is a session that was never stored (no SID): enough for

@@ -176,7 +176,7 @@ func (s *opStorage) AuthRequestByCode(ctx context.Context, code string) (zop.Aut
 	if !s.storable(ctx, "code", code) {
 		return nil, errors.New("unknown authorization code")
 	}
-	ar, err := s.store.AuthRequestByCode(ctx, storage.HashSecret(code))
+	ar, user, err := s.store.AuthRequestByCode(ctx, storage.HashSecret(code))
 	if err != nil {
 		// zitadel answers any error here as invalid_grant: the log is
 		// the only place a store failure shows.
@@ -199,6 +199,9 @@ func (s *opStorage) AuthRequestByCode(ctx context.Context, code string) (zop.Aut
 	if !ar.Done {
 		return nil, errors.New("authorization request not completed")
 	}
+	// The exchange asks for this user again (the tokens' subject, the ID
+	// token's claims): the same read answers.
+	rememberUser(ctx, user)
 	return authRequest{r: ar}, nil
 }
 
@@ -230,22 +233,19 @@ func (s *opStorage) SaveAuthCode(ctx context.Context, id, code string) error {
 // expires so that a replayed code is recognised (the sweeper deletes it).
 func (s *opStorage) DeleteAuthRequest(context.Context, string) error { return nil }
 
-// consumeCode marks the code of ar exchanged. It runs after the tokens are
-// stored: a concurrent exchange that finds the code consumed then always
-// revokes tokens that already exist, and losing the race here revokes both
-// exchanges' tokens (this one's are never handed out). Revoking the
-// winner's tokens too is deliberate: two exchanges of one code mean one of
-// them is not the client, and RFC 6749 section 4.1.2 says the server SHOULD
+// exchangeCode marks the code of ar exchanged and stores the tokens it
+// buys, atomically. Losing to a concurrent exchange stores nothing and
+// revokes what the winner got: two exchanges of one code mean one of them
+// is not the client, and RFC 6749 section 4.1.2 says the server SHOULD
 // revoke all tokens issued on that code.
-func (s *opStorage) consumeCode(ctx context.Context, ar *storage.AuthRequest) error {
-	err := s.store.ConsumeAuthRequest(ctx, ar.ID, s.now())
+func (s *opStorage) exchangeCode(ctx context.Context, ar *storage.AuthRequest, at *storage.AccessToken, rt *storage.RefreshToken) error {
+	err := s.store.ExchangeCode(ctx, ar.ID, s.now(), at, rt)
 	if errors.Is(err, storage.ErrConflict) {
 		s.revokeReplayedGrant(ctx, ar.ID)
 		return oidc.ErrInvalidGrant().WithDescription("authorization code already used")
 	}
 	if err != nil {
-		s.revokeReplayedGrant(ctx, ar.ID)
-		return fmt.Errorf("consume auth request %s: %w", ar.ID, err)
+		return fmt.Errorf("exchange code of %s: %w", ar.ID, err)
 	}
 	return nil
 }
@@ -272,6 +272,20 @@ func withUserMemo(next http.Handler) http.Handler {
 	})
 }
 
+// rememberUser puts u in the request's memo, read with u's request.
+func rememberUser(ctx context.Context, u *storage.User) {
+	memo, _ := ctx.Value(userMemoKey{}).(*userMemo)
+	if memo == nil || u == nil {
+		return
+	}
+	memo.mu.Lock()
+	defer memo.mu.Unlock()
+	if memo.users == nil {
+		memo.users = map[string]*storage.User{}
+	}
+	memo.users[u.ID] = u
+}
+
 func (s *opStorage) activeUser(ctx context.Context, userID string) (*storage.User, error) {
 	memo, _ := ctx.Value(userMemoKey{}).(*userMemo)
 	if memo != nil {
@@ -279,23 +293,9 @@ func (s *opStorage) activeUser(ctx context.Context, userID string) (*storage.Use
 		u, ok := memo.users[userID]
 		memo.mu.Unlock()
 		if ok {
-			return u, nil
+			return checkActive(u)
 		}
 	}
-	u, err := s.loadActiveUser(ctx, userID)
-	if err != nil || memo == nil {
-		return u, err
-	}
-	memo.mu.Lock()
-	if memo.users == nil {
-		memo.users = map[string]*storage.User{}
-	}
-	memo.users[userID] = u
-	memo.mu.Unlock()
-	return u, nil
-}
-
-func (s *opStorage) loadActiveUser(ctx context.Context, userID string) (*storage.User, error) {
 	u, err := s.store.UserByID(ctx, userID)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, oidc.ErrInvalidGrant().WithDescription("user no longer exists").WithParent(err)
@@ -303,6 +303,11 @@ func (s *opStorage) loadActiveUser(ctx context.Context, userID string) (*storage
 	if err != nil {
 		return nil, fmt.Errorf("load user %s: %w", userID, err)
 	}
+	rememberUser(ctx, u)
+	return checkActive(u)
+}
+
+func checkActive(u *storage.User) (*storage.User, error) {
 	if u.Locked {
 		return nil, oidc.ErrInvalidGrant().WithDescription("user is locked")
 	}
@@ -349,10 +354,7 @@ func (s *opStorage) CreateAccessToken(ctx context.Context, req zop.TokenRequest)
 		return "", time.Time{}, err
 	}
 	at := s.newAccessToken(a.r.ClientID, a.r.UserID, a.GetAudience(), a.r.Scopes, a.r.ID)
-	if err := s.store.CreateAccessToken(ctx, at); err != nil {
-		return "", time.Time{}, fmt.Errorf("store access token: %w", err)
-	}
-	if err := s.consumeCode(ctx, a.r); err != nil {
+	if err := s.exchangeCode(ctx, a.r, at, nil); err != nil {
 		return "", time.Time{}, err
 	}
 	return at.ID, at.ExpiresAt, nil
@@ -389,10 +391,7 @@ func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req zop.To
 			AccessTokenID: at.ID, SessionID: r.r.SessionID, CreatedAt: now, ExpiresAt: now.Add(refreshLife),
 		}
 		at.RefreshTokenID = rt.ID
-		if err := s.store.CreateRefreshToken(ctx, rt, at); err != nil {
-			return "", "", time.Time{}, fmt.Errorf("store refresh token: %w", err)
-		}
-		if err := s.consumeCode(ctx, r.r); err != nil {
+		if err := s.exchangeCode(ctx, r.r, at, rt); err != nil {
 			return "", "", time.Time{}, err
 		}
 		return at.ID, value, at.ExpiresAt, nil

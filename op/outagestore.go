@@ -31,21 +31,22 @@ func (o outageNoting) AuthRequestByID(ctx context.Context, id string) (*storage.
 	return v, noteOutage(ctx, err)
 }
 
-func (o outageNoting) CompleteAuthRequest(ctx context.Context, id, userID string, authTime time.Time, amr []string, acr, sid string) error {
-	return noteOutage(ctx, o.Store.CompleteAuthRequest(ctx, id, userID, authTime, amr, acr, sid))
+func (o outageNoting) CompleteAuthRequest(ctx context.Context, id string, c storage.Completion) (*storage.AuthRequest, error) {
+	v, err := o.Store.CompleteAuthRequest(ctx, id, c)
+	return v, noteOutage(ctx, err)
 }
 
 func (o outageNoting) SaveAuthCode(ctx context.Context, id, codeHash string, expiresAt time.Time) error {
 	return noteOutage(ctx, o.Store.SaveAuthCode(ctx, id, codeHash, expiresAt))
 }
 
-func (o outageNoting) AuthRequestByCode(ctx context.Context, codeHash string) (*storage.AuthRequest, error) {
-	v, err := o.Store.AuthRequestByCode(ctx, codeHash)
-	return v, noteOutage(ctx, err)
+func (o outageNoting) AuthRequestByCode(ctx context.Context, codeHash string) (*storage.AuthRequest, *storage.User, error) {
+	v, u, err := o.Store.AuthRequestByCode(ctx, codeHash)
+	return v, u, noteOutage(ctx, err)
 }
 
-func (o outageNoting) ConsumeAuthRequest(ctx context.Context, id string, at time.Time) error {
-	return noteOutage(ctx, o.Store.ConsumeAuthRequest(ctx, id, at))
+func (o outageNoting) ExchangeCode(ctx context.Context, id string, at time.Time, access *storage.AccessToken, refresh *storage.RefreshToken) error {
+	return noteOutage(ctx, o.Store.ExchangeCode(ctx, id, at, access, refresh))
 }
 
 func (o outageNoting) CreateAccessToken(ctx context.Context, t *storage.AccessToken) error {

@@ -1,9 +1,10 @@
 package op
 
 import (
-	"context"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/rs/cors"
+	"github.com/zitadel/oidc/v3/pkg/oidc"
 	zop "github.com/zitadel/oidc/v3/pkg/op"
 	"golang.org/x/text/language"
 
@@ -212,23 +214,60 @@ func (p *Provider) IssuerInterceptor(h http.Handler) http.Handler {
 
 // Complete marks the auth request done by the SSO session se (its user,
 // auth time, amr, acr, and its SID for the ID token's sid and back-channel
-// logout) and returns the URL to send the browser to (the op callback).
-func (p *Provider) Complete(ctx context.Context, authRequestID string, se *storage.Session) (string, error) {
+// logout), issues the authorization code in the same write, and returns
+// the authorization response: the client's redirect URI with code, state
+// and iss. It also ends the request's browser binding on w (the code is on
+// its way). The browser goes straight to the client: zitadel's callback
+// (/authorize/callback) would cost another request and two more database
+// round trips per login; it stays for a request completed without a code.
+func (p *Provider) Complete(w http.ResponseWriter, r *http.Request, authRequestID string, se *storage.Session) (string, error) {
+	ctx := r.Context()
 	if !p.storage.storable(ctx, "auth_request_id", authRequestID) {
 		return "", fmt.Errorf("complete auth request: unstorable id: %w", storage.ErrNotFound)
 	}
 	if se == nil || se.UserID == "" || se.AuthTime.IsZero() || len(se.AMR) == 0 {
 		return "", fmt.Errorf("complete auth request %s: a session with user, auth time and amr is required", authRequestID)
 	}
+	code, err := newCode()
+	if err != nil {
+		return "", err
+	}
 	// A request is completed once: completing it again could swap the user
-	// of a request whose callback is already under way. The store's
+	// of a request whose code is already on its way. The store's
 	// conditional update enforces that (and the expiry) without a read.
-	if err := p.store.CompleteAuthRequest(ctx, authRequestID, se.UserID, se.AuthTime.UTC(), se.AMR, se.ACR, se.SID); err != nil {
+	ar, err := p.store.CompleteAuthRequest(ctx, authRequestID, storage.Completion{
+		UserID: se.UserID, AuthTime: se.AuthTime.UTC(), AMR: se.AMR, ACR: se.ACR, SID: se.SID,
+		CodeHash: storage.HashSecret(code), CodeExpiresAt: p.storage.now().Add(p.cfg.CodeLifetime),
+	})
+	if err != nil {
 		return "", fmt.Errorf("complete auth request %s: %w", authRequestID, err)
 	}
-	p.log.InfoContext(ctx, "auth request completed", "auth_request", authRequestID,
+	// CreateAuthRequest admits only response_type=code in the query mode.
+	redirect, err := zop.AuthResponseURL(ar.RedirectURI, oidc.ResponseType(ar.ResponseType), oidc.ResponseMode(ar.ResponseMode),
+		&zop.CodeResponseType{Code: code, State: ar.State}, p.zop.Encoder())
+	if err != nil {
+		return "", fmt.Errorf("complete auth request %s: authorization response: %w", authRequestID, err)
+	}
+	u, err := url.Parse(redirect)
+	if err != nil {
+		return "", fmt.Errorf("complete auth request %s: authorization response %q: %w", authRequestID, redirect, err)
+	}
+	redirect = addIssuer(u, p.cfg.Issuer)
+	http.SetCookie(w, p.bindingCookie(authRequestID, -1))
+	p.log.InfoContext(ctx, "auth request completed", "auth_request", authRequestID, "client", ar.ClientID,
 		"user", se.UserID, "amr", se.AMR, "acr", se.ACR)
-	return zop.AuthCallbackURL(p.zop)(zop.ContextWithIssuer(ctx, p.cfg.Issuer), authRequestID), nil
+	return redirect, nil
+}
+
+// newCode is an authorization code: 256 random bits, stored only as its
+// hash. zitadel's own codes (the callback's) are the request ID encrypted
+// under the provider's key.
+func newCode() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("random authorization code: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
 }
 
 // RedirectError sends the browser back to the client's redirect_uri with an

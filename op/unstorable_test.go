@@ -131,7 +131,7 @@ func TestUnstorableInputIsUnknownEverywhere(t *testing.T) {
 			}
 
 			// Package login hands request IDs from its URLs to these.
-			if _, err := e.p.Complete(t.Context(), bad, unsavedSession(e.user.ID, time.Now(), "pwd")); !errors.Is(err, storage.ErrNotFound) {
+			if _, err := complete(t.Context(), e.p, bad, unsavedSession(e.user.ID, time.Now(), "pwd")); !errors.Is(err, storage.ErrNotFound) {
 				t.Errorf("Complete(%s): %v, want ErrNotFound", label, err)
 			}
 			rec := httptest.NewRecorder()

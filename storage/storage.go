@@ -433,26 +433,49 @@ type Sessions interface {
 type AuthRequests interface {
 	CreateAuthRequest(ctx context.Context, a *AuthRequest) error
 	AuthRequestByID(ctx context.Context, id string) (*AuthRequest, error)
-	// CompleteAuthRequest records who authenticated, how and when, once:
+	// CompleteAuthRequest records who authenticated, how and when, and the
+	// code issued for it, once, and returns the completed request:
 	// ErrConflict if the request was completed already (or has a code) or
-	// EndUserAccess ended the user's access after authTime, ErrNotFound if
+	// EndUserAccess ended the user's access after c.AuthTime, ErrNotFound if
 	// it is unknown or expired. Of concurrent calls exactly one succeeds.
-	// sid, when set, is the SID of the SSO session that authenticated: the
+	// c.SID, when set, is the SID of the SSO session that authenticated: the
 	// request keeps it (the ID token's sid) and the session records the
 	// request's client, so ending the session tells that client.
 	// ErrNotFound too when that session has ended: a completion and the
 	// end of its session never cross unnoticed.
-	CompleteAuthRequest(ctx context.Context, id, userID string, authTime time.Time, amr []string, acr, sid string) error
-	// SaveAuthCode attaches the code's hash and the instant it stops being
-	// exchangeable.
+	CompleteAuthRequest(ctx context.Context, id string, c Completion) (*AuthRequest, error)
+	// SaveAuthCode attaches a code's hash and the instant it stops being
+	// exchangeable to a completed request, replacing any code not yet
+	// exchanged.
 	SaveAuthCode(ctx context.Context, id, codeHash string, expiresAt time.Time) error
-	// AuthRequestByCode returns the request even when consumed (ConsumedAt
-	// set) or past CodeExpiresAt, so the caller can detect a replayed code;
-	// refusing an expired code is the caller's job.
-	AuthRequestByCode(ctx context.Context, codeHash string) (*AuthRequest, error)
-	// ConsumeAuthRequest marks the code as exchanged; ErrConflict if it
-	// already was.
-	ConsumeAuthRequest(ctx context.Context, id string, at time.Time) error
+	// AuthRequestByCode returns the request of a code and its user, even
+	// when the code was exchanged (ConsumedAt set) or is past CodeExpiresAt,
+	// so the caller can detect a replayed code; refusing an expired code is
+	// the caller's job. ErrNotFound when the user no longer exists
+	// (DeleteUser takes their requests and tokens with them).
+	AuthRequestByCode(ctx context.Context, codeHash string) (*AuthRequest, *User, error)
+	// ExchangeCode marks the code of request id exchanged at and stores the
+	// tokens it buys (refresh may be nil), atomically: ErrConflict, and
+	// nothing stored, if the code was exchanged already; ErrNotFound if the
+	// request is gone. Of concurrent exchanges exactly one succeeds.
+	ExchangeCode(ctx context.Context, id string, at time.Time, access *AccessToken, refresh *RefreshToken) error
+}
+
+// Completion is what completes an authorization request: the user, how and
+// when they authenticated, the SSO session that did it, and the code the
+// client will exchange.
+type Completion struct {
+	UserID   string
+	AuthTime time.Time
+	AMR      []string
+	ACR      string
+	// SID is the completing SSO session's SID; empty for none.
+	SID string
+	// CodeHash is HashSecret of the code issued with the completion, and
+	// CodeExpiresAt the instant it stops being exchangeable; both empty
+	// to issue the code later (SaveAuthCode).
+	CodeHash      string
+	CodeExpiresAt time.Time
 }
 
 // Tokens are the access and refresh tokens issued to clients.

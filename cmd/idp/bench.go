@@ -20,11 +20,11 @@ complete flows, and measures this machine's crypto limits in the same run so
 that each figure is a fraction of its limit. See "Measuring" in README.md.
 
 scenarios:
-  password  authorize (PKCE) → S1 「ログイン >」 → callback → code exchange (→ refresh with --refresh)
+  password  authorize (PKCE) → S1 「ログイン >」 → code exchange (→ refresh with --refresh)
   sso       each worker signs in once with the password (not counted), then
-            authorize → callback → token on its SSO session
+            authorize → token on its SSO session
   passkey   usernameless passkey login in a fresh browser each flow: authorize → S1 → S2 →
-            options → assertion (pure-Go authenticator) → finish → callback → token.
+            options → assertion (pure-Go authenticator) → finish → token.
             Users of --users without a passkey in --keys are enrolled first through F1
             (S2 → S3 password → S4 OTP from the mail → S5 create passkey)
   refresh   each worker signs in once (not counted), then rotates its refresh token chain

@@ -104,7 +104,7 @@ func enrolAll(ctx context.Context, t *target, mb mailbox, users []benchUser) ([]
 }
 
 // enrol is F1: S1 → S2 (login ID, 「パスキー初回登録」) → S3 password → S4 OTP
-// from the mail → S5 create passkey → callback → token.
+// from the mail → S5 create passkey → token.
 func enrol(ctx context.Context, b *browser, mb mailbox, u benchUser) (*benchCredential, error) {
 	az, err := b.authorize(ctx)
 	if err != nil {

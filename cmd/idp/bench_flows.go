@@ -245,18 +245,7 @@ func (b *browser) navigate(ctx context.Context, method, rawURL, contentType stri
 			return &landing{path: a.path, body: a.body}, nil
 		case a.status >= 300 && a.status < 400 && a.location != "":
 			if strings.HasPrefix(a.location, b.t.redirectURI) {
-				u, _ := url.Parse(a.location) // it was parsed in do
-				q := u.Query()
-				if e := q.Get("error"); e != "" {
-					return nil, &flowError{step: step, kind: "protocol", detail: "redirected with error=" + e}
-				}
-				if q.Get("state") != state {
-					return nil, &flowError{step: step, kind: "protocol", detail: "state does not match"}
-				}
-				if q.Get("code") == "" {
-					return nil, &flowError{step: step, kind: "protocol", detail: "redirected without a code"}
-				}
-				return &landing{code: q.Get("code")}, nil
+				return b.t.authorizationResponse(step, a.location, state)
 			}
 			if !strings.HasPrefix(a.location, b.t.origin+"/") {
 				return nil, &flowError{step: step, kind: "protocol", detail: "redirected away to " + a.location}
@@ -267,6 +256,26 @@ func (b *browser) navigate(ctx context.Context, method, rawURL, contentType stri
 		}
 	}
 	return nil, &flowError{step: method + " " + rawURL, kind: "protocol", detail: "too many redirects"}
+}
+
+// authorizationResponse reads the code from the redirect to the client,
+// which the bench never fetches.
+func (t *target) authorizationResponse(step, location, state string) (*landing, error) {
+	u, err := url.Parse(location)
+	if err != nil {
+		return nil, &flowError{step: step, kind: "protocol", detail: "bad redirect " + location}
+	}
+	q := u.Query()
+	if e := q.Get("error"); e != "" {
+		return nil, &flowError{step: step, kind: "protocol", detail: "redirected with error=" + e}
+	}
+	if q.Get("state") != state {
+		return nil, &flowError{step: step, kind: "protocol", detail: "state does not match"}
+	}
+	if q.Get("code") == "" {
+		return nil, &flowError{step: step, kind: "protocol", detail: "redirected without a code"}
+	}
+	return &landing{code: q.Get("code")}, nil
 }
 
 // snippet is the start of an error answer, for the example column.
@@ -405,7 +414,7 @@ func atPage(l *landing, step, path string) error {
 	return nil
 }
 
-// passwordFlow is F4: authorize → S1 「ログイン >」 → callback → token.
+// passwordFlow is F4: authorize → S1 「ログイン >」 → token.
 func passwordFlow(ctx context.Context, b *browser, u benchUser) (*tokens, error) {
 	az, err := b.authorize(ctx)
 	if err != nil {
@@ -431,7 +440,7 @@ func passwordFlow(ctx context.Context, b *browser, u benchUser) (*tokens, error)
 	return b.t.exchange(ctx, 0, l.code, az.verifier)
 }
 
-// ssoFlow rides the browser's SSO session: authorize → callback → token.
+// ssoFlow rides the browser's SSO session: authorize → token.
 func ssoFlow(ctx context.Context, b *browser) error {
 	az, err := b.authorize(ctx)
 	if err != nil {
@@ -445,7 +454,7 @@ func ssoFlow(ctx context.Context, b *browser) error {
 }
 
 // passkeyFlow is F2 in a browser with no session: authorize → S1 → S2 →
-// options → assertion → finish → callback → token.
+// options → assertion → finish → token.
 func passkeyFlow(ctx context.Context, b *browser, cred *benchCredential) error {
 	az, err := b.authorize(ctx)
 	if err != nil {
@@ -518,6 +527,9 @@ func (b *browser) ceremony(ctx context.Context, path string, body []byte) (*cere
 func (b *browser) followCeremony(ctx context.Context, path string, ans *ceremonyAnswer, state string) (*landing, error) {
 	if ans.Redirect == "" {
 		return nil, &flowError{step: "POST " + path, kind: "protocol", detail: "no redirect in the answer"}
+	}
+	if strings.HasPrefix(ans.Redirect, b.t.redirectURI) {
+		return b.t.authorizationResponse("POST "+path, ans.Redirect, state)
 	}
 	u, err := url.Parse(b.t.origin + "/")
 	if err != nil {

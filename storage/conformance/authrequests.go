@@ -47,9 +47,10 @@ func testAuthRequests(t *testing.T, s storage.Store) {
 	must(t, "by id without max_age", err)
 	wantEqual(t, "auth request without optional fields", *got, *none)
 
+	newUser(t, s, "u1")
 	authTime := n.Add(time.Second)
-	must(t, "complete", s.CompleteAuthRequest(ctx, "ar1", "u1", authTime, []string{"hwk", "user"}, "phr", ""))
-	wantErr(t, "complete missing", s.CompleteAuthRequest(ctx, "nope", "u1", authTime, nil, "", ""), storage.ErrNotFound)
+	must(t, "complete", complete(ctx, s, "ar1", "u1", authTime, []string{"hwk", "user"}, "phr", ""))
+	wantErr(t, "complete missing", complete(ctx, s, "nope", "u1", authTime, nil, "", ""), storage.ErrNotFound)
 	code := storage.HashSecret("code-1")
 	codeExpires := n.Add(time.Minute)
 	must(t, "save code", s.SaveAuthCode(ctx, "ar1", code, codeExpires))
@@ -58,32 +59,91 @@ func testAuthRequests(t *testing.T, s storage.Store) {
 		t.Fatal("save code without expiry succeeded")
 	}
 
-	got, err = s.AuthRequestByCode(ctx, code)
+	got, user, err := s.AuthRequestByCode(ctx, code)
 	must(t, "by code", err)
 	want := *a
 	want.UserID, want.AuthTime, want.AMR, want.ACR, want.Done, want.CodeHash = "u1", authTime, []string{"hwk", "user"}, "phr", true, code
 	want.CodeExpiresAt = codeExpires
 	wantEqual(t, "completed auth request", *got, want)
-	_, err = s.AuthRequestByCode(ctx, storage.HashSecret("other"))
+	if user == nil || user.ID != "u1" || user.LoginID != "login-u1" {
+		t.Fatalf("by code: user %+v, want u1", user)
+	}
+	_, _, err = s.AuthRequestByCode(ctx, storage.HashSecret("other"))
 	wantErr(t, "unknown code", err, storage.ErrNotFound)
 
 	consumedAt := n.Add(2 * time.Second)
-	must(t, "consume", s.ConsumeAuthRequest(ctx, "ar1", consumedAt))
-	wantErr(t, "consume twice", s.ConsumeAuthRequest(ctx, "ar1", consumedAt.Add(time.Second)), storage.ErrConflict)
-	wantErr(t, "consume missing", s.ConsumeAuthRequest(ctx, "nope", consumedAt), storage.ErrNotFound)
-	got, err = s.AuthRequestByCode(ctx, code)
-	must(t, "by code after consume", err)
+	at := &storage.AccessToken{ID: "at-ar1", ClientID: "loan-web", Subject: "u1", AuthRequestID: "ar1", CreatedAt: n, ExpiresAt: n.Add(time.Hour)}
+	must(t, "exchange", s.ExchangeCode(ctx, "ar1", consumedAt, at, nil))
+	wantAccessToken(t, s, "at-ar1", true)
+	again := &storage.AccessToken{ID: "at-ar1-again", ClientID: "loan-web", Subject: "u1", AuthRequestID: "ar1", CreatedAt: n, ExpiresAt: n.Add(time.Hour)}
+	wantErr(t, "exchange twice", s.ExchangeCode(ctx, "ar1", consumedAt.Add(time.Second), again, nil), storage.ErrConflict)
+	wantAccessToken(t, s, "at-ar1-again", false)
+	wantErr(t, "exchange missing", s.ExchangeCode(ctx, "nope", consumedAt, again, nil), storage.ErrNotFound)
+	wantAccessToken(t, s, "at-ar1-again", false)
+	got, _, err = s.AuthRequestByCode(ctx, code)
+	must(t, "by code after exchange", err)
 	if got.ConsumedAt == nil || !got.ConsumedAt.Equal(consumedAt) {
 		t.Fatalf("consumed at: got %v, want %v", got.ConsumedAt, consumedAt)
 	}
+
+	// The code issued with the completion, and the tokens with a refresh
+	// token: one write each.
+	withCode := fullAuthRequest("ar-with-code", n)
+	must(t, "create ar-with-code", s.CreateAuthRequest(ctx, withCode))
+	if _, err := s.CompleteAuthRequest(ctx, "ar-with-code", storage.Completion{UserID: "u1", AuthTime: authTime,
+		AMR: []string{"pwd"}, ACR: "1", CodeHash: storage.HashSecret("half")}); err == nil {
+		t.Fatal("complete with a code hash but no expiry succeeded")
+	}
+	code2 := storage.HashSecret("code-2")
+	done, err := s.CompleteAuthRequest(ctx, "ar-with-code", storage.Completion{UserID: "u1", AuthTime: authTime,
+		AMR: []string{"hwk", "user"}, ACR: "phr", CodeHash: code2, CodeExpiresAt: codeExpires})
+	must(t, "complete with a code", err)
+	want = *withCode
+	want.UserID, want.AuthTime, want.AMR, want.ACR, want.Done, want.CodeHash = "u1", authTime, []string{"hwk", "user"}, "phr", true, code2
+	want.CodeExpiresAt = codeExpires
+	wantEqual(t, "completion's answer", *done, want)
+	got, _, err = s.AuthRequestByCode(ctx, code2)
+	must(t, "by the completion's code", err)
+	wantEqual(t, "completed with a code", *got, want)
+	rt := &storage.RefreshToken{ID: "rt-ar2", ClientID: "loan-web", Subject: "u1", Audience: []string{"loan-web"},
+		Scopes: []string{"openid", "offline_access"}, AMR: []string{"hwk", "user"}, ACR: "phr", AuthTime: authTime,
+		AuthRequestID: "ar-with-code", AccessTokenID: "at-ar2", SessionID: "sid-2", CreatedAt: n, ExpiresAt: n.Add(24 * time.Hour)}
+	at2 := &storage.AccessToken{ID: "at-ar2", ClientID: "loan-web", Subject: "u1", Audience: []string{"loan-web"},
+		Scopes: []string{"openid", "offline_access"}, AuthRequestID: "ar-with-code", RefreshTokenID: "rt-ar2", CreatedAt: n, ExpiresAt: n.Add(time.Hour)}
+	must(t, "exchange with a refresh token", s.ExchangeCode(ctx, "ar-with-code", consumedAt, at2, rt))
+	gotAT, err := s.AccessTokenByID(ctx, "at-ar2")
+	must(t, "exchanged access token", err)
+	wantEqual(t, "exchanged access token", *gotAT, *at2)
+	gotRT, err := s.RefreshTokenByID(ctx, "rt-ar2")
+	must(t, "exchanged refresh token", err)
+	wantRT := *rt
+	wantRT.FamilyID = "rt-ar2"
+	wantEqual(t, "exchanged refresh token", *gotRT, wantRT)
+	rt3 := *rt
+	rt3.ID, rt3.FamilyID = "rt-ar2-again", ""
+	wantErr(t, "exchange twice with a refresh token", s.ExchangeCode(ctx, "ar-with-code", consumedAt, again, &rt3), storage.ErrConflict)
+	if _, err := s.RefreshTokenByID(ctx, "rt-ar2-again"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("refresh token of a refused exchange: %v, want ErrNotFound", err)
+	}
+
+	// The user's end takes the code's answer with it.
+	gone := fullAuthRequest("ar-user-gone", n)
+	must(t, "create ar-user-gone", s.CreateAuthRequest(ctx, gone))
+	newUser(t, s, "u-gone")
+	must(t, "complete ar-user-gone", complete(ctx, s, "ar-user-gone", "u-gone", authTime, []string{"pwd"}, "1", ""))
+	must(t, "code of ar-user-gone", s.SaveAuthCode(ctx, "ar-user-gone", storage.HashSecret("gone"), codeExpires))
+	must(t, "delete u-gone", s.DeleteUser(ctx, "u-gone"))
+	_, _, err = s.AuthRequestByCode(ctx, storage.HashSecret("gone"))
+	wantErr(t, "by code of a deleted user", err, storage.ErrNotFound)
 
 	// A code past its own expiry is still found while its request lives:
 	// refusing it is the caller's decision, and a replay stays detectable.
 	stale := fullAuthRequest("ar-stale-code", n.Add(-5*time.Minute))
 	must(t, "create stale-code request", s.CreateAuthRequest(ctx, stale))
+	must(t, "complete stale-code request", complete(ctx, s, "ar-stale-code", "u1", authTime, []string{"pwd"}, "1", ""))
 	staleCode := storage.HashSecret("stale-code")
 	must(t, "save stale code", s.SaveAuthCode(ctx, "ar-stale-code", staleCode, n.Add(-4*time.Minute)))
-	got, err = s.AuthRequestByCode(ctx, staleCode)
+	got, _, err = s.AuthRequestByCode(ctx, staleCode)
 	must(t, "by code past its expiry", err)
 	if !got.CodeExpiresAt.Equal(n.Add(-4 * time.Minute)) {
 		t.Fatalf("code expires at %v, want %v", got.CodeExpiresAt, n.Add(-4*time.Minute))
@@ -95,26 +155,47 @@ func testAuthRequests(t *testing.T, s storage.Store) {
 	must(t, "create expired", s.CreateAuthRequest(ctx, old))
 	_, err = s.AuthRequestByID(ctx, "ar-old")
 	wantErr(t, "expired by id", err, storage.ErrNotFound)
-	_, err = s.AuthRequestByCode(ctx, old.CodeHash)
+	_, _, err = s.AuthRequestByCode(ctx, old.CodeHash)
 	wantErr(t, "expired by code", err, storage.ErrNotFound)
 }
 
-func testAuthRequestConcurrentConsume(t *testing.T, s storage.Store) {
+// testAuthRequestConcurrentExchange: of 40 exchanges of one code at once,
+// one stores its tokens; the others store nothing.
+func testAuthRequestConcurrentExchange(t *testing.T, a, b storage.Store) {
 	ctx := t.Context()
 	n := now()
-	must(t, "create", s.CreateAuthRequest(ctx, fullAuthRequest("ar", n)))
-	errs := parallel(10, func(int) error { return s.ConsumeAuthRequest(ctx, "ar", n) })
-	wins := 0
-	for _, err := range errs {
+	must(t, "create", a.CreateAuthRequest(ctx, fullAuthRequest("ar", n)))
+	errs := parallel(40, func(i int) error {
+		at := &storage.AccessToken{ID: fmt.Sprintf("at%02d", i), ClientID: "loan-web", Subject: "u1", AuthRequestID: "ar", CreatedAt: n, ExpiresAt: n.Add(time.Hour)}
+		var rt *storage.RefreshToken
+		if i%2 == 1 {
+			rt = &storage.RefreshToken{ID: fmt.Sprintf("rt%02d", i), ClientID: "loan-web", Subject: "u1", AuthRequestID: "ar", AccessTokenID: at.ID, CreatedAt: n, ExpiresAt: n.Add(time.Hour)}
+			at.RefreshTokenID = rt.ID
+		}
+		return pick(i, a, b).ExchangeCode(ctx, "ar", n, at, rt)
+	})
+	winner := -1
+	for i, err := range errs {
 		switch {
+		case err == nil && winner >= 0:
+			t.Fatalf("concurrent exchange: %d and %d both exchanged the code", winner, i)
 		case err == nil:
-			wins++
+			winner = i
 		case !errors.Is(err, storage.ErrConflict):
-			t.Fatalf("concurrent consume: unexpected error %v", err)
+			t.Fatalf("concurrent exchange: unexpected error %v", err)
 		}
 	}
-	if wins != 1 {
-		t.Fatalf("concurrent consume: %d winners, want 1", wins)
+	if winner < 0 {
+		t.Fatal("concurrent exchange: nobody exchanged the code")
+	}
+	for i := range errs {
+		wantAccessToken(t, a, fmt.Sprintf("at%02d", i), i == winner)
+		if i%2 == 1 {
+			_, err := a.RefreshTokenByID(ctx, fmt.Sprintf("rt%02d", i))
+			if (err == nil) != (i == winner) {
+				t.Fatalf("refresh token of exchange %d (winner %d): %v", i, winner, err)
+			}
+		}
 	}
 }
 
@@ -128,7 +209,7 @@ func testAuthRequestCompleteOnce(t *testing.T, a, b storage.Store) {
 	n := now()
 	must(t, "create", a.CreateAuthRequest(ctx, fullAuthRequest("ar", n)))
 	errs := parallel(40, func(i int) error {
-		return pick(i, a, b).CompleteAuthRequest(ctx, "ar", fmt.Sprintf("u%d", i), n, []string{"pwd"}, "1", "")
+		return complete(ctx, pick(i, a, b), "ar", fmt.Sprintf("u%d", i), n, []string{"pwd"}, "1", "")
 	})
 	winner := -1
 	for i, err := range errs {
@@ -149,15 +230,15 @@ func testAuthRequestCompleteOnce(t *testing.T, a, b storage.Store) {
 	if want := fmt.Sprintf("u%d", winner); got.UserID != want || !got.Done {
 		t.Fatalf("completed request: user %q done %v, want %q done", got.UserID, got.Done, want)
 	}
-	wantErr(t, "complete again", a.CompleteAuthRequest(ctx, "ar", "other", n, []string{"pwd"}, "1", ""), storage.ErrConflict)
+	wantErr(t, "complete again", complete(ctx, a, "ar", "other", n, []string{"pwd"}, "1", ""), storage.ErrConflict)
 
 	coded := fullAuthRequest("ar-coded", n)
 	must(t, "create coded", a.CreateAuthRequest(ctx, coded))
 	must(t, "save code", a.SaveAuthCode(ctx, "ar-coded", storage.HashSecret("c"), n.Add(time.Minute)))
-	wantErr(t, "complete with a code", a.CompleteAuthRequest(ctx, "ar-coded", "u1", n, []string{"pwd"}, "1", ""), storage.ErrConflict)
+	wantErr(t, "complete with a code", complete(ctx, a, "ar-coded", "u1", n, []string{"pwd"}, "1", ""), storage.ErrConflict)
 
 	old := fullAuthRequest("ar-old", n.Add(-time.Hour))
 	old.ExpiresAt = n.Add(-time.Second)
 	must(t, "create expired", a.CreateAuthRequest(ctx, old))
-	wantErr(t, "complete expired", a.CompleteAuthRequest(ctx, "ar-old", "u1", n, []string{"pwd"}, "1", ""), storage.ErrNotFound)
+	wantErr(t, "complete expired", complete(ctx, a, "ar-old", "u1", n, []string{"pwd"}, "1", ""), storage.ErrNotFound)
 }

@@ -25,7 +25,7 @@ func signIn(t *testing.T, s storage.Store, id, user string, expires time.Time, c
 		}
 		ar.ClientID = c
 		must(t, "create auth request", s.CreateAuthRequest(ctx, ar))
-		must(t, "complete from session "+id, s.CompleteAuthRequest(ctx, ar.ID, user, n, []string{"pwd"}, "1", se.SID))
+		must(t, "complete from session "+id, complete(ctx, s, ar.ID, user, n, []string{"pwd"}, "1", se.SID))
 	}
 	return se
 }
@@ -106,7 +106,7 @@ func testBackchannelEnqueue(t *testing.T, s storage.Store) {
 	must(t, "create late request", s.CreateAuthRequest(ctx, fullAuthRequest("ar-late", n)))
 	must(t, "logout renewed", s.DeleteSession(ctx, next.ID))
 	wantEqual(t, "owed after logout of the renewed session", owed(t, s), []string{"web " + keep.SID + " u1"})
-	wantErr(t, "complete from an ended session", s.CompleteAuthRequest(ctx, "ar-late", "u1", n, []string{"pwd"}, "1", keep.SID), storage.ErrNotFound)
+	wantErr(t, "complete from an ended session", complete(ctx, s, "ar-late", "u1", n, []string{"pwd"}, "1", keep.SID), storage.ErrNotFound)
 	late, err := s.AuthRequestByID(ctx, "ar-late")
 	must(t, "late request", err)
 	if late.Done {
@@ -118,10 +118,10 @@ func testBackchannelEnqueue(t *testing.T, s storage.Store) {
 	twice := fullAuthRequest("ar-twice", n)
 	twice.ClientID = "twice"
 	must(t, "create twice request", s.CreateAuthRequest(ctx, twice))
-	must(t, "complete twice request", s.CompleteAuthRequest(ctx, "ar-twice", "u1", n, []string{"pwd"}, "1", ""))
-	wantErr(t, "complete twice", s.CompleteAuthRequest(ctx, "ar-twice", "u1", n, []string{"pwd"}, "1", racer.SID), storage.ErrConflict)
-	must(t, "complete late request", s.CompleteAuthRequest(ctx, "ar-late", "u1", n, []string{"pwd"}, "1", racer.SID))
-	wantErr(t, "complete late request again", s.CompleteAuthRequest(ctx, "ar-late", "u1", n, []string{"pwd"}, "1", racer.SID), storage.ErrConflict)
+	must(t, "complete twice request", complete(ctx, s, "ar-twice", "u1", n, []string{"pwd"}, "1", ""))
+	wantErr(t, "complete twice", complete(ctx, s, "ar-twice", "u1", n, []string{"pwd"}, "1", racer.SID), storage.ErrConflict)
+	must(t, "complete late request", complete(ctx, s, "ar-late", "u1", n, []string{"pwd"}, "1", racer.SID))
+	wantErr(t, "complete late request again", complete(ctx, s, "ar-late", "u1", n, []string{"pwd"}, "1", racer.SID), storage.ErrConflict)
 	must(t, "logout racer", s.DeleteSession(ctx, racer.ID))
 	wantEqual(t, "owed after the racer's logout", owed(t, s), []string{"loan-web " + racer.SID + " u1"})
 
@@ -244,7 +244,7 @@ func testBackchannelCompletionRacesEnd(t *testing.T, a, b storage.Store) {
 		if i > 20 {
 			i--
 		}
-		return pick(i, a, b).CompleteAuthRequest(ctx, fmt.Sprintf("ar%02d", i), "u1", n, []string{"pwd"}, "1", se.SID)
+		return complete(ctx, pick(i, a, b), fmt.Sprintf("ar%02d", i), "u1", n, []string{"pwd"}, "1", se.SID)
 	})
 	var want []string
 	for i, err := range errs {

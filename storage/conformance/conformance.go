@@ -10,6 +10,7 @@
 package conformance
 
 import (
+	"context"
 	"errors"
 	"reflect"
 	"sync"
@@ -33,7 +34,7 @@ func Run(t *testing.T, key []byte, newStore func(t *testing.T) storage.Store) {
 		{"SessionsByUser", testSessionsByUser},
 		{"SessionWithUser", testSessionWithUser},
 		{"AuthRequests", testAuthRequests},
-		{"AuthRequestConcurrentConsume", testAuthRequestConcurrentConsume},
+		{"AuthRequestConcurrentExchange", func(t *testing.T, s storage.Store) { testAuthRequestConcurrentExchange(t, s, s) }},
 		{"AuthRequestCompleteOnce", func(t *testing.T, s storage.Store) { testAuthRequestCompleteOnce(t, s, s) }},
 		{"AccessTokens", testAccessTokens},
 		{"RefreshRotation", testRefreshRotation},
@@ -89,6 +90,7 @@ func RunReplicas(t *testing.T, key []byte, newPair func(t *testing.T) (storage.S
 		{"AuditConcurrent", func(t *testing.T, a, b storage.Store) { testAuditConcurrent(t, a, b, key) }},
 		{"RateReservationsConcurrent", testRateReservationsConcurrent},
 		{"AuthRequestCompleteOnce", testAuthRequestCompleteOnce},
+		{"AuthRequestConcurrentExchange", testAuthRequestConcurrentExchange},
 		{"EnrolmentLinkConcurrentUse", testEnrolmentLinkConcurrentUse},
 		{"EnrolmentLinkConcurrentIssue", testEnrolmentLinkConcurrentIssue},
 		{"BackchannelClaimConcurrent", testBackchannelClaimConcurrent},
@@ -165,4 +167,11 @@ func newUser(t *testing.T, s storage.Store, id string) *storage.User {
 	}
 	must(t, "create user "+id, s.CreateUser(t.Context(), u))
 	return u
+}
+
+// complete completes request id without issuing its code (SaveAuthCode
+// issues one later, as the callback does).
+func complete(ctx context.Context, s storage.Store, id, userID string, authTime time.Time, amr []string, acr, sid string) error {
+	_, err := s.CompleteAuthRequest(ctx, id, storage.Completion{UserID: userID, AuthTime: authTime, AMR: amr, ACR: acr, SID: sid})
+	return err
 }

@@ -70,7 +70,7 @@ func testSessionsByUser(t *testing.T, s storage.Store) {
 		ar := fullAuthRequest(fmt.Sprintf("ar-%d", i), n)
 		ar.ClientID = c.client
 		must(t, "create auth request", s.CreateAuthRequest(ctx, ar))
-		must(t, "complete from the session", s.CompleteAuthRequest(ctx, ar.ID, c.se.UserID, n, c.se.AMR, c.se.ACR, c.se.SID))
+		must(t, "complete from the session", complete(ctx, s, ar.ID, c.se.UserID, n, c.se.AMR, c.se.ACR, c.se.SID))
 	}
 
 	got, err := s.SessionsByUser(ctx, "u1", n)
@@ -162,8 +162,8 @@ func testEndUserAccessOutlivesOlderProofs(t *testing.T, s storage.Store) {
 	for _, id := range []string{"ar-pending", "ar-done", "ar-other"} {
 		must(t, "create "+id, s.CreateAuthRequest(ctx, fullAuthRequest(id, n.Add(-time.Minute))))
 	}
-	must(t, "complete ar-done", s.CompleteAuthRequest(ctx, "ar-done", "u1", before, []string{"hwk"}, "phr", ""))
-	must(t, "complete ar-other", s.CompleteAuthRequest(ctx, "ar-other", "u2", before, []string{"hwk"}, "phr", ""))
+	must(t, "complete ar-done", complete(ctx, s, "ar-done", "u1", before, []string{"hwk"}, "phr", ""))
+	must(t, "complete ar-other", complete(ctx, s, "ar-other", "u2", before, []string{"hwk"}, "phr", ""))
 
 	_, err := s.EndUserAccess(ctx, "u1", "", n)
 	must(t, "end user access", err)
@@ -176,13 +176,13 @@ func testEndUserAccessOutlivesOlderProofs(t *testing.T, s storage.Store) {
 	_, err = s.SessionByID(ctx, "stale")
 	wantErr(t, "refused session", err, storage.ErrNotFound)
 	wantErr(t, "completing with a proof before the sign-out",
-		s.CompleteAuthRequest(ctx, "ar-pending", "u1", before, []string{"hwk"}, "phr", ""), storage.ErrConflict)
+		complete(ctx, s, "ar-pending", "u1", before, []string{"hwk"}, "phr", ""), storage.ErrConflict)
 	_, err = s.AuthRequestByID(ctx, "ar-done")
 	wantErr(t, "completed, unexchanged request of the user", err, storage.ErrNotFound)
 
 	must(t, "session from a proof at the sign-out", session("same-instant", "u1", n))
 	must(t, "session from a later proof", session("fresh", "u1", after))
-	must(t, "completing with a later proof", s.CompleteAuthRequest(ctx, "ar-pending", "u1", after, []string{"hwk"}, "phr", ""))
+	must(t, "completing with a later proof", complete(ctx, s, "ar-pending", "u1", after, []string{"hwk"}, "phr", ""))
 	must(t, "another user's session", session("other", "u2", before))
 	_, err = s.AuthRequestByID(ctx, "ar-other")
 	must(t, "another user's completed request", err)

@@ -76,7 +76,7 @@ func testDeleteUserCascades(t *testing.T, s storage.Store) {
 		must(t, "session", s.CreateSession(ctx, &storage.Session{ID: "sess-" + id, UserID: id, AuthTime: n, CreatedAt: n, LastSeenAt: n, ExpiresAt: n.Add(time.Hour)}))
 		must(t, "credential", s.CreateCredential(ctx, &storage.Credential{ID: []byte("cred-" + id), UserID: id, PublicKey: []byte{1}, CreatedAt: n}, false))
 		must(t, "auth request", s.CreateAuthRequest(ctx, &storage.AuthRequest{ID: "ar-" + id, ClientID: "web", CreatedAt: n, ExpiresAt: n.Add(time.Hour)}))
-		must(t, "complete", s.CompleteAuthRequest(ctx, "ar-"+id, id, n, []string{"hwk"}, "2", ""))
+		must(t, "complete", complete(ctx, s, "ar-"+id, id, n, []string{"hwk"}, "2", ""))
 		must(t, "refresh token", s.CreateRefreshToken(ctx,
 			&storage.RefreshToken{ID: "rt-" + id, ClientID: "web", Subject: id, AuthRequestID: "ar-" + id, CreatedAt: n, ExpiresAt: n.Add(time.Hour)},
 			&storage.AccessToken{ID: "at-" + id, ClientID: "web", Subject: id, AuthRequestID: "ar-" + id, RefreshTokenID: "rt-" + id, CreatedAt: n, ExpiresAt: n.Add(time.Hour)}))

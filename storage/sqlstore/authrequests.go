@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -87,14 +88,40 @@ func (s *Store) AuthRequestByID(ctx context.Context, id string) (*storage.AuthRe
 	return s.authRequestWhere(ctx, "auth request by id", `id = ?`, id)
 }
 
-// AuthRequestByCode returns the request even when consumed or past its
-// code's expiry, but not when the request itself expired.
-func (s *Store) AuthRequestByCode(ctx context.Context, codeHash string) (*storage.AuthRequest, error) {
+// AuthRequestByCode reads the request and its user in one statement: the
+// token endpoint needs both. It returns the request even when consumed or
+// past its code's expiry, but not when the request itself expired.
+func (s *Store) AuthRequestByCode(ctx context.Context, codeHash string) (*storage.AuthRequest, *storage.User, error) {
 	if codeHash == "" {
-		return nil, fmt.Errorf("auth request by code: empty code: %w", storage.ErrNotFound)
+		return nil, nil, fmt.Errorf("auth request by code: empty code: %w", storage.ErrNotFound)
 	}
-	return s.authRequestWhere(ctx, "auth request by code", `code_hash = ?`, codeHash)
+	var r struct {
+		authRequestRow
+		User userRow `db:"u"`
+	}
+	if err := s.get(ctx, &r, s.q(`SELECT `+authRequestUserColumns+`
+		FROM auth_requests a JOIN users u ON u.id = a.user_id WHERE a.code_hash = ?`), codeHash); err != nil {
+		return nil, nil, wrap("auth request by code", err)
+	}
+	if expired(r.ExpiresAt.Time, s.now()) {
+		return nil, nil, fmt.Errorf("auth request by code: expired: %w", storage.ErrNotFound)
+	}
+	u := r.User.user()
+	return r.authRequest(), &u, nil
 }
+
+// authRequestUserColumns name the request's columns as they are and the
+// user's with a "u." prefix (see sessionUserColumns).
+var authRequestUserColumns = func() string {
+	var cols []string
+	for _, c := range strings.Split(authRequestColumns, ",") {
+		cols = append(cols, "a."+strings.TrimSpace(c))
+	}
+	for _, c := range strings.Split(userColumns, ", ") {
+		cols = append(cols, "u."+c+` AS "u.`+c+`"`)
+	}
+	return strings.Join(cols, ", ")
+}()
 
 func (s *Store) authRequestWhere(ctx context.Context, op, where string, arg any) (*storage.AuthRequest, error) {
 	var r authRequestRow
@@ -107,30 +134,49 @@ func (s *Store) authRequestWhere(ctx context.Context, op, where string, arg any)
 	return r.authRequest(), nil
 }
 
-// CompleteAuthRequest is one conditional UPDATE: only a live request that
-// was never completed and has no code matches, so of concurrent completions
-// exactly one wins (the others get ErrConflict) and the caller needs no read
-// first. The classifying read runs only when nothing matched. With a sid,
-// the session's client is recorded atomically with the completion: on
+// CompleteAuthRequest is one conditional UPDATE … RETURNING: only a live
+// request that was never completed and has no code matches, so of
+// concurrent completions exactly one wins (the others get ErrConflict), the
+// caller needs no read first and the code is issued in the same write. The
+// classifying read runs only when nothing matched. With a sid, the
+// session's client is recorded atomically with the completion: on
 // PostgreSQL in the same statement (completeFromSession), on SQLite in the
 // same transaction.
-func (s *Store) CompleteAuthRequest(ctx context.Context, id, userID string, authTime time.Time, amr []string, acr, sid string) error {
-	if sid == "" {
-		return s.completeAuthRequest(ctx, s.exec, s.get, id, userID, authTime, amr, acr, sid, true)
+func (s *Store) CompleteAuthRequest(ctx context.Context, id string, c storage.Completion) (*storage.AuthRequest, error) {
+	if (c.CodeHash == "") != c.CodeExpiresAt.IsZero() {
+		return nil, errors.New("complete auth request: a code needs its hash and its expiry")
+	}
+	if c.SID == "" {
+		return s.completeAuthRequest(ctx, s.get, id, c, true)
 	}
 	if s.flavor == flavorPostgres {
-		return s.completeFromSession(ctx, id, userID, authTime, amr, acr, sid)
+		return s.completeFromSession(ctx, id, c)
 	}
-	return s.inTx(ctx, "complete auth request", func(tx *sqlx.Tx) error {
-		var clientID string
-		if err := tx.GetContext(ctx, &clientID, s.q(`SELECT client_id FROM auth_requests WHERE id = ?`), id); err != nil {
-			return wrap("complete auth request", err)
+	var ar *storage.AuthRequest
+	err := s.inTx(ctx, "complete auth request", func(tx *sqlx.Tx) error {
+		var err error
+		if ar, err = s.completeAuthRequest(ctx, tx.GetContext, id, c, false); err != nil {
+			return err
 		}
-		if err := s.recordSessionClient(ctx, tx, sid, clientID); err != nil {
+		if err := s.recordSessionClient(ctx, tx, c.SID, ar.ClientID); err != nil {
 			return fmt.Errorf("complete auth request: %w", err)
 		}
-		return s.completeAuthRequest(ctx, tx.ExecContext, tx.GetContext, id, userID, authTime, amr, acr, sid, false)
+		return nil
 	})
+	if err != nil {
+		return nil, err
+	}
+	return ar, nil
+}
+
+// completeSet is the assignment and the condition every completion shares;
+// completeArgs are its arguments after the request's id.
+const completeSet = `SET user_id = ?, auth_time = ?, amr = ?, acr = ?, done = ?, sid = ?, code_hash = ?, code_expires_at = ?
+	WHERE id = ? AND expires_at > ? AND done = ? AND code_hash IS NULL AND consumed_at IS NULL`
+
+func (s *Store) completeArgs(id string, c storage.Completion, now any) []any {
+	return []any{c.UserID, s.flavor.timeArg(c.AuthTime), listArg(c.AMR), c.ACR, true, nullString(c.SID),
+		nullString(c.CodeHash), s.flavor.timeArg(c.CodeExpiresAt), id, now, false}
 }
 
 // completeFromSession is CompleteAuthRequest from an SSO session on
@@ -139,82 +185,70 @@ func (s *Store) CompleteAuthRequest(ctx context.Context, id, userID string, auth
 // the statement commits, as recordSessionClient does for the transaction,
 // so endSessions, which locks the row FOR UPDATE before reading the
 // clients, either sees the client inserted here or makes live empty and
-// the completion fail with ErrNotFound; the request's client_id comes from
-// the UPDATE's RETURNING.
-func (s *Store) completeFromSession(ctx context.Context, id, userID string, authTime time.Time, amr []string, acr, sid string) error {
+// the completion fail with ErrNotFound.
+func (s *Store) completeFromSession(ctx context.Context, id string, c storage.Completion) (*storage.AuthRequest, error) {
 	now := s.flavor.timeArg(s.now())
-	at := s.flavor.timeArg(authTime)
-	var r struct {
-		Completed bool `db:"completed"`
-		Live      bool `db:"live"`
-	}
+	args := append([]any{c.SID, now}, s.completeArgs(id, c, now)...)
+	args = append(args, c.SID, now)
+	var r authRequestRow
 	err := s.get(ctx, &r, s.q(`WITH live AS (
 			SELECT sid FROM sessions WHERE sid = ? AND expires_at > ? FOR SHARE
 		), done AS (
-			UPDATE auth_requests SET user_id = ?, auth_time = ?, amr = ?, acr = ?, done = TRUE, sid = ?
-			WHERE id = ? AND expires_at > ? AND NOT done AND code_hash IS NULL AND consumed_at IS NULL
-				AND EXISTS (SELECT 1 FROM live)
-			RETURNING client_id
+			UPDATE auth_requests `+completeSet+` AND EXISTS (SELECT 1 FROM live)
+			RETURNING `+authRequestColumns+`
 		), recorded AS (
 			INSERT INTO session_clients (sid, client_id, created_at)
 			SELECT CAST(? AS TEXT), client_id, CAST(? AS TIMESTAMPTZ) FROM done
 			ON CONFLICT (sid, client_id) DO NOTHING
 		)
-		SELECT EXISTS (SELECT 1 FROM done) AS completed, EXISTS (SELECT 1 FROM live) AS live`),
-		sid, now,
-		userID, at, listArg(amr), acr, sid,
-		id, now,
-		sid, now)
-	if err != nil {
-		return wrap("complete auth request", err)
+		SELECT `+authRequestColumns+` FROM done`), args...)
+	if err == nil {
+		return r.authRequest(), nil
 	}
-	switch {
-	case r.Completed:
-		return nil
-	case !r.Live:
-		return fmt.Errorf("complete auth request: record session client: session ended: %w", storage.ErrNotFound)
+	if !errors.Is(err, sql.ErrNoRows) {
+		return nil, wrap("complete auth request", err)
 	}
 	var live int
-	if err := s.get(ctx, &live, s.q(`SELECT COUNT(*) FROM auth_requests WHERE id = ? AND expires_at > ?`), id, now); err != nil {
-		return wrap("complete auth request: check existence", err)
+	if err := s.get(ctx, &live, s.q(`SELECT COUNT(*) FROM sessions WHERE sid = ? AND expires_at > ?`), c.SID, now); err != nil {
+		return nil, wrap("complete auth request: check session", err)
 	}
 	if live == 0 {
-		return fmt.Errorf("complete auth request: %w", storage.ErrNotFound)
+		return nil, fmt.Errorf("complete auth request: record session client: session ended: %w", storage.ErrNotFound)
 	}
-	return fmt.Errorf("complete auth request: already completed, or the user was signed out everywhere after this proof: %w", storage.ErrConflict)
+	return nil, s.whyNotCompleted(ctx, s.get, id, now)
 }
 
-// completeAuthRequest runs the conditional UPDATE through exec and get: the
-// store's own (statement cache, SQLite's writer) or a transaction's.
-// checkProof applies proofStillValid; a completion from a session the
-// caller found live needs none: EndUserAccess deletes every session but the
-// one it keeps in the transaction that stamps the user, and CreateSession
-// checked the stamp, so a live session is itself the proof that access was
-// not ended after it (the browser that signed the others out stays signed in
-// to every website).
-func (s *Store) completeAuthRequest(ctx context.Context,
-	exec func(context.Context, string, ...any) (sql.Result, error), get func(context.Context, any, string, ...any) error,
-	id, userID string, authTime time.Time, amr []string, acr, sid string, checkProof bool) error {
+// completeAuthRequest runs the conditional UPDATE through get: the store's
+// own (statement cache, SQLite's writer) or a transaction's. checkProof
+// applies proofStillValid; a completion from a session the caller found
+// live needs none: EndUserAccess deletes every session but the one it keeps
+// in the transaction that stamps the user, and CreateSession checked the
+// stamp, so a live session is itself the proof that access was not ended
+// after it (the browser that signed the others out stays signed in to every
+// website).
+func (s *Store) completeAuthRequest(ctx context.Context, get func(context.Context, any, string, ...any) error,
+	id string, c storage.Completion, checkProof bool) (*storage.AuthRequest, error) {
 	now := s.flavor.timeArg(s.now())
-	at := s.flavor.timeArg(authTime)
-	query := `UPDATE auth_requests SET user_id = ?, auth_time = ?, amr = ?, acr = ?, done = ?, sid = ?
-		WHERE id = ? AND expires_at > ? AND done = ? AND code_hash IS NULL AND consumed_at IS NULL`
-	args := []any{userID, at, listArg(amr), acr, true, nullString(sid), id, now, false}
+	query := `UPDATE auth_requests ` + completeSet
+	args := s.completeArgs(id, c, now)
 	if checkProof {
 		query += ` AND ` + proofStillValid
-		args = append(args, userID, at)
+		args = append(args, c.UserID, s.flavor.timeArg(c.AuthTime))
 	}
-	res, err := exec(ctx, s.q(query), args...)
-	if err != nil {
-		return wrap("complete auth request", err)
+	var r authRequestRow
+	err := get(ctx, &r, s.q(query+` RETURNING `+authRequestColumns), args...)
+	if err == nil {
+		return r.authRequest(), nil
 	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return fmt.Errorf("complete auth request: rows affected: %w", err)
+	if !errors.Is(err, sql.ErrNoRows) {
+		return nil, wrap("complete auth request", err)
 	}
-	if n == 1 {
-		return nil
-	}
+	return nil, s.whyNotCompleted(ctx, get, id, now)
+}
+
+// whyNotCompleted tells a completion that matched nothing why: the request
+// is gone (ErrNotFound) or was completed, coded, or its proof ended.
+func (s *Store) whyNotCompleted(ctx context.Context, get func(context.Context, any, string, ...any) error, id string, now any) error {
 	var live int
 	if err := get(ctx, &live, s.q(`SELECT COUNT(*) FROM auth_requests WHERE id = ? AND expires_at > ?`), id, now); err != nil {
 		return wrap("complete auth request: check existence", err)
@@ -236,27 +270,76 @@ func (s *Store) SaveAuthCode(ctx context.Context, id, codeHash string, expiresAt
 	return mustAffect("save auth code", res, err)
 }
 
-// ConsumeAuthRequest marks the code exchanged in one conditional UPDATE, so
-// of two concurrent exchanges exactly one succeeds.
-func (s *Store) ConsumeAuthRequest(ctx context.Context, id string, at time.Time) error {
-	res, err := s.exec(ctx, s.q(`UPDATE auth_requests SET consumed_at = ? WHERE id = ? AND consumed_at IS NULL`),
-		s.flavor.timeArg(at), id)
-	if err != nil {
-		return wrap("consume auth request", err)
+// ExchangeCode consumes the code and stores its tokens in one statement on
+// PostgreSQL and one transaction on SQLite. The conditional UPDATE decides:
+// of concurrent exchanges one consumes and stores, the others store
+// nothing and get ErrConflict.
+func (s *Store) ExchangeCode(ctx context.Context, id string, at time.Time, access *storage.AccessToken, refresh *storage.RefreshToken) error {
+	if access == nil {
+		return errors.New("exchange code: an access token is required")
 	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return fmt.Errorf("consume auth request: rows affected: %w", err)
+	var err error
+	if s.flavor == flavorPostgres {
+		err = s.exchangeCodeOnce(ctx, id, at, access, refresh)
+	} else {
+		err = s.inTx(ctx, "exchange code", func(tx *sqlx.Tx) error {
+			res, err := tx.ExecContext(ctx, s.q(`UPDATE auth_requests SET consumed_at = ? WHERE id = ? AND consumed_at IS NULL`),
+				s.flavor.timeArg(at), id)
+			if err := mustAffect("exchange code: consume", res, err); err != nil {
+				return err
+			}
+			if refresh != nil {
+				if err := s.insertRefreshToken(ctx, tx, refresh); err != nil {
+					return fmt.Errorf("exchange code: %w", err)
+				}
+			}
+			if err := s.insertAccessToken(ctx, tx, access); err != nil {
+				return fmt.Errorf("exchange code: %w", err)
+			}
+			return nil
+		})
 	}
-	if n == 1 {
-		return nil
+	if !errors.Is(err, storage.ErrNotFound) {
+		return err
 	}
 	var exists int
 	if err := s.get(ctx, &exists, s.q(`SELECT COUNT(*) FROM auth_requests WHERE id = ?`), id); err != nil {
-		return wrap("consume auth request: check existence", err)
+		return wrap("exchange code: check existence", err)
 	}
 	if exists == 0 {
-		return fmt.Errorf("consume auth request: %w", storage.ErrNotFound)
+		return fmt.Errorf("exchange code: %w", storage.ErrNotFound)
 	}
-	return fmt.Errorf("consume auth request: already consumed: %w", storage.ErrConflict)
+	return fmt.Errorf("exchange code: already exchanged: %w", storage.ErrConflict)
+}
+
+// exchangeCodeOnce is ExchangeCode on PostgreSQL: the inserts read from the
+// UPDATE's RETURNING, so they store nothing unless it consumed the code.
+func (s *Store) exchangeCodeOnce(ctx context.Context, id string, at time.Time, access *storage.AccessToken, refresh *storage.RefreshToken) error {
+	// INSERT … SELECT types no parameter from its target column, so the
+	// times are cast (the text columns take PostgreSQL's default, text).
+	args := append([]any{s.flavor.timeArg(at), id}, s.accessTokenValues(access)...)
+	storeRefresh := ``
+	if refresh != nil {
+		storeRefresh = `, stored_refresh AS (
+			INSERT INTO refresh_tokens (` + refreshTokenColumns + `)
+			SELECT ?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS TIMESTAMPTZ), ?, ?, CAST(? AS TIMESTAMPTZ),
+				CAST(? AS TIMESTAMPTZ), CAST(? AS TIMESTAMPTZ), CAST(? AS TIMESTAMPTZ), CAST(? AS TEXT) FROM consumed
+		)`
+		args = append(args, s.refreshTokenValues(refresh)...)
+	}
+	var consumed int
+	err := s.get(ctx, &consumed, s.q(`WITH consumed AS (
+			UPDATE auth_requests SET consumed_at = ? WHERE id = ? AND consumed_at IS NULL RETURNING id
+		), stored_access AS (
+			INSERT INTO access_tokens (`+accessTokenColumns+`)
+			SELECT ?, ?, ?, ?, ?, ?, ?, CAST(? AS TIMESTAMPTZ), CAST(? AS TIMESTAMPTZ) FROM consumed
+		)`+storeRefresh+`
+		SELECT COUNT(*) FROM consumed`), args...)
+	if err != nil {
+		return wrap("exchange code", err)
+	}
+	if consumed == 0 {
+		return fmt.Errorf("exchange code: nothing consumed: %w", storage.ErrNotFound)
+	}
+	return nil
 }

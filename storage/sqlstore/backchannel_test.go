@@ -44,7 +44,9 @@ func TestCompletionWaitingOnAnEndingSessionFindsItGone(t *testing.T) {
 
 	done := make(chan error, 1)
 	go func() {
-		done <- s.CompleteAuthRequest(context.Background(), "ar1", "u1", n, []string{"pwd"}, "1", se.SID)
+		_, err := s.CompleteAuthRequest(context.Background(), "ar1", storage.Completion{
+			UserID: "u1", AuthTime: n, AMR: []string{"pwd"}, ACR: "1", SID: se.SID})
+		done <- err
 	}()
 	// Wait (a bounded poll, no timing asserted) until the completion
 	// waits for a lock.

@@ -45,19 +45,21 @@ type refreshTokenRow struct {
 const refreshTokenColumns = `id, family_id, client_id, subject, audience, scopes, amr, acr, auth_time,
 	auth_request_id, access_token_id, created_at, expires_at, rotated_at, revoked_at, sid`
 
-func (s *Store) insertAccessToken(ctx context.Context, ex sqlx.ExecerContext, t *storage.AccessToken) error {
+const accessTokenColumns = `id, client_id, subject, audience, scopes, auth_request_id, refresh_token_id, expires_at, created_at`
+
+// accessTokenValues fills t's defaults and returns its values in
+// accessTokenColumns' order.
+func (s *Store) accessTokenValues(t *storage.AccessToken) []any {
 	if t.CreatedAt.IsZero() {
 		t.CreatedAt = s.now().UTC()
 	}
-	_, err := ex.ExecContext(ctx, s.q(`INSERT INTO access_tokens
-		(id, client_id, subject, audience, scopes, auth_request_id, refresh_token_id, expires_at, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-		t.ID, t.ClientID, t.Subject, listArg(t.Audience), listArg(t.Scopes), t.AuthRequestID, t.RefreshTokenID,
-		s.flavor.timeArg(t.ExpiresAt), s.flavor.timeArg(t.CreatedAt))
-	return wrap("insert access token", err)
+	return []any{t.ID, t.ClientID, t.Subject, listArg(t.Audience), listArg(t.Scopes), t.AuthRequestID, t.RefreshTokenID,
+		s.flavor.timeArg(t.ExpiresAt), s.flavor.timeArg(t.CreatedAt)}
 }
 
-func (s *Store) insertRefreshToken(ctx context.Context, ex sqlx.ExecerContext, rt *storage.RefreshToken) error {
+// refreshTokenValues fills rt's defaults and returns its values in
+// refreshTokenColumns' order.
+func (s *Store) refreshTokenValues(rt *storage.RefreshToken) []any {
 	if rt.CreatedAt.IsZero() {
 		rt.CreatedAt = s.now().UTC()
 	}
@@ -65,12 +67,21 @@ func (s *Store) insertRefreshToken(ctx context.Context, ex sqlx.ExecerContext, r
 		// The first token of a family names it.
 		rt.FamilyID = rt.ID
 	}
-	_, err := ex.ExecContext(ctx, s.q(`INSERT INTO refresh_tokens (`+refreshTokenColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-		rt.ID, rt.FamilyID, rt.ClientID, rt.Subject, listArg(rt.Audience), listArg(rt.Scopes), listArg(rt.AMR),
+	return []any{rt.ID, rt.FamilyID, rt.ClientID, rt.Subject, listArg(rt.Audience), listArg(rt.Scopes), listArg(rt.AMR),
 		rt.ACR, s.flavor.timeArg(rt.AuthTime), rt.AuthRequestID, rt.AccessTokenID,
 		s.flavor.timeArg(rt.CreatedAt), s.flavor.timeArg(rt.ExpiresAt),
-		s.flavor.timePtrArg(rt.RotatedAt), s.flavor.timePtrArg(rt.RevokedAt), nullString(rt.SessionID))
+		s.flavor.timePtrArg(rt.RotatedAt), s.flavor.timePtrArg(rt.RevokedAt), nullString(rt.SessionID)}
+}
+
+func (s *Store) insertAccessToken(ctx context.Context, ex sqlx.ExecerContext, t *storage.AccessToken) error {
+	_, err := ex.ExecContext(ctx, s.q(`INSERT INTO access_tokens (`+accessTokenColumns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`), s.accessTokenValues(t)...)
+	return wrap("insert access token", err)
+}
+
+func (s *Store) insertRefreshToken(ctx context.Context, ex sqlx.ExecerContext, rt *storage.RefreshToken) error {
+	_, err := ex.ExecContext(ctx, s.q(`INSERT INTO refresh_tokens (`+refreshTokenColumns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`), s.refreshTokenValues(rt)...)
 	return wrap("insert refresh token", err)
 }
 
@@ -84,8 +95,7 @@ func (s *Store) CreateAccessToken(ctx context.Context, t *storage.AccessToken) e
 // AccessTokenByID returns ErrNotFound for an expired token.
 func (s *Store) AccessTokenByID(ctx context.Context, id string) (*storage.AccessToken, error) {
 	var r accessTokenRow
-	if err := s.get(ctx, &r, s.q(`SELECT id, client_id, subject, audience, scopes, auth_request_id,
-		refresh_token_id, expires_at, created_at FROM access_tokens WHERE id = ?`), id); err != nil {
+	if err := s.get(ctx, &r, s.q(`SELECT `+accessTokenColumns+` FROM access_tokens WHERE id = ?`), id); err != nil {
 		return nil, wrap("access token by id", err)
 	}
 	if expired(r.ExpiresAt.Time, s.now()) {

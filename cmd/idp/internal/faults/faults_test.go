@@ -461,7 +461,7 @@ func park(t *testing.T, c *client, enrolUsers []*customer, pwUser *customer) []*
 		}
 		parked = append(parked, f)
 	}
-	for _, name := range []string{"S1 password", "callback", "token", "refresh"} {
+	for _, name := range []string{"S1 password", "token", "refresh"} {
 		f := c.newFlow("password").passwordLogin(pwUser)
 		if !f.runUntil(name) {
 			t.Fatalf("park a password login before %q: it stopped at %q", name, f.current())

@@ -163,10 +163,10 @@ type flow struct {
 	lost bool
 
 	// what the steps learn on the way
-	loginURL, callback, code, refreshToken, otp string
-	mailSeen                                    int
-	options                                     *virtualwebauthn.AttestationOptions
-	credID                                      []byte
+	loginURL, code, refreshToken, otp string
+	mailSeen                          int
+	options                           *virtualwebauthn.AttestationOptions
+	credID                            []byte
 }
 
 // step is one request of a flow. req builds it for the given attempt (it
@@ -391,20 +391,20 @@ func (f *flow) startSteps() []step {
 	}
 }
 
-// finishSteps: the callback to the bank, which exchanges the code and
-// refreshes once.
+// codeFor reads the code from the authorization response to the bank that
+// completes a login: the login's last answer sends the browser there.
+func codeFor(location string) (string, bool) {
+	u, err := url.Parse(location)
+	if err != nil || !strings.HasPrefix(location, bankRedirect+"?") {
+		return "", false
+	}
+	code := u.Query().Get("code")
+	return code, code != ""
+}
+
+// finishSteps: the bank exchanges the code and refreshes once.
 func (f *flow) finishSteps() []step {
 	return []step{
-		{name: "callback", req: f.get(f.browser, func() string { return f.callback }),
-			want: func(a answer) bool {
-				u, err := url.Parse(a.location())
-				return f.redirectTo(bankRedirect+"?")(a) && err == nil && u.Query().Get("code") != ""
-			},
-			after: func(a answer) error {
-				u, _ := url.Parse(a.location())
-				f.code = u.Query().Get("code")
-				return nil
-			}},
 		{name: "token", req: f.tokenRequest(func() url.Values {
 			return url.Values{"grant_type": {"authorization_code"}, "code": {f.code}, "redirect_uri": {bankRedirect}, "code_verifier": {f.pk.verifier}}
 		}), want: tokens, after: func(a answer) error { _, f.refreshToken, _ = tokensIn(a.body); return nil }},
@@ -417,10 +417,13 @@ func (f *flow) finishSteps() []step {
 // passwordLogin plans F4: S1 「ログイン >」 with ID and password.
 func (f *flow) passwordLogin(u *customer) *flow {
 	f.steps = append(f.startSteps(), step{name: "S1 password",
-		req:  f.postForm("/login", func() url.Values { return url.Values{"loginID": {u.loginID}, "password": {u.password}} }),
-		want: f.redirectTo("/authorize/callback?id="),
+		req: f.postForm("/login", func() url.Values { return url.Values{"loginID": {u.loginID}, "password": {u.password}} }),
+		want: func(a answer) bool {
+			_, ok := codeFor(a.location())
+			return a.status == http.StatusSeeOther && ok
+		},
 		after: func(a answer) error {
-			f.callback = strings.TrimPrefix(a.location(), f.c.issuer)
+			f.code, _ = codeFor(a.location())
 			return nil
 		}})
 	f.steps = append(f.steps, f.finishSteps()...)
@@ -485,12 +488,16 @@ func (f *flow) enrolment(u *customer) *flow {
 			},
 			want: func(a answer) bool {
 				var fin struct{ Redirect string }
-				return a.status == http.StatusOK && json.Unmarshal([]byte(a.body), &fin) == nil && fin.Redirect != ""
+				if a.status != http.StatusOK || json.Unmarshal([]byte(a.body), &fin) != nil {
+					return false
+				}
+				_, ok := codeFor(fin.Redirect)
+				return ok
 			},
 			after: func(a answer) error {
 				var fin struct{ Redirect string }
 				_ = json.Unmarshal([]byte(a.body), &fin)
-				f.callback = strings.TrimPrefix(fin.Redirect, f.c.issuer)
+				f.code, _ = codeFor(fin.Redirect)
 				return nil
 			}},
 	)
