@@ -138,6 +138,11 @@ func (m *cpuMeter) scrape(ctx context.Context, rawURL string) (float64, error) {
 	req.Header.Set("Accept", "text/plain;version=0.0.4")
 	res, err := m.client.Do(req)
 	if err != nil {
+		// The line names the URL already; *url.Error would repeat it.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			return 0, ue.Err
+		}
 		return 0, err
 	}
 	defer res.Body.Close()

@@ -374,6 +374,11 @@ func TestBenchMetricsScrapeFailureIsOneLine(t *testing.T) {
 		if n := len(re.FindAllString(errOut, -1)); n != 2 {
 			t.Errorf("%d lines about %s, want one per run:\n%s", n, u, errOut)
 		}
+		for _, line := range re.FindAllString(errOut, -1) {
+			if strings.Count(line, u) != 1 {
+				t.Errorf("the URL more than once: %s", line)
+			}
+		}
 	}
 	if n := strings.Count(errOut, "\n"); n != 4 {
 		t.Errorf("%d stderr lines, want 4:\n%s", n, errOut)
