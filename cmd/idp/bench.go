@@ -71,6 +71,7 @@ type flowOptions struct {
 	mailURL      string
 	smtpListen   string
 	refreshAfter bool
+	metrics      string
 	crypto       cryptoOptions
 }
 
@@ -92,9 +93,11 @@ func benchFlows(ctx context.Context, scenario string, args []string, stdout, std
 		fs.BoolVar(&o.refreshAfter, "refresh", false, "end each flow with one refresh of its token (requests offline_access)")
 	}
 	o.crypto.register(fs)
+	metrics := registerCPU(fs)
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	o.metrics = *metrics
 	var err error
 	if o.concurrency, err = parseConcurrency(*conc); err != nil {
 		return usagef("bench %s: %v", scenario, err)
@@ -154,6 +157,7 @@ type bench struct {
 	perFlow func(l cryptoLimits, alg string) (limit float64, what string)
 	users   []benchUser
 	creds   []*benchCredential
+	cpu     *cpuMeter
 }
 
 // worker is one simulated customer: a browser of its own, a user and,
@@ -170,7 +174,11 @@ func newBench(ctx context.Context, scenario string, o *flowOptions, stderr io.Wr
 	if err := o.target.discover(ctx); err != nil {
 		return nil, err
 	}
-	b := &bench{t: &o.target}
+	cpu, err := newCPUMeter(ctx, o.metrics, o.timeout, stderr)
+	if err != nil {
+		return nil, err
+	}
+	b := &bench{t: &o.target, cpu: cpu}
 	if o.usersFile != "" {
 		users, err := readBenchUsers(o.usersFile)
 		if err != nil {
@@ -279,6 +287,7 @@ type runResult struct {
 	errors      map[string]int
 	examples    map[string]string
 	load        string
+	cpu         *cpuUse // nil when the window's CPU was not sampled
 }
 
 // run starts c workers, each doing its setup and then flows back to back
@@ -344,6 +353,22 @@ func (b *bench) run(ctx context.Context, c int, warmup, duration time.Duration, 
 	if duration <= 0 {
 		stopAt = time.Now().Add(24 * time.Hour) // --flows alone
 	}
+	// The CPU counters are read when the measured window opens and once
+	// every flow has ended, so warm-up flows are not charged to the run.
+	label := fmt.Sprintf("c=%d", c)
+	var before *cpuSample
+	sampled := make(chan struct{})
+	if warmup <= 0 {
+		before = b.cpu.sample(ctx, label, nil)
+		close(sampled)
+	} else {
+		go func() {
+			defer close(sampled)
+			if sleepCtx(ctx, time.Until(measureFrom)) {
+				before = b.cpu.sample(ctx, label, nil)
+			}
+		}()
+	}
 	var last time.Time
 	for i, w := range workers {
 		if !ready[i] {
@@ -390,6 +415,10 @@ func (b *bench) run(ctx context.Context, c int, warmup, duration time.Duration, 
 		})
 	}
 	wg.Wait()
+	<-sampled
+	if before != nil && ctx.Err() == nil {
+		r.cpu = b.cpu.use(before, b.cpu.sample(ctx, label, before))
+	}
 	if last.After(measureFrom) {
 		r.elapsed = last.Sub(measureFrom)
 	}
@@ -447,6 +476,7 @@ func (r *runResult) print(w io.Writer, scenario string, limit func() (float64, s
 	if lim, what := limit(); lim > 0 {
 		fmt.Fprintf(w, "  %.1f flows/s is %.1f%% of the crypto limit %.1f/s (%s)\n", r.rate(), 100*r.rate()/lim, lim, what)
 	}
+	r.cpu.print(w, r.flows)
 }
 
 // compareRuns prints the no-collapse figures: the throughput of the

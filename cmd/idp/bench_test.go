@@ -3,9 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"io"
 	"log/slog"
 	"net"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -14,8 +16,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/comstockloan/idp/cmd/idp/internal/config"
 	"github.com/comstockloan/idp/cmd/idp/internal/devstack"
+	"github.com/comstockloan/idp/cmd/idp/internal/telemetry"
 	"github.com/comstockloan/idp/login/mail"
 	"github.com/comstockloan/idp/op"
 	"github.com/comstockloan/idp/storage/storagetest"
@@ -84,6 +89,10 @@ var (
 	runLine    = regexp.MustCompile(`(?m)^(\w+) c=(\d+): (\d+) flows in \S+ = ([\d.]+) flows/s; latency p50 (\S+) p95 \S+ p99 \S+ max \S+; errors (\d+); load average [\d. ]+$`)
 	cryptoLine = regexp.MustCompile(`RS256 sign (\d+)/s, ES256 sign (\d+)/s, P-256 verify (\d+)/s, argon2id \(m=64,t=1,p=1\) ([\d.]+)/s`)
 	shareLine  = regexp.MustCompile(`(?m)^  [\d.]+ flows/s is [\d.]+% of the crypto limit [\d.]+/s \(`)
+
+	serverLine    = regexp.MustCompile(`(?m)^  server CPU ([\d.]+) ms per flow \(summed over (\d+) replica\(s\), [\d.]+ cores busy\); server capacity ([\d.]+) flows per server CPU-second$`)
+	generatorLine = regexp.MustCompile(`(?m)^  generator CPU [\d.]+ ms per flow \(this bench process, [\d.]+ cores busy\)$`)
+	otherLine     = regexp.MustCompile(`(?m)^  other processes \(([^)]*)\)(?: CPU [\d.]+ ms per flow; the machine's total [\d.]+ ms per flow \([\d.]+ cores busy\)|: none measured, .*)$`)
 )
 
 // checkRuns asserts that every run of the output measured flows without
@@ -114,6 +123,11 @@ func checkRuns(t *testing.T, scenario, out string, runs int) {
 	}
 	if n := len(shareLine.FindAllString(out, -1)); n != runs {
 		t.Errorf("%d crypto-share lines, want %d:\n%s", n, runs, out)
+	}
+	if _, ok := selfCPU(); ok {
+		if n := len(generatorLine.FindAllString(out, -1)); n != runs {
+			t.Errorf("%d generator CPU lines, want %d:\n%s", n, runs, out)
+		}
 	}
 }
 
@@ -219,5 +233,164 @@ func TestBenchSMTPSinkReadsTheOTP(t *testing.T) {
 	got, err := mb.wait(t.Context(), "A@example.com", 1)
 	if err != nil || got != "654321" {
 		t.Errorf("second code = %q, %v; want 654321", got, err)
+	}
+}
+
+// benchMetrics serves the stack's metrics listener, as metrics_listen
+// does, and returns its /metrics URL.
+func benchMetrics(t *testing.T, st *devstack.Stack) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- st.Server.ServeMetrics(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("metrics server: %v", err)
+		}
+	})
+	return "http://" + ln.Addr().String() + "/metrics"
+}
+
+// gatheredCPU is the process collector's figure, read without the text
+// format in between.
+func gatheredCPU(t *testing.T, reg *prometheus.Registry) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == cpuMetric && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	t.Fatalf("the telemetry registry gathers no %s", cpuMetric)
+	return 0
+}
+
+// The parser reads what the server's own registry serves: the figure lies
+// between the registry's counter gathered just before and just after.
+func TestBenchReadsProcessCPUFromTheTelemetryRegistry(t *testing.T) {
+	// Move the counter off zero (its unit is a clock tick).
+	for sum := sha256.Sum256(nil); ; sum = sha256.Sum256(sum[:]) {
+		if d, ok := selfCPU(); !ok || d > 50*time.Millisecond {
+			break
+		}
+	}
+	reg := telemetry.NewRegistry()
+	srv := httptest.NewServer(telemetry.Handler(reg, slog.New(slog.NewTextHandler(io.Discard, nil))))
+	defer srv.Close()
+	m, err := newCPUMeter(t.Context(), srv.URL+"/metrics", 5*time.Second, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lo := gatheredCPU(t, reg)
+	got, err := m.scrape(t.Context(), srv.URL+"/metrics")
+	hi := gatheredCPU(t, reg)
+	if err != nil || got <= 0 || got < lo || got > hi {
+		t.Errorf("scraped %s = %v, %v; want a positive figure between %v and %v", cpuMetric, got, err, lo, hi)
+	}
+	if !m.replicas[0].local {
+		t.Errorf("%s is not seen as on this machine", srv.URL)
+	}
+
+	// And it refuses what it cannot sum honestly.
+	for name, text := range map[string]string{
+		"missing":     "# TYPE process_cpu_seconds counter\nprocess_cpu_seconds_totals 3\ngo_goroutines 7\n",
+		"two":         "process_cpu_seconds_total{pod=\"a\"} 1\nprocess_cpu_seconds_total{pod=\"b\"} 2\n",
+		"negative":    "process_cpu_seconds_total -1\n",
+		"not finite":  "process_cpu_seconds_total +Inf\n",
+		"not number":  "process_cpu_seconds_total 1,5\n",
+		"extra field": "process_cpu_seconds_total 1 2 3\n",
+		"labels open": "process_cpu_seconds_total{pod=\"a\" 1\n",
+	} {
+		if v, err := processCPUSeconds(strings.NewReader(text)); err == nil {
+			t.Errorf("%s: read %v from %q", name, v, text)
+		}
+	}
+	if v, err := processCPUSeconds(strings.NewReader("# HELP process_cpu_seconds_total x\nprocess_cpu_seconds_total{a=\"}\"} 12.5 1700000000000\n")); err != nil || v != 12.5 {
+		t.Errorf("labelled sample with a timestamp = %v, %v; want 12.5", v, err)
+	}
+}
+
+// With the replica's metrics, each run charges the server's CPU to its
+// flows. The stack runs in this test's process, so the figure includes the
+// generator's; it is only asserted positive.
+func TestBenchReportsServerCPUPerFlow(t *testing.T) {
+	st, c := benchStack(t, "sqlite")
+	users := benchUsersFor(t, c, "bpw-", 2)
+	// 30 flows are 30 signatures at least: the counter moves by ticks.
+	out, errOut, err := benchRun(t, st, "password", "--users", users, "--metrics", benchMetrics(t, st),
+		"--concurrency", "2", "--flows", "30", "--warmup", "0s")
+	if err != nil {
+		t.Fatalf("bench: %v\n%s\n%s", err, out, errOut)
+	}
+	checkRuns(t, "password", out, 1)
+	m := serverLine.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no server CPU line:\n%s\n%s", out, errOut)
+	}
+	ms, _ := strconv.ParseFloat(m[1], 64)
+	capacity, _ := strconv.ParseFloat(m[3], 64)
+	if ms <= 0 || capacity <= 0 || m[2] != "1" {
+		t.Errorf("server CPU %v ms per flow over %s replicas, capacity %v: want positive figures of 1 replica", ms, m[2], capacity)
+	}
+	if _, ok := machineCPU(); ok {
+		if o := otherLine.FindStringSubmatch(out); o == nil || o[1] != "e.g. the database, when on this machine" {
+			t.Errorf("no other-processes line for a fully read server:\n%s", out)
+		}
+	}
+	if errOut != "" {
+		t.Errorf("stderr with every scrape answered:\n%s", errOut)
+	}
+}
+
+// A replica that cannot be read is one line on stderr per run, and the
+// run still reports; the server's figure is left out, since a sum over
+// fewer replicas would flatter it.
+func TestBenchMetricsScrapeFailureIsOneLine(t *testing.T) {
+	st, c := benchStack(t, "sqlite")
+	users := benchUsersFor(t, c, "bpw-", 1)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := "http://" + ln.Addr().String() + "/metrics"
+	ln.Close()
+	public := st.IdPURL + "/metrics" // answers, but not with metrics
+	out, errOut, err := benchRun(t, st, "password", "--users", users, "--metrics", benchMetrics(t, st)+","+down+","+public,
+		"--concurrency", "1,2", "--flows", "4", "--duration", "0", "--warmup", "0s")
+	if err != nil {
+		t.Fatalf("a failed scrape failed the bench: %v\n%s\n%s", err, out, errOut)
+	}
+	checkRuns(t, "password", out, 2)
+	for _, u := range []string{down, public} {
+		re := regexp.MustCompile(`(?m)^bench c=\d: --metrics ` + regexp.QuoteMeta(u) + `: .+; no server CPU for this run$`)
+		if n := len(re.FindAllString(errOut, -1)); n != 2 {
+			t.Errorf("%d lines about %s, want one per run:\n%s", n, u, errOut)
+		}
+		for _, line := range re.FindAllString(errOut, -1) {
+			if strings.Count(line, u) != 1 {
+				t.Errorf("the URL more than once: %s", line)
+			}
+		}
+	}
+	if n := strings.Count(errOut, "\n"); n != 4 {
+		t.Errorf("%d stderr lines, want 4:\n%s", n, errOut)
+	}
+	if serverLine.MatchString(out) {
+		t.Errorf("a server CPU figure from some of the replicas:\n%s", out)
+	}
+	if _, ok := machineCPU(); ok {
+		for _, o := range otherLine.FindAllStringSubmatch(out, -1) {
+			if !strings.HasPrefix(o[1], "the server too") {
+				t.Errorf("the remainder claims the server was subtracted: %s", o[0])
+			}
+		}
 	}
 }
