@@ -141,6 +141,19 @@ func needsCode(cfg ACRConfig, ar *storage.AuthRequest) bool {
 	return ar != nil && cfg.required(ar.ACRValues) == levelPasswordOTP
 }
 
+// SessionAnswer is op.Config.SessionAnswer: a new authorization request
+// answered at /authorize from the browser's SSO session, under trySSO's
+// rules (the login page's), so a signed-in customer goes back to the
+// website in one redirect. false: a login is needed and nothing was
+// written.
+func (h *Handler) SessionAnswer(w http.ResponseWriter, r *http.Request, ar *storage.AuthRequest) bool {
+	answered := false
+	securityHeaders(true, h.withLanguage(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		answered = h.trySSO(w, r, ar)
+	}))).ServeHTTP(w, r)
+	return answered
+}
+
 // sessionTouchInterval is how stale trySSO lets a session's LastSeenAt get.
 const sessionTouchInterval = time.Minute
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/http"
 	"net/url"
 	"slices"
 	"strings"
@@ -11,6 +12,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/comstockloan/idp/storage"
 )
 
 // Config configures the OpenID provider. The idp command fills it from its
@@ -62,6 +65,12 @@ type Config struct {
 	// ErrorPage renders the refusals a browser must not be redirected
 	// with (errorpage.go); nil answers them in plain text.
 	ErrorPage ErrorPage
+	// SessionAnswer may answer a new authorization request at /authorize
+	// from the browser's SSO session (completing it with Complete), as the
+	// login page would one redirect later; it returns false, having
+	// written nothing, when a login is needed, and the browser goes to the
+	// login page. nil: every request goes to the login page.
+	SessionAnswer func(w http.ResponseWriter, r *http.Request, ar *storage.AuthRequest) bool
 }
 
 // ClientConfig registers one relying party.

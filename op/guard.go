@@ -95,6 +95,8 @@ func (p *Provider) guard(next http.Handler) http.Handler {
 			w = &outageWriter{ResponseWriter: w, ctx: r.Context(), p: p, oauth: r.URL.Path != pathCallback}
 		}
 		var done func(status int)
+		// after runs when zitadel has answered.
+		after := func() {}
 		switch r.URL.Path {
 		case pathToken:
 			// The secret first: a client it verified skips the token
@@ -133,9 +135,17 @@ func (p *Provider) guard(next http.Handler) http.Handler {
 				return
 			}
 		case pathAuthorize:
-			w = &bindingWriter{ResponseWriter: &issWriter{ResponseWriter: w, issuer: p.cfg.Issuer}, p: p}
+			base := w
+			bw := &bindingWriter{ResponseWriter: &issWriter{ResponseWriter: w, issuer: p.cfg.Issuer}, p: p,
+				hold: p.cfg.SessionAnswer != nil && r.Method == http.MethodGet}
+			w = bw
 			if !p.checkAuthorize(w, r) {
 				return
+			}
+			after = func() {
+				if bw.held != "" {
+					p.answerHeld(base, r, bw)
+				}
 			}
 			// Whatever zitadel still refuses without a redirect is a
 			// browser's dead end: our page instead of its text.
@@ -157,6 +167,7 @@ func (p *Provider) guard(next http.Handler) http.Handler {
 			w = &pageWriter{ResponseWriter: iw, r: r, p: p, reason: ReasonAuthRequestGone}
 		}
 		next.ServeHTTP(w, r)
+		after()
 		if done != nil {
 			done(sw.status)
 		}

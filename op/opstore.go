@@ -132,6 +132,7 @@ func (s *opStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest
 	if err := s.store.CreateAuthRequest(ctx, ar); err != nil {
 		return nil, fmt.Errorf("store auth request: %w", err)
 	}
+	requestInfoFrom(ctx).created = ar
 	return authRequest{r: ar}, nil
 }
 

@@ -3,6 +3,8 @@ package op
 import (
 	"context"
 	"sync/atomic"
+
+	"github.com/comstockloan/idp/storage"
 )
 
 // requestInfo is what guard learns about a request before zitadel runs,
@@ -18,6 +20,8 @@ type requestInfo struct {
 	revoked string
 	// unavailable: a store call of this request found the database away.
 	unavailable atomic.Bool
+	// created is the authorization request /authorize stored.
+	created *storage.AuthRequest
 }
 
 type requestInfoKey struct{}

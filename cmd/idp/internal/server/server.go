@@ -100,11 +100,15 @@ func build(ctx context.Context, cfg *config.Config, store *sqlstore.Store, logge
 	}
 	opCfg.Metrics = reg
 	// The OP's refusals a browser must see are the login pages' error
-	// page; the pages need the provider, so the page is bound once both
-	// exist (before anything is served).
+	// page, and its SSO answers at /authorize are the login pages' rules;
+	// the pages need the provider, so both are bound once both exist
+	// (before anything is served).
 	var pages *login.Handler
 	opCfg.ErrorPage = func(w http.ResponseWriter, r *http.Request, status int, reason op.PageReason) {
 		pages.OPErrorPage(w, r, status, string(reason))
+	}
+	opCfg.SessionAnswer = func(w http.ResponseWriter, r *http.Request, ar *storage.AuthRequest) bool {
+		return pages.SessionAnswer(w, r, ar)
 	}
 	provider, err := op.New(opCfg, store, logger)
 	if err != nil {
