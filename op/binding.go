@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	zop "github.com/zitadel/oidc/v3/pkg/op"
 )
 
 // bindingCookiePrefix names the cookies that tie an authorization request to
@@ -102,19 +104,39 @@ func (w *bindingWriter) loginRedirect(status int) string {
 // answerHeld ends an /authorize request whose redirect to the login page
 // bw held back: SessionAnswer may complete the new request from the SSO
 // session and send the browser to the client at once (a request and two
-// reads fewer for every SSO login); otherwise the redirect goes out as it
+// reads fewer for every SSO login, and the request stored completed in one
+// write); otherwise the request is stored and the redirect goes out as it
 // was. No binding check is needed: the request was created by this very
 // answer.
 func (p *Provider) answerHeld(w http.ResponseWriter, r *http.Request, bw *bindingWriter) {
-	ar := requestInfoFrom(r.Context()).created
-	if ar != nil && ar.ID == bw.held {
-		location := w.Header().Get("Location")
-		w.Header().Del("Location")
-		if p.cfg.SessionAnswer(w, r, ar) {
+	info := requestInfoFrom(r.Context())
+	ar := info.created
+	if ar == nil || ar.ID != bw.held {
+		p.releaseHeld(bw)
+		return
+	}
+	location := w.Header().Get("Location")
+	w.Header().Del("Location")
+	if p.cfg.SessionAnswer(w, r, ar) {
+		return
+	}
+	w.Header().Set("Location", location)
+	if !info.stored {
+		if err := p.store.CreateAuthRequest(r.Context(), ar); err != nil {
+			p.log.ErrorContext(r.Context(), "authorize: store auth request", "client", ar.ClientID, "err", err)
+			w.Header().Del("Location")
+			// What zitadel answers a failed CreateAuthRequest: the error to
+			// the client's redirect URI, with iss.
+			zop.AuthRequestError(bw.ResponseWriter, r, authRequest{r: ar}, err, p.zop)
 			return
 		}
-		w.Header().Set("Location", location)
+		info.stored = true
 	}
+	p.releaseHeld(bw)
+}
+
+// releaseHeld sends the redirect bw held back, with the binding cookie.
+func (p *Provider) releaseHeld(bw *bindingWriter) {
 	bw.hold = false
 	bw.held = ""
 	bw.WriteHeader(http.StatusFound)

@@ -138,6 +138,7 @@ func (p *Provider) guard(next http.Handler) http.Handler {
 			base := w
 			bw := &bindingWriter{ResponseWriter: &issWriter{ResponseWriter: w, issuer: p.cfg.Issuer}, p: p,
 				hold: p.cfg.SessionAnswer != nil && r.Method == http.MethodGet}
+			info.deferCreate = bw.hold
 			w = bw
 			if !p.checkAuthorize(w, r) {
 				return

@@ -129,10 +129,15 @@ func (s *opStorage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest
 	for _, tag := range req.UILocales {
 		ar.UILocales = append(ar.UILocales, tag.String())
 	}
+	info := requestInfoFrom(ctx)
+	info.created = ar
+	if info.deferCreate {
+		return authRequest{r: ar}, nil
+	}
 	if err := s.store.CreateAuthRequest(ctx, ar); err != nil {
 		return nil, fmt.Errorf("store auth request: %w", err)
 	}
-	requestInfoFrom(ctx).created = ar
+	info.stored = true
 	return authRequest{r: ar}, nil
 }
 

@@ -31,6 +31,10 @@ func (o outageNoting) AuthRequestByID(ctx context.Context, id string) (*storage.
 	return v, noteOutage(ctx, err)
 }
 
+func (o outageNoting) CreateAuthRequestCompleted(ctx context.Context, a *storage.AuthRequest, c storage.Completion) error {
+	return noteOutage(ctx, o.Store.CreateAuthRequestCompleted(ctx, a, c))
+}
+
 func (o outageNoting) CompleteAuthRequest(ctx context.Context, id string, c storage.Completion) (*storage.AuthRequest, error) {
 	v, err := o.Store.CompleteAuthRequest(ctx, id, c)
 	return v, noteOutage(ctx, err)

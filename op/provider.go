@@ -1,6 +1,7 @@
 package op
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -232,13 +233,11 @@ func (p *Provider) Complete(w http.ResponseWriter, r *http.Request, authRequestI
 	if err != nil {
 		return "", err
 	}
-	// A request is completed once: completing it again could swap the user
-	// of a request whose code is already on its way. The store's
-	// conditional update enforces that (and the expiry) without a read.
-	ar, err := p.store.CompleteAuthRequest(ctx, authRequestID, storage.Completion{
+	c := storage.Completion{
 		UserID: se.UserID, AuthTime: se.AuthTime.UTC(), AMR: se.AMR, ACR: se.ACR, SID: se.SID,
 		CodeHash: storage.HashSecret(code), CodeExpiresAt: p.storage.now().Add(p.cfg.CodeLifetime),
-	})
+	}
+	ar, err := p.complete(ctx, authRequestID, c)
 	if err != nil {
 		return "", fmt.Errorf("complete auth request %s: %w", authRequestID, err)
 	}
@@ -257,6 +256,31 @@ func (p *Provider) Complete(w http.ResponseWriter, r *http.Request, authRequestI
 	p.log.InfoContext(ctx, "auth request completed", "auth_request", authRequestID, "client", ar.ClientID,
 		"user", se.UserID, "amr", se.AMR, "acr", se.ACR)
 	return redirect, nil
+}
+
+// complete records c on request id. A request is completed once:
+// completing it again could swap the user of a request whose code is
+// already on its way; the store's conditional update enforces that (and
+// the expiry) without a read. The request /authorize is answering from
+// the SSO session is not stored yet (answerHeld): it is stored completed.
+func (p *Provider) complete(ctx context.Context, id string, c storage.Completion) (*storage.AuthRequest, error) {
+	info := requestInfoFrom(ctx)
+	if ar := info.created; ar != nil && ar.ID == id && !info.stored {
+		if c.SID != "" {
+			if err := p.store.CreateAuthRequestCompleted(ctx, ar, c); err != nil {
+				return nil, err
+			}
+			info.stored = true
+			return ar, nil // what the authorization response needs
+		}
+		// A session from before SIDs has no row to hold: the pending
+		// request first.
+		if err := p.store.CreateAuthRequest(ctx, ar); err != nil {
+			return nil, err
+		}
+		info.stored = true
+	}
+	return p.store.CompleteAuthRequest(ctx, id, c)
 }
 
 // newCode is an authorization code: 256 random bits, stored only as its

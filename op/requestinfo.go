@@ -20,8 +20,12 @@ type requestInfo struct {
 	revoked string
 	// unavailable: a store call of this request found the database away.
 	unavailable atomic.Bool
-	// created is the authorization request /authorize stored.
-	created *storage.AuthRequest
+	// created is the authorization request /authorize made; with
+	// deferCreate it is not stored yet (stored says when it is): the SSO
+	// answer stores it completed, in one write (see answerHeld).
+	created     *storage.AuthRequest
+	deferCreate bool
+	stored      bool
 }
 
 type requestInfoKey struct{}

@@ -444,6 +444,12 @@ type AuthRequests interface {
 	// ErrNotFound too when that session has ended: a completion and the
 	// end of its session never cross unnoticed.
 	CompleteAuthRequest(ctx context.Context, id string, c Completion) (*AuthRequest, error)
+	// CreateAuthRequestCompleted stores a new request already completed
+	// by the SSO session c.SID (required) with c's code, as
+	// CreateAuthRequest and then CompleteAuthRequest would, in one write:
+	// the answer at /authorize from a session needs no pending row.
+	// ErrNotFound, and nothing stored, when the session has ended.
+	CreateAuthRequestCompleted(ctx context.Context, a *AuthRequest, c Completion) error
 	// SaveAuthCode attaches a code's hash and the instant it stops being
 	// exchangeable to a completed request, replacing any code not yet
 	// exchanged.

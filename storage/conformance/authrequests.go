@@ -3,6 +3,7 @@ package conformance
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -241,4 +242,43 @@ func testAuthRequestCompleteOnce(t *testing.T, a, b storage.Store) {
 	old.ExpiresAt = n.Add(-time.Second)
 	must(t, "create expired", a.CreateAuthRequest(ctx, old))
 	wantErr(t, "complete expired", complete(ctx, a, "ar-old", "u1", n, []string{"pwd"}, "1", ""), storage.ErrNotFound)
+}
+
+// testAuthRequestCreatedCompleted: the SSO answer at /authorize stores its
+// request completed, with its code, and tells the session its client; a
+// session that ended stores nothing.
+func testAuthRequestCreatedCompleted(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	n := now()
+	newUser(t, s, "u1")
+	se := signIn(t, s, "se-live", "u1", n.Add(time.Hour))
+	code := storage.HashSecret("sso-code")
+	c := storage.Completion{UserID: "u1", AuthTime: n.Add(-time.Minute), AMR: []string{"hwk", "user", "mfa"}, ACR: "phr",
+		SID: se.SID, CodeHash: code, CodeExpiresAt: n.Add(time.Minute)}
+	a := fullAuthRequest("ar-sso", n)
+	must(t, "create completed", s.CreateAuthRequestCompleted(ctx, a, c))
+	got, user, err := s.AuthRequestByCode(ctx, code)
+	must(t, "by the code", err)
+	want := *a
+	want.UserID, want.AuthTime, want.AMR, want.ACR, want.Done = c.UserID, c.AuthTime, c.AMR, c.ACR, true
+	want.SessionID, want.CodeHash, want.CodeExpiresAt = c.SID, c.CodeHash, c.CodeExpiresAt
+	wantEqual(t, "created completed", *got, want)
+	if user.ID != "u1" {
+		t.Fatalf("by the code: user %q", user.ID)
+	}
+	sessions, err := s.SessionsByUser(ctx, "u1", n)
+	must(t, "sessions", err)
+	if len(sessions) != 1 || !slices.Equal(sessions[0].Clients, []string{"loan-web"}) {
+		t.Fatalf("the session's clients: %+v, want loan-web", sessions)
+	}
+	wantErr(t, "create completed twice", s.CreateAuthRequestCompleted(ctx, fullAuthRequest("ar-sso", n), c), storage.ErrAlreadyExists)
+	if err := s.CreateAuthRequestCompleted(ctx, fullAuthRequest("ar-no-code", n), storage.Completion{UserID: "u1", AuthTime: n, SID: se.SID}); err == nil {
+		t.Fatal("created completed without a code")
+	}
+
+	must(t, "end the session", s.DeleteSession(ctx, se.ID))
+	c.CodeHash = storage.HashSecret("late-code")
+	wantErr(t, "create completed from an ended session", s.CreateAuthRequestCompleted(ctx, fullAuthRequest("ar-late", n), c), storage.ErrNotFound)
+	_, err = s.AuthRequestByID(ctx, "ar-late")
+	wantErr(t, "request of an ended session", err, storage.ErrNotFound)
 }

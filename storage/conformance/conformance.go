@@ -35,6 +35,7 @@ func Run(t *testing.T, key []byte, newStore func(t *testing.T) storage.Store) {
 		{"SessionWithUser", testSessionWithUser},
 		{"AuthRequests", testAuthRequests},
 		{"AuthRequestConcurrentExchange", func(t *testing.T, s storage.Store) { testAuthRequestConcurrentExchange(t, s, s) }},
+		{"AuthRequestCreatedCompleted", testAuthRequestCreatedCompleted},
 		{"AuthRequestCompleteOnce", func(t *testing.T, s storage.Store) { testAuthRequestCompleteOnce(t, s, s) }},
 		{"AccessTokens", testAccessTokens},
 		{"RefreshRotation", testRefreshRotation},

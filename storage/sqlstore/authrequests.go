@@ -65,7 +65,9 @@ func (r authRequestRow) authRequest() *storage.AuthRequest {
 	return a
 }
 
-func (s *Store) CreateAuthRequest(ctx context.Context, a *storage.AuthRequest) error {
+// authRequestValues fills a's defaults and returns its values in
+// authRequestColumns' order.
+func (s *Store) authRequestValues(a *storage.AuthRequest) []any {
 	if a.CreatedAt.IsZero() {
 		a.CreatedAt = s.now().UTC()
 	}
@@ -73,15 +75,83 @@ func (s *Store) CreateAuthRequest(ctx context.Context, a *storage.AuthRequest) e
 	if a.MaxAge != nil {
 		maxAge = a.MaxAge.Microseconds()
 	}
-	_, err := s.exec(ctx, s.q(`INSERT INTO auth_requests (`+authRequestColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-		a.ID, a.ClientID, a.RedirectURI, a.State, a.Nonce, listArg(a.Scopes), a.ResponseType, a.ResponseMode,
+	return []any{a.ID, a.ClientID, a.RedirectURI, a.State, a.Nonce, listArg(a.Scopes), a.ResponseType, a.ResponseMode,
 		a.CodeChallenge, a.CodeChallengeMethod, listArg(a.Prompt), maxAge, a.LoginHint, a.IDTokenHintSubject,
 		listArg(a.ACRValues), listArg(a.UILocales), s.flavor.timeArg(a.CreatedAt), s.flavor.timeArg(a.ExpiresAt),
 		a.UserID, s.flavor.timeArg(a.AuthTime), listArg(a.AMR), a.ACR, a.Done, nullString(a.CodeHash),
-		s.flavor.timePtrArg(a.ConsumedAt), s.flavor.timeArg(a.CodeExpiresAt), nullString(a.SessionID))
+		s.flavor.timePtrArg(a.ConsumedAt), s.flavor.timeArg(a.CodeExpiresAt), nullString(a.SessionID)}
+}
+
+func (s *Store) CreateAuthRequest(ctx context.Context, a *storage.AuthRequest) error {
+	_, err := s.exec(ctx, s.q(`INSERT INTO auth_requests (`+authRequestColumns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`), s.authRequestValues(a)...)
 	return wrap("create auth request", err)
 }
+
+// CreateAuthRequestCompleted is CreateAuthRequest and CompleteAuthRequest
+// from a session in one write: on PostgreSQL one statement whose INSERTs
+// read from the session held FOR SHARE (as completeFromSession does), on
+// SQLite one transaction.
+func (s *Store) CreateAuthRequestCompleted(ctx context.Context, a *storage.AuthRequest, c storage.Completion) error {
+	if c.SID == "" || c.CodeHash == "" || c.CodeExpiresAt.IsZero() {
+		return errors.New("create completed auth request: a session and a code are required")
+	}
+	done := *a
+	done.UserID, done.AuthTime, done.AMR, done.ACR, done.Done = c.UserID, c.AuthTime, c.AMR, c.ACR, true
+	done.SessionID, done.CodeHash, done.CodeExpiresAt = c.SID, c.CodeHash, c.CodeExpiresAt
+	values := s.authRequestValues(&done)
+	a.CreatedAt = done.CreatedAt
+	if s.flavor != flavorPostgres {
+		return s.inTx(ctx, "create completed auth request", func(tx *sqlx.Tx) error {
+			if err := s.recordSessionClient(ctx, tx, c.SID, a.ClientID); err != nil {
+				return fmt.Errorf("create completed auth request: %w", err)
+			}
+			_, err := tx.ExecContext(ctx, s.q(`INSERT INTO auth_requests (`+authRequestColumns+`)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`), values...)
+			return wrap("create completed auth request", err)
+		})
+	}
+	now := s.flavor.timeArg(s.now())
+	args := append([]any{c.SID, now}, values...)
+	args = append(args, c.SID, now)
+	var stored int
+	err := s.get(ctx, &stored, s.q(`WITH live AS (
+			SELECT sid FROM sessions WHERE sid = ? AND expires_at > ? FOR SHARE
+		), stored AS (
+			INSERT INTO auth_requests (`+authRequestColumns+`)
+			SELECT `+authRequestPlaceholders+` FROM live
+			RETURNING client_id
+		), recorded AS (
+			INSERT INTO session_clients (sid, client_id, created_at)
+			SELECT CAST(? AS TEXT), client_id, CAST(? AS TIMESTAMPTZ) FROM stored
+			ON CONFLICT (sid, client_id) DO NOTHING
+		)
+		SELECT COUNT(*) FROM stored`), args...)
+	if err != nil {
+		return wrap("create completed auth request", err)
+	}
+	if stored == 0 {
+		return fmt.Errorf("create completed auth request: session ended: %w", storage.ErrNotFound)
+	}
+	return nil
+}
+
+// authRequestPlaceholders are authRequestColumns' placeholders for an
+// INSERT … SELECT, which types no parameter from its target column: the
+// columns that are not text are cast.
+var authRequestPlaceholders = func() string {
+	casts := map[string]string{"max_age_us": "BIGINT", "created_at": "TIMESTAMPTZ", "expires_at": "TIMESTAMPTZ",
+		"auth_time": "TIMESTAMPTZ", "done": "BOOLEAN", "consumed_at": "TIMESTAMPTZ", "code_expires_at": "TIMESTAMPTZ"}
+	var ph []string
+	for _, c := range strings.Split(authRequestColumns, ",") {
+		if t, ok := casts[strings.TrimSpace(c)]; ok {
+			ph = append(ph, "CAST(? AS "+t+")")
+		} else {
+			ph = append(ph, "CAST(? AS TEXT)")
+		}
+	}
+	return strings.Join(ph, ", ")
+}()
 
 // AuthRequestByID returns ErrNotFound for an expired request.
 func (s *Store) AuthRequestByID(ctx context.Context, id string) (*storage.AuthRequest, error) {
