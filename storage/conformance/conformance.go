@@ -58,6 +58,7 @@ func Run(t *testing.T, key []byte, newStore func(t *testing.T) storage.Store) {
 		{"Audit", func(t *testing.T, s storage.Store) { testAudit(t, s, key) }},
 		{"AuditConcurrent", func(t *testing.T, s storage.Store) { testAuditConcurrent(t, s, s, key) }},
 		{"KnownDevices", testKnownDevices},
+		{"KnownDevicesConcurrent", func(t *testing.T, s storage.Store) { testKnownDevicesConcurrent(t, s, s) }},
 		{"EnrolmentLinks", testEnrolmentLinks},
 		{"EnrolmentLinkConcurrentUse", func(t *testing.T, s storage.Store) { testEnrolmentLinkConcurrentUse(t, s, s) }},
 		{"EnrolmentLinkConcurrentIssue", func(t *testing.T, s storage.Store) { testEnrolmentLinkConcurrentIssue(t, s, s) }},
@@ -91,6 +92,7 @@ func RunReplicas(t *testing.T, key []byte, newPair func(t *testing.T) (storage.S
 		{"AuthRequestCompleteOnce", testAuthRequestCompleteOnce},
 		{"EnrolmentLinkConcurrentUse", testEnrolmentLinkConcurrentUse},
 		{"EnrolmentLinkConcurrentIssue", testEnrolmentLinkConcurrentIssue},
+		{"KnownDevicesConcurrent", testKnownDevicesConcurrent},
 		{"BackchannelClaimConcurrent", testBackchannelClaimConcurrent},
 		{"BackchannelCompletionRacesEnd", testBackchannelCompletionRacesEnd},
 	}
