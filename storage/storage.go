@@ -286,6 +286,16 @@ type WebAuthnSession struct {
 	ExpiresAt time.Time
 }
 
+// CredentialOwner is a passkey read with its user and all of the user's
+// passkeys (Credentials.CredentialOwner).
+type CredentialOwner struct {
+	Credential Credential
+	User       User
+	// Credentials are all of User's passkeys, Credential among them, oldest
+	// first (as CredentialsByUser lists them).
+	Credentials []Credential
+}
+
 // Credential is a registered passkey.
 type Credential struct {
 	ID              []byte // credential ID, unique across all users
@@ -533,6 +543,10 @@ type Credentials interface {
 	// when the user already has a passkey (rule 1 in docs/rules.md, race-free).
 	CreateCredential(ctx context.Context, c *Credential, onlyIfFirst bool) error
 	CredentialByID(ctx context.Context, id []byte) (*Credential, error)
+	// CredentialOwner is CredentialByID with the credential's user and all
+	// of that user's passkeys, in one query: what a passkey sign-in checks
+	// and tells the device. ErrNotFound when the credential is unknown.
+	CredentialOwner(ctx context.Context, id []byte) (*CredentialOwner, error)
 	CredentialsByUser(ctx context.Context, userID string) ([]Credential, error)
 	CountCredentials(ctx context.Context, userID string) (int, error)
 	UpdateCredentialUse(ctx context.Context, id []byte, use CredentialUse) error

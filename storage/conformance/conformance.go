@@ -54,6 +54,7 @@ func Run(t *testing.T, key []byte, newStore func(t *testing.T) storage.Store) {
 		{"RateReservationsConcurrent", func(t *testing.T, s storage.Store) { testRateReservationsConcurrent(t, s, s) }},
 		{"WebAuthnSessions", testWebAuthnSessions},
 		{"Credentials", testCredentials},
+		{"CredentialOwner", testCredentialOwner},
 		{"CredentialOnlyIfFirstConcurrent", func(t *testing.T, s storage.Store) { testCredentialOnlyIfFirstConcurrent(t, s, s) }},
 		{"Audit", func(t *testing.T, s storage.Store) { testAudit(t, s, key) }},
 		{"AuditConcurrent", func(t *testing.T, s storage.Store) { testAuditConcurrent(t, s, s, key) }},
