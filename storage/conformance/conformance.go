@@ -46,6 +46,8 @@ func Run(t *testing.T, key []byte, newStore func(t *testing.T) storage.Store) {
 		{"SigningKeysConcurrent", func(t *testing.T, s storage.Store) { testSigningKeysConcurrent(t, s, s) }},
 		{"LoginFlows", testLoginFlows},
 		{"LoginFlowRekey", testLoginFlowRekey},
+		{"ReserveLoginFlow", testReserveLoginFlow},
+		{"ReserveLoginFlowConcurrent", func(t *testing.T, s storage.Store) { testReserveLoginFlowConcurrent(t, s, s) }},
 		{"LoginFlowConcurrentUpdate", func(t *testing.T, s storage.Store) { testLoginFlowConcurrentUpdate(t, s, s) }},
 		{"RateEvents", testRateEvents},
 		{"RateEventsConcurrent", testRateEventsConcurrent},
@@ -87,6 +89,7 @@ func RunReplicas(t *testing.T, key []byte, newPair func(t *testing.T) (storage.S
 	}{
 		{"SigningKeysConcurrent", testSigningKeysConcurrent},
 		{"LoginFlowConcurrentUpdate", testLoginFlowConcurrentUpdate},
+		{"ReserveLoginFlowConcurrent", testReserveLoginFlowConcurrent},
 		{"CredentialOnlyIfFirstConcurrent", testCredentialOnlyIfFirstConcurrent},
 		{"AuditConcurrent", func(t *testing.T, a, b storage.Store) { testAuditConcurrent(t, a, b, key) }},
 		{"RateReservationsConcurrent", testRateReservationsConcurrent},
