@@ -83,10 +83,10 @@ const reservedFlowColumns = `lf.id IS NOT NULL AS found, coalesce(lf.id, '') AS 
 	coalesce(lf.version, 0) AS version, lf.created_at, lf.expires_at`
 
 // ReserveLoginFlow is ReserveRateEvent and then LoginFlowByID in one round
-// trip: on PostgreSQL one statement, whose FROM calls reserve_rate_event
-// (migration 0007) once and whose join reads the flow only when the slot
-// was taken; on SQLite the reservation's immediate transaction, which
-// reads the flow after the insert.
+// trip: on PostgreSQL one statement, whose materialised CTE calls
+// reserve_rate_event (migration 0007) exactly once and whose join reads
+// the flow only when the slot was taken; on SQLite the reservation's
+// immediate transaction, which reads the flow after the insert.
 func (s *Store) ReserveLoginFlow(ctx context.Context, id string, slot storage.RateSlot) (*storage.LoginFlow, bool, error) {
 	if err := slot.Check(); err != nil {
 		return nil, false, fmt.Errorf("reserve login flow: %w", err)
@@ -102,9 +102,8 @@ func (s *Store) ReserveLoginFlow(ctx context.Context, id string, slot storage.Ra
 	}
 	at, since := s.flavor.timeArg(slot.At), s.flavor.timeArg(slot.Since)
 	if s.flavor == flavorPostgres {
-		err = s.get(ctx, &r, `SELECT r.taken, `+reservedFlowColumns+`
-			FROM (SELECT reserve_rate_event($1, $2, $3, $4, $5, $6) AS taken) r
-			LEFT JOIN login_flows lf ON r.taken AND lf.id = $7`,
+		err = s.get(ctx, &r, `WITH r AS MATERIALIZED (SELECT reserve_rate_event($1, $2, $3, $4, $5, $6) AS taken)
+			SELECT r.taken, `+reservedFlowColumns+` FROM r LEFT JOIN login_flows lf ON r.taken AND lf.id = $7`,
 			slot.Kind, slot.Key, at, since, slot.Limit, eventID, id)
 		if err != nil {
 			return nil, false, wrap("reserve login flow "+slot.Kind, err)
