@@ -299,6 +299,30 @@ func TestRule7BcryptUserTimingMatchesUnknownID(t *testing.T) {
 	}
 }
 
+// Every passkey JSON call of the login flow takes a slot of the address,
+// whatever it carries: one without a flow, a forged assertion, a call at
+// the wrong step. Once they are spent, even a good options call gets the
+// 429 before a challenge is written.
+func TestPasskeyCallsAreLimitedPerAddressWhateverTheyCarry(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, flavor string) {
+		e := newPasskeyEnv(t, flavor)
+		e.h.cfg.CeremonyLimit = CeremonyLimit{Window: time.Minute, MaxPerAddress: 4}
+		e.expect(e.postJSON(pathPasskeyLoginFin, []byte(`{}`)), http.StatusBadRequest, `"code":"flow_expired"`)
+		e.expect(e.get("/login?authRequestID="+e.authRequest(nil)), http.StatusOK)
+		e.expect(e.postJSON(pathPasskeyLoginOpt, []byte(`{}`)), http.StatusOK, `"challenge"`)
+		e.expect(e.postJSON(pathPasskeyLoginFin, []byte(`{"id":"forged","type":"public-key"}`)), http.StatusUnauthorized, `"code":"verification_failed"`)
+		e.expect(e.postJSON(pathPasskeyRegOpt, []byte(`{}`)), http.StatusBadRequest, `"code":"wrong_step"`)
+		r := e.postJSON(pathPasskeyLoginOpt, []byte(`{}`))
+		e.expect(r, http.StatusTooManyRequests, `"code":"too_many_requests"`)
+		if strings.Contains(r.body, "challenge") {
+			t.Fatalf("a refused call carries options: %s", r.body)
+		}
+		if n, err := e.store.CountRateEvents(t.Context(), rateCeremony, "ip:127.0.0.1", e.clock.Now().Add(-time.Minute)); err != nil || n != 4 {
+			t.Fatalf("slots stored: %d (%v), want the limit of 4", n, err)
+		}
+	})
+}
+
 // The passkey JSON calls are limited per address, across 40 concurrent
 // calls too: exactly the limit gets through, the rest a 429 with
 // Retry-After, before any challenge is written or signature checked.

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/comstockloan/idp/storage"
 )
 
 const langCookie = "idp_lang"
@@ -20,6 +22,18 @@ type langChoice struct {
 	once sync.Once
 	pick func() string
 	lang string
+	// flow is the flow the handler loaded (flowKnown), so the pick does
+	// not read it again.
+	flow *storage.LoginFlow
+}
+
+// flowKnown hands the language choice of r the flow its handler loaded:
+// a page that renders after loading its flow then reads it once, not
+// again for the auth request's ui_locales.
+func flowKnown(r *http.Request, f *storage.LoginFlow) {
+	if c, ok := r.Context().Value(langKey{}).(*langChoice); ok {
+		c.flow = f
+	}
 }
 
 func (c *langChoice) get() string {
@@ -45,6 +59,9 @@ func (c *langChoice) get() string {
 func (h *Handler) withLanguage(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c := &langChoice{}
+		// The pick sees the request the handler gets, and so the flow
+		// it hands over (flowKnown).
+		r = r.WithContext(context.WithValue(r.Context(), langKey{}, c))
 		if q := r.URL.Query().Get("lang"); q == "ja" || q == "en" {
 			c.pick = func() string { return q }
 			h.rememberLanguage(w, r, q)
@@ -59,7 +76,7 @@ func (h *Handler) withLanguage(next http.Handler) http.Handler {
 				c.get()
 			}
 		}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), langKey{}, c)))
+		next.ServeHTTP(w, r)
 	})
 }
 
@@ -113,6 +130,9 @@ func (h *Handler) currentAuthRequestID(r *http.Request) string {
 			}
 			return ""
 		}
+	}
+	if c, ok := r.Context().Value(langKey{}).(*langChoice); ok && c.flow != nil {
+		return c.flow.AuthRequestID
 	}
 	if h.cookie(r, flowCookie) == "" {
 		return "" // no read for requests outside a login

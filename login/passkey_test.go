@@ -143,6 +143,64 @@ func TestF1CreatesAPasskeyThenF2SignsIn(t *testing.T) {
 	})
 }
 
+// 40 concurrent finishes of one ceremony (one assertion replayed at once,
+// each call taking its slot and reading its flow in one store call) sign
+// in once: one session, one write-back of the counter, one login audited;
+// the others are refused with a 4xx.
+func TestConcurrentFinishesOfOneCeremonySignInOnce(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, flavor string) {
+		e := newPasskeyEnv(t, flavor)
+		u := e.createUser("mika", "s3cret-pass")
+		d := e.enrol(u, "s3cret-pass")
+		e.logout()
+		ctx := context.Background()
+		sessionsBefore, err := e.store.SessionsByUser(ctx, u.ID, e.clock.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		loginsBefore := e.auditCount("login.success")
+		ar := e.authRequest(nil)
+		e.expect(e.get("/login?authRequestID="+ar), http.StatusOK)
+		opts := e.post(pathPasskeyLoginOpt, nil)
+		e.expect(opts, http.StatusOK, `"publicKey"`)
+		ao, err := virtualwebauthn.ParseAssertionOptions(opts.body)
+		if err != nil {
+			t.Fatalf("assertion options %s: %v", opts.body, err)
+		}
+		answer := []byte(virtualwebauthn.CreateAssertionResponse(testRP, d.auth, d.cred, *ao))
+
+		const calls = 40
+		won := 0
+		for i, r := range concurrently(calls, func(int) resp { return e.postJSON(pathPasskeyLoginFin, answer) }) {
+			switch {
+			case r.status == http.StatusOK:
+				won++
+				if got := e.jsonField(r, "redirect"); got != "/cb?id="+ar {
+					t.Fatalf("finish %d: redirect %q", i, got)
+				}
+			case r.status != http.StatusBadRequest:
+				t.Fatalf("finish %d: %d %s, want 200 once and 400 for the rest", i, r.status, r.body)
+			}
+		}
+		if won != 1 {
+			t.Fatalf("%d of %d concurrent finishes signed in, want 1", won, calls)
+		}
+		sessions, err := e.store.SessionsByUser(ctx, u.ID, e.clock.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(sessions) != len(sessionsBefore)+1 {
+			t.Fatalf("%d sessions after the race, want %d", len(sessions), len(sessionsBefore)+1)
+		}
+		if n := e.auditCount("login.success") - loginsBefore; n != 1 {
+			t.Fatalf("%d passkey logins audited, want 1", n)
+		}
+		if a := e.storedAuthRequest(ar); !a.Done || a.UserID != u.ID {
+			t.Fatalf("auth request after the race: done %v user %q", a.Done, a.UserID)
+		}
+	})
+}
+
 func TestCrossDeviceLoginOffersS5Variant(t *testing.T) {
 	storagetest.Each(t, func(t *testing.T, flavor string) {
 		e := newPasskeyEnv(t, flavor)

@@ -36,44 +36,42 @@ func (h *Handler) jsonFail(w http.ResponseWriter, r *http.Request, status int, c
 
 const rateCeremony = "passkey_ceremony"
 
-// limitCeremony answers 429 (JSON, Retry-After) once an address has made
-// CeremonyLimit.MaxPerAddress passkey calls in the window; the slot is
-// taken before the call does any work.
-func (h *Handler) limitCeremony(next http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		l := h.cfg.CeremonyLimit
-		now := h.now()
-		key := "ip:" + h.clientIP(r)
-		_, ok, err := h.store.ReserveRateEvent(r.Context(), rateCeremony, key, now, now.Add(-l.Window), l.MaxPerAddress)
-		if err != nil {
-			h.log.ErrorContext(r.Context(), "reserving a passkey call", "key", key, "err", err)
-			h.jsonFail(w, r, http.StatusServiceUnavailable, "unavailable", "err.internal")
-			return
-		}
-		if !ok {
-			h.log.WarnContext(r.Context(), "passkey calls throttled", "key", key, "limit", l.MaxPerAddress, "window", l.Window)
-			retryAfter(w, l.Window)
-			h.jsonFail(w, r, http.StatusTooManyRequests, "too_many_requests", "err.busy")
-			return
-		}
-		next(w, r)
-	}
-}
-
-// ceremonyFlow loads the flow for a JSON endpoint; nil means answered.
+// ceremonyFlow takes the address's slot for a passkey JSON call of the
+// login flow and loads the flow, in one store call (ReserveLoginFlow);
+// nil means answered. Once an address has made CeremonyLimit.MaxPerAddress
+// calls in the window the answer is 429 (JSON, Retry-After): the slot is
+// taken before the call does any work, even for a call without a flow.
 func (h *Handler) ceremonyFlow(w http.ResponseWriter, r *http.Request) *storage.LoginFlow {
+	l := h.cfg.CeremonyLimit
+	now := h.now()
+	key := "ip:" + h.clientIP(r)
+	flowID := ""
+	if handle := h.cookie(r, flowCookie); handle != "" {
+		flowID = storage.HashSecret(handle)
+	}
+	f, ok, err := h.store.ReserveLoginFlow(r.Context(), flowID, storage.RateSlot{
+		Kind: rateCeremony, Key: key, At: now, Since: now.Add(-l.Window), Limit: l.MaxPerAddress,
+	})
+	noFlow := errors.Is(err, storage.ErrNotFound)
+	if err != nil && !noFlow {
+		h.log.ErrorContext(r.Context(), "reserving a passkey call and loading its flow", "key", key, "err", err)
+		h.jsonFail(w, r, http.StatusServiceUnavailable, "unavailable", "err.internal")
+		return nil
+	}
+	if !ok {
+		h.log.WarnContext(r.Context(), "passkey calls throttled", "key", key, "limit", l.MaxPerAddress, "window", l.Window)
+		retryAfter(w, l.Window)
+		h.jsonFail(w, r, http.StatusTooManyRequests, "too_many_requests", "err.busy")
+		return nil
+	}
 	if h.passkeys == nil {
 		h.jsonFail(w, r, http.StatusServiceUnavailable, "unavailable", "err.passkey_unavailable")
 		return nil
 	}
-	f, err := h.currentFlow(r)
-	if errors.Is(err, errNoFlow) {
+	// As currentFlow: no handle, no row, or a row past its expiry (by the
+	// handler's clock) is no flow.
+	if noFlow || !now.Before(f.ExpiresAt) {
 		h.jsonFail(w, r, http.StatusBadRequest, "flow_expired", "err.flow_expired")
-		return nil
-	}
-	if err != nil {
-		h.log.ErrorContext(r.Context(), "loading flow for passkey ceremony", "err", err)
-		h.jsonFail(w, r, failureStatus(w, err), "internal", "err.internal")
 		return nil
 	}
 	return f

@@ -66,10 +66,10 @@ func (h *Handler) passkeyLoginFinish(w http.ResponseWriter, r *http.Request) {
 			h.jsonFail(w, r, http.StatusConflict, "conflict", "err.conflict")
 			return
 		}
-		h.writeJSON(w, http.StatusOK, finishAnswer{Redirect: pathCreate, Signal: h.passkeySignal(ctx, res.User)})
+		h.writeJSON(w, http.StatusOK, finishAnswer{Redirect: pathCreate, Signal: h.passkeySignal(res)})
 		return
 	}
-	h.jsonComplete(w, r, f, res.User, proof{amr: res.AMR, acr: h.cfg.ACR.Passkey, at: h.now()}, h.passkeySignal(ctx, res.User))
+	h.jsonComplete(w, r, f, res.User, proof{amr: res.AMR, acr: h.cfg.ACR.Passkey, at: h.now()}, h.passkeySignal(res))
 }
 
 // auditSignCount records a passkey whose counter went back (possibly

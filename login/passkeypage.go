@@ -19,6 +19,7 @@ func (h *Handler) getPasskey(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) renderPasskey(w http.ResponseWriter, r *http.Request, status int, f *storage.LoginFlow, loginID, errKey string) {
+	flowKnown(r, f)
 	h.render(w, r, status, "passkey", &templates.Page{
 		Title: "s2.title", Error: errKey, LoginID: loginID, LoginURL: loginURL(f.AuthRequestID),
 		PasskeysAvailable: h.passkeys != nil, PasskeyScript: h.passkeys != nil,

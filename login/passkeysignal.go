@@ -1,10 +1,7 @@
 package login
 
 import (
-	"context"
-
 	"github.com/comstockloan/idp/login/passkey"
-	"github.com/comstockloan/idp/storage"
 )
 
 // finishAnswer is a ceremony's success answer to passkey.js: where to go
@@ -15,20 +12,11 @@ type finishAnswer struct {
 	Signal   *passkey.Signal `json:"signal,omitempty"`
 }
 
-// passkeySignal is the Signal API data of user, whose passkey (or session)
-// was just proven: their own passkeys as stored now, so a passkey the
-// support centre deleted leaves the device without the customer first
-// picking it. It is a hint to the browser only, so a failure to list the
-// passkeys costs the signal, never the sign-in (nil).
-func (h *Handler) passkeySignal(ctx context.Context, user *storage.User) *passkey.Signal {
-	if h.passkeys == nil {
-		return nil
-	}
-	creds, err := h.store.CredentialsByUser(ctx, user.ID)
-	if err != nil {
-		h.log.WarnContext(ctx, "listing passkeys for the signal API", "user", user.ID, "err", err)
-		return nil
-	}
-	sig := h.passkeys.Signal(user, creds)
+// passkeySignal is the Signal API data of the user whose passkey res
+// proved: their own passkeys as the sign-in read them along with the one
+// used (FinishLogin), so a passkey the support centre deleted leaves the
+// device without the customer first picking it, at no extra read.
+func (h *Handler) passkeySignal(res *PasskeyLogin) *passkey.Signal {
+	sig := h.passkeys.Signal(res.User, res.Credentials)
 	return &sig
 }

@@ -103,7 +103,7 @@ func TestPasskeySignInSignalsTheCustomersPasskeys(t *testing.T) {
 func TestPasskeySignalListsNoneAsEmpty(t *testing.T) {
 	e := newPasskeyEnv(t, "sqlite")
 	u := e.createUser("aoi", "s3cret-pass")
-	sig := e.h.passkeySignal(context.Background(), u)
+	sig := e.h.passkeySignal(&PasskeyLogin{User: u})
 	raw, err := json.Marshal(sig)
 	if err != nil || !strings.Contains(string(raw), `"allAcceptedCredentialIds":[]`) {
 		t.Fatalf("signal of a customer without passkeys: %s (%v)", raw, err)

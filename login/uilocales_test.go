@@ -1,9 +1,11 @@
 package login
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/comstockloan/idp/storage"
@@ -117,6 +119,34 @@ func TestPasskeyNoticeFollowsPageLanguage(t *testing.T) {
 		if !strings.Contains(notice.Body, "A passkey was added to your account.") || !strings.Contains(notice.Body, "JST") ||
 			!strings.Contains(notice.Body, "Hours Weekdays 9:00 – 17:00") {
 			t.Errorf("notice of an English login is not English:\n%s", notice.Body)
+		}
+	})
+}
+
+// flowReads counts the login flows a handler reads from its store.
+type flowReads struct {
+	Store
+	n atomic.Int32
+}
+
+func (s *flowReads) LoginFlowByID(ctx context.Context, id string) (*storage.LoginFlow, error) {
+	s.n.Add(1)
+	return s.Store.LoginFlowByID(ctx, id)
+}
+
+// S2 follows the RP's ui_locales with one read of its flow: the language
+// is picked from the flow the page loaded, not from a second read.
+func TestS2FollowsUILocalesWithOneFlowRead(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, flavor string) {
+		e := newEnv(t, flavor, nil)
+		reads := &flowReads{Store: e.h.store}
+		e.h.store = reads
+		ja := []string{"Accept-Language", "ja-JP,ja;q=0.9"}
+		e.expect(e.get("/login?authRequestID="+e.authRequest(uiLocales("en")), ja...), http.StatusOK, `lang="en"`)
+		reads.n.Store(0)
+		e.expect(e.get("/login/passkey", ja...), http.StatusOK, `lang="en"`, "Register your first passkey")
+		if n := reads.n.Load(); n != 1 {
+			t.Fatalf("S2 read its flow %d times, want once", n)
 		}
 	})
 }

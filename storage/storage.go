@@ -286,6 +286,16 @@ type WebAuthnSession struct {
 	ExpiresAt time.Time
 }
 
+// CredentialOwner is a passkey read with its user and all of the user's
+// passkeys (Credentials.CredentialOwner).
+type CredentialOwner struct {
+	Credential Credential
+	User       User
+	// Credentials are all of User's passkeys, Credential among them, oldest
+	// first (as CredentialsByUser lists them).
+	Credentials []Credential
+}
+
 // Credential is a registered passkey.
 type Credential struct {
 	ID              []byte // credential ID, unique across all users
@@ -523,6 +533,31 @@ type LoginFlows interface {
 	// (f.ID becomes newID): the handle the browser held before is dead.
 	RekeyLoginFlow(ctx context.Context, f *LoginFlow, newID string) error
 	DeleteLoginFlow(ctx context.Context, id string) error
+	// ReserveLoginFlow reserves slot as ReserveRateEvent does and then,
+	// only when the slot was taken, reads the flow as LoginFlowByID does,
+	// in one round trip: a rate-limited call that needs its flow. ok false
+	// means the limit is reached: nothing written, no flow read. A taken
+	// slot stays taken whatever the read finds (ErrNotFound for a flow
+	// that is missing or expired).
+	ReserveLoginFlow(ctx context.Context, id string, slot RateSlot) (f *LoginFlow, ok bool, err error)
+}
+
+// RateSlot is one reservation under a limit: an event of Kind for Key at
+// At, taken only while fewer than Limit such events lie at or after Since
+// (LoginFlows.ReserveLoginFlow).
+type RateSlot struct {
+	Kind, Key string
+	At, Since time.Time
+	Limit     int
+}
+
+// Check refuses a slot that names no kind, key or time, or no positive
+// limit.
+func (r RateSlot) Check() error {
+	if r.Kind == "" || r.Key == "" || r.At.IsZero() || r.Limit <= 0 {
+		return fmt.Errorf("rate slot: kind %q, key %q, time and a positive limit (%d) must all be set", r.Kind, r.Key, r.Limit)
+	}
+	return nil
 }
 
 // RateLimits are the events rate limits count, shared by every flow and
@@ -562,6 +597,10 @@ type Credentials interface {
 	// when the user already has a passkey (rule 1 in docs/rules.md, race-free).
 	CreateCredential(ctx context.Context, c *Credential, onlyIfFirst bool) error
 	CredentialByID(ctx context.Context, id []byte) (*Credential, error)
+	// CredentialOwner is CredentialByID with the credential's user and all
+	// of that user's passkeys, in one query: what a passkey sign-in checks
+	// and tells the device. ErrNotFound when the credential is unknown.
+	CredentialOwner(ctx context.Context, id []byte) (*CredentialOwner, error)
 	CredentialsByUser(ctx context.Context, userID string) ([]Credential, error)
 	CountCredentials(ctx context.Context, userID string) (int, error)
 	UpdateCredentialUse(ctx context.Context, id []byte, use CredentialUse) error

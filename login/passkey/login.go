@@ -17,6 +17,10 @@ import (
 type LoginResult struct {
 	User       *storage.User
 	Credential *storage.Credential // as stored after this login's write-back
+	// Credentials are all of User's passkeys as the login read them with
+	// the one used, Credential's write-back included: the Signal API's
+	// accepted list, with no second read.
+	Credentials []storage.Credential
 	// CrossDevice is true when the browser reported a cross-platform
 	// authenticator (typically a phone via QR code): the page then offers
 	// to create a passkey on this device (S5).
@@ -83,9 +87,9 @@ func (s *Service) FinishStepUp(ctx context.Context, flowID, userID string, asser
 	return s.finishLogin(ctx, flowID, userID, assertionJSON)
 }
 
-// finishLogin verifies an assertion; owner, when set, is the only user
+// finishLogin verifies an assertion; onlyUser, when set, is the only user
 // whose passkey is accepted.
-func (s *Service) finishLogin(ctx context.Context, flowID, owner string, assertionJSON []byte) (*LoginResult, error) {
+func (s *Service) finishLogin(ctx context.Context, flowID, onlyUser string, assertionJSON []byte) (*LoginResult, error) {
 	parsed, err := protocol.ParseCredentialRequestResponseBytes(assertionJSON)
 	if err != nil {
 		s.logger.InfoContext(ctx, "passkey login: unparsable assertion", "err", err)
@@ -100,16 +104,15 @@ func (s *Service) finishLogin(ctx context.Context, flowID, owner string, asserti
 	// The library wraps what the handler returns in its own error type; keep
 	// our own error and record to act on them precisely.
 	var (
-		user      *storage.User
-		stored    *storage.Credential
+		owner     *storage.CredentialOwner
 		lookupErr error
 	)
 	handler := func(rawID, userHandle []byte) (webauthn.User, error) {
-		user, stored, lookupErr = s.discover(ctx, rawID, userHandle)
+		owner, lookupErr = s.discover(ctx, rawID, userHandle)
 		if lookupErr != nil {
 			return nil, lookupErr
 		}
-		return webAuthnUser{user: user, creds: []webauthn.Credential{toLibrary(stored)}}, nil
+		return webAuthnUser{user: &owner.User, creds: []webauthn.Credential{toLibrary(&owner.Credential)}}, nil
 	}
 	_, _, err = s.webAuthn.ValidatePasskeyLogin(handler, *session, parsed)
 	if err != nil {
@@ -125,8 +128,9 @@ func (s *Service) finishLogin(ctx context.Context, flowID, owner string, asserti
 		return nil, err
 	}
 
-	if owner != "" && user.ID != owner {
-		s.logger.InfoContext(ctx, "passkey step-up refused: another user's passkey", "user", owner, "asserted_user", user.ID)
+	user, stored := &owner.User, &owner.Credential
+	if onlyUser != "" && user.ID != onlyUser {
+		s.logger.InfoContext(ctx, "passkey step-up refused: another user's passkey", "user", onlyUser, "asserted_user", user.ID)
 		return nil, &WrongUserError{AssertedUserID: user.ID}
 	}
 	if user.Locked {
@@ -161,6 +165,11 @@ func (s *Service) finishLogin(ctx context.Context, flowID, owner string, asserti
 	stored.UserVerified = use.UserVerified
 	stored.CloneWarning = use.CloneWarning
 	stored.LastUsedAt = &use.UsedAt
+	for i := range owner.Credentials {
+		if bytes.Equal(owner.Credentials[i].ID, stored.ID) {
+			owner.Credentials[i] = *stored
+		}
+	}
 
 	crossDevice := parsed.AuthenticatorAttachment == protocol.CrossPlatform
 	s.logger.InfoContext(ctx, "passkey login", "user", user.ID, "cross_device", crossDevice,
@@ -168,6 +177,7 @@ func (s *Service) finishLogin(ctx context.Context, flowID, owner string, asserti
 	return &LoginResult{
 		User:               user,
 		Credential:         stored,
+		Credentials:        owner.Credentials,
 		CrossDevice:        crossDevice,
 		AMR:                amr(stored.BackupEligible),
 		SignCountRegressed: regressed,
@@ -185,37 +195,33 @@ func signCountRegressed(stored, reported uint32) bool {
 // maxUserHandleBytes is WebAuthn's limit on a user handle.
 const maxUserHandleBytes = 64
 
-// discover resolves the credential and its owner for a discoverable
-// assertion. It does not look at Locked: that is checked only after the
-// signature, so the answer reveals nothing to someone without the key. The
-// credential must exist and belong to the user named by the
-// user handle: a valid signature by one user's passkey must not sign in
-// another user whose handle was put in the response.
-func (s *Service) discover(ctx context.Context, rawID, userHandle []byte) (*storage.User, *storage.Credential, error) {
+// discover resolves the credential, its owner and the owner's other
+// passkeys for a discoverable assertion, in one read. It does not look at
+// Locked: that is checked only after the signature, so the answer reveals
+// nothing to someone without the key. The credential must exist and
+// belong to the user named by the user handle: a valid signature by one
+// user's passkey must not sign in another user whose handle was put in the
+// response.
+func (s *Service) discover(ctx context.Context, rawID, userHandle []byte) (*storage.CredentialOwner, error) {
 	// The user handle is client-supplied bytes; only a plausible user ID
 	// (storable text of at most the 64 bytes WebAuthn allows) is compared
 	// with the stored one.
 	if len(userHandle) == 0 || !storage.StorableText(string(userHandle), maxUserHandleBytes) {
-		return nil, nil, fmt.Errorf("%w: malformed user handle", ErrVerification)
+		return nil, fmt.Errorf("%w: malformed user handle", ErrVerification)
 	}
-	cred, err := s.store.CredentialByID(ctx, rawID)
+	owner, err := s.store.CredentialOwner(ctx, rawID)
 	if errors.Is(err, storage.ErrNotFound) {
-		return nil, nil, newUnknownCredentialError(rawID, s.rpID)
+		// Also a credential whose user was deleted: deleting a user
+		// deletes their passkeys with them.
+		return nil, newUnknownCredentialError(rawID, s.rpID)
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("load credential: %w", err)
+		return nil, fmt.Errorf("load credential: %w", err)
 	}
-	if !bytes.Equal([]byte(cred.UserID), userHandle) {
-		return nil, nil, fmt.Errorf("%w: credential does not belong to the user handle's user", ErrVerification)
+	if !bytes.Equal([]byte(owner.Credential.UserID), userHandle) {
+		return nil, fmt.Errorf("%w: credential does not belong to the user handle's user", ErrVerification)
 	}
-	user, err := s.store.UserByID(ctx, cred.UserID)
-	if errors.Is(err, storage.ErrNotFound) {
-		return nil, nil, fmt.Errorf("%w: credential's user no longer exists", ErrVerification)
-	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("load user: %w", err)
-	}
-	return user, cred, nil
+	return owner, nil
 }
 
 // amr returns the RFC 8176 methods of a passkey login.

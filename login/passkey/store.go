@@ -14,7 +14,7 @@ type Store interface {
 
 	UserByID(ctx context.Context, id string) (*storage.User, error)
 	CreateCredential(ctx context.Context, c *storage.Credential, onlyIfFirst bool) error
-	CredentialByID(ctx context.Context, id []byte) (*storage.Credential, error)
+	CredentialOwner(ctx context.Context, id []byte) (*storage.CredentialOwner, error)
 	CredentialsByUser(ctx context.Context, userID string) ([]storage.Credential, error)
 	UpdateCredentialUse(ctx context.Context, id []byte, use storage.CredentialUse) error
 }

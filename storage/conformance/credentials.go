@@ -80,6 +80,51 @@ func testCredentials(t *testing.T, s storage.Store) {
 	must(t, "first again", s.CreateCredential(ctx, credential("cred-4", "u1", n), true))
 }
 
+// testCredentialOwner: a passkey comes with its user, as UserByID reads
+// them, and all of that user's passkeys in CredentialsByUser's order, never
+// another user's; a locked owner is read as locked (the caller refuses
+// after the signature); an unknown credential, or one whose user was
+// deleted, is ErrNotFound.
+func testCredentialOwner(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	n := now()
+	u1 := newUser(t, s, "u1")
+	newUser(t, s, "u2")
+	c1 := credential("cred-1", "u1", n)
+	c2 := credential("cred-2", "u1", n.Add(time.Second))
+	c2.Name, c2.SignCount = "YubiKey", 0
+	other := credential("cred-other", "u2", n.Add(-time.Second))
+	for _, c := range []*storage.Credential{c2, other, c1} {
+		must(t, "create "+string(c.ID), s.CreateCredential(ctx, c, false))
+	}
+
+	for _, c := range []*storage.Credential{c1, c2} {
+		got, err := s.CredentialOwner(ctx, c.ID)
+		must(t, "owner of "+string(c.ID), err)
+		wantEqual(t, "credential "+string(c.ID), got.Credential, *c)
+		wantEqual(t, "user of "+string(c.ID), got.User, *u1)
+		wantEqual(t, "passkeys of the owner of "+string(c.ID), got.Credentials, []storage.Credential{*c1, *c2})
+	}
+	got, err := s.CredentialOwner(ctx, other.ID)
+	must(t, "owner of the other user's passkey", err)
+	if got.User.ID != "u2" || len(got.Credentials) != 1 || string(got.Credentials[0].ID) != "cred-other" {
+		t.Fatalf("owner of u2's passkey: %+v", got)
+	}
+
+	must(t, "lock u1", s.SetUserLocked(ctx, "u1", true))
+	got, err = s.CredentialOwner(ctx, c1.ID)
+	must(t, "owner of a locked user's passkey", err)
+	if !got.User.Locked {
+		t.Fatal("a locked owner was read unlocked")
+	}
+
+	_, err = s.CredentialOwner(ctx, []byte("nope"))
+	wantErr(t, "unknown credential", err, storage.ErrNotFound)
+	must(t, "delete u2", s.DeleteUser(ctx, "u2"))
+	_, err = s.CredentialOwner(ctx, other.ID)
+	wantErr(t, "passkey of a deleted user", err, storage.ErrNotFound)
+}
+
 // testCredentialOnlyIfFirstConcurrent: racing first enrolments leave one passkey.
 func testCredentialOnlyIfFirstConcurrent(t *testing.T, a, b storage.Store) {
 	ctx := t.Context()

@@ -119,3 +119,104 @@ func testLoginFlowRekey(t *testing.T, s storage.Store) {
 		t.Error("rekey to the same id succeeded")
 	}
 }
+
+// testReserveLoginFlow: the slot is taken as ReserveRateEvent takes it
+// and the flow comes back as LoginFlowByID reads it, in whichever state;
+// a slot taken for a missing or expired flow stays taken, and over the
+// limit nothing is written or read.
+func testReserveLoginFlow(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	n := now()
+	f := &storage.LoginFlow{
+		ID: storage.HashSecret("handle"), AuthRequestID: "ar1", UserID: "u1", LoginID: "taro", Purpose: "login",
+		Step: "start", PasskeyVerifiedAt: ptr(n), OTPAttempts: 1, Data: []byte(`{"cross_device":true}`),
+		Version: 3, CreatedAt: n, ExpiresAt: n.Add(30 * time.Minute),
+	}
+	must(t, "create", s.CreateLoginFlow(ctx, f))
+	bare := &storage.LoginFlow{ID: "bare", CreatedAt: n, ExpiresAt: n.Add(time.Hour)}
+	must(t, "create a flow with every optional field empty", s.CreateLoginFlow(ctx, bare))
+	old := &storage.LoginFlow{ID: "old", CreatedAt: n, ExpiresAt: n}
+	must(t, "create expired", s.CreateLoginFlow(ctx, old))
+	slot := storage.RateSlot{Kind: "passkey_ceremony", Key: "ip:192.0.2.1", At: n, Since: n.Add(-time.Minute), Limit: 4}
+	count := func() int {
+		t.Helper()
+		c, err := s.CountRateEvents(ctx, slot.Kind, slot.Key, slot.Since)
+		must(t, "count", err)
+		return c
+	}
+
+	got, ok, err := s.ReserveLoginFlow(ctx, f.ID, slot)
+	must(t, "reserve with a flow", err)
+	if !ok {
+		t.Fatal("refused under the limit")
+	}
+	wantEqual(t, "reserved flow", *got, *f)
+	got, ok, err = s.ReserveLoginFlow(ctx, "bare", slot)
+	must(t, "reserve with a bare flow", err)
+	wantEqual(t, "reserved bare flow", *got, *bare)
+	if !ok {
+		t.Fatal("refused under the limit")
+	}
+	for _, id := range []string{"nope", "old"} {
+		got, ok, err = s.ReserveLoginFlow(ctx, id, slot)
+		wantErr(t, "reserve for flow "+id, err, storage.ErrNotFound)
+		if !ok || got != nil {
+			t.Fatalf("reserve for flow %s: ok %v, flow %+v; want the slot taken and no flow", id, ok, got)
+		}
+	}
+	if c := count(); c != 4 {
+		t.Fatalf("slots after four reservations: %d, want 4 (a missing flow's slot stays taken)", c)
+	}
+	got, ok, err = s.ReserveLoginFlow(ctx, f.ID, slot)
+	if err != nil || ok || got != nil {
+		t.Fatalf("reserve over the limit: flow %+v, ok %v, err %v; want refused and no flow", got, ok, err)
+	}
+	if c := count(); c != 4 {
+		t.Fatalf("slots after a refusal: %d, want 4 (nothing written)", c)
+	}
+	other := slot
+	other.Key = "ip:192.0.2.2"
+	if _, ok, err := s.ReserveLoginFlow(ctx, f.ID, other); err != nil || !ok {
+		t.Fatalf("another key's limit: ok %v, err %v", ok, err)
+	}
+	for _, bad := range []storage.RateSlot{{Key: "k", At: n, Limit: 1}, {Kind: "k", At: n, Limit: 1}, {Kind: "k", Key: "k", Limit: 1}, {Kind: "k", Key: "k", At: n}} {
+		if _, ok, err := s.ReserveLoginFlow(ctx, f.ID, bad); err == nil || ok {
+			t.Errorf("ReserveLoginFlow(%+v): ok %v, err %v; want an error", bad, ok, err)
+		}
+	}
+}
+
+// testReserveLoginFlowConcurrent: 40 concurrent calls under a limit of 5
+// take 5 slots, each with the flow, and read nothing for the others.
+func testReserveLoginFlowConcurrent(t *testing.T, a, b storage.Store) {
+	ctx := t.Context()
+	n := now()
+	f := &storage.LoginFlow{ID: "flow", Step: "start", CreatedAt: n, ExpiresAt: n.Add(time.Hour)}
+	must(t, "create", a.CreateLoginFlow(ctx, f))
+	slot := storage.RateSlot{Kind: "passkey_ceremony", Key: "ip:192.0.2.1", At: n, Since: n.Add(-time.Minute), Limit: 5}
+	flows := make([]*storage.LoginFlow, 40)
+	taken := make([]bool, 40)
+	for i, err := range parallel(40, func(i int) error {
+		var err error
+		flows[i], taken[i], err = pick(i, a, b).ReserveLoginFlow(ctx, f.ID, slot)
+		return err
+	}) {
+		if err != nil {
+			t.Fatalf("reservation %d: %v", i, err)
+		}
+	}
+	won := 0
+	for i := range flows {
+		switch {
+		case taken[i] && (flows[i] == nil || flows[i].ID != f.ID):
+			t.Fatalf("reservation %d took a slot without the flow: %+v", i, flows[i])
+		case !taken[i] && flows[i] != nil:
+			t.Fatalf("refused reservation %d read the flow", i)
+		case taken[i]:
+			won++
+		}
+	}
+	if c, err := b.CountRateEvents(ctx, slot.Kind, slot.Key, slot.Since); err != nil || won != 5 || c != 5 {
+		t.Fatalf("40 concurrent reservations under a limit of 5: %d taken, %d stored (%v)", won, c, err)
+	}
+}

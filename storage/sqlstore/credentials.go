@@ -1,8 +1,10 @@
 package sqlstore
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/jmoiron/sqlx"
 
@@ -82,6 +84,49 @@ func (s *Store) CredentialByID(ctx context.Context, id []byte) (*storage.Credent
 	}
 	c := r.credential()
 	return &c, nil
+}
+
+// credentialOwnerColumns name the credential's columns with a "c." prefix
+// and the user's as "u.…", which sqlx maps onto credentialOwnerRow.User.
+var credentialOwnerColumns = func() string {
+	var cols []string
+	for _, c := range strings.Split(credentialColumns, ",") {
+		cols = append(cols, "c."+strings.TrimSpace(c))
+	}
+	for _, c := range strings.Split(userColumns, ", ") {
+		cols = append(cols, "u."+c+` AS "u.`+c+`"`)
+	}
+	return strings.Join(cols, ", ")
+}()
+
+type credentialOwnerRow struct {
+	credentialRow
+	User userRow `db:"u"`
+}
+
+// CredentialOwner reads the owner's passkeys (the asked one among them)
+// with the owner's row repeated on each: one statement, one snapshot, on
+// the credentials' primary key and user index.
+func (s *Store) CredentialOwner(ctx context.Context, id []byte) (*storage.CredentialOwner, error) {
+	var rows []credentialOwnerRow
+	if err := s.sel(ctx, &rows, s.q(`SELECT `+credentialOwnerColumns+`
+		FROM credentials c JOIN users u ON u.id = c.user_id
+		WHERE c.user_id = (SELECT user_id FROM credentials WHERE id = ?)
+		ORDER BY c.created_at, c.id`), id); err != nil {
+		return nil, wrap("credential owner", err)
+	}
+	out := &storage.CredentialOwner{Credentials: make([]storage.Credential, len(rows))}
+	found := false
+	for i, r := range rows {
+		out.Credentials[i] = r.credential()
+		if bytes.Equal(r.ID, id) {
+			out.Credential, out.User, found = out.Credentials[i], r.User.user(), true
+		}
+	}
+	if !found {
+		return nil, fmt.Errorf("credential owner: %w", storage.ErrNotFound)
+	}
+	return out, nil
 }
 
 // CredentialsByUser returns the user's passkeys, oldest first.

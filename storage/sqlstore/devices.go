@@ -12,22 +12,37 @@ import (
 
 // RememberDevice inserts the browser or moves its last sighting, then
 // drops the user's least recently seen browsers beyond keep, in one
-// transaction. The insert's ON CONFLICT decides whether the browser is new,
-// so two sign-ins on one new browser at once yield one "new sign-in" mail;
-// the user's row is locked first (FOR NO KEY UPDATE on PostgreSQL, which
-// does not hold up the foreign keys of their other rows; the immediate
-// transaction on SQLite), so two new browsers at once cannot both be the
-// user's first and both go unmailed.
+// transaction: on PostgreSQL one call of the remember_device function
+// (migration 0012), on SQLite the immediate transaction. The insert's ON
+// CONFLICT decides whether the browser is new, so two sign-ins on one new
+// browser at once yield one "new sign-in" mail; the user's row is locked
+// first (FOR NO KEY UPDATE on PostgreSQL, which does not hold up the
+// foreign keys of their other rows; the immediate transaction on SQLite),
+// so two new browsers at once cannot both be the user's first and both go
+// unmailed.
 func (s *Store) RememberDevice(ctx context.Context, userID, deviceHash string, at time.Time, keep int) (storage.DeviceSighting, error) {
 	t := s.flavor.timeArg(at)
+	if s.flavor == flavorPostgres {
+		var seen string
+		if err := s.get(ctx, &seen, `SELECT remember_device($1, $2, $3, $4)`, userID, deviceHash, t, keep); err != nil {
+			return 0, wrap("remember device", err)
+		}
+		switch seen {
+		case "known":
+			return storage.DeviceKnown, nil
+		case "new":
+			return storage.DeviceNew, nil
+		case "first":
+			return storage.DeviceFirst, nil
+		case "no_user":
+			return 0, fmt.Errorf("remember device: lock user: %w", storage.ErrNotFound)
+		}
+		return 0, fmt.Errorf("remember device: unexpected answer %q", seen)
+	}
 	var seen storage.DeviceSighting
 	err := s.inTx(ctx, "remember device", func(tx *sqlx.Tx) error {
-		lock := `SELECT id FROM users WHERE id = ?`
-		if s.flavor == flavorPostgres {
-			lock += ` FOR NO KEY UPDATE`
-		}
 		var id string
-		if err := tx.GetContext(ctx, &id, s.q(lock), userID); err != nil {
+		if err := tx.GetContext(ctx, &id, `SELECT id FROM users WHERE id = ?`, userID); err != nil {
 			return wrap("remember device: lock user", err)
 		}
 		res, err := tx.ExecContext(ctx, s.q(`INSERT INTO known_devices (user_id, device_hash, first_seen_at, last_seen_at)

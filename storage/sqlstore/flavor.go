@@ -37,6 +37,7 @@ func (f flavor) columnTypes() map[string]string {
 			"{{resume_audit_seq}}": "SELECT setval(pg_get_serial_sequence('audit_events', 'seq'), " +
 				"(SELECT coalesce(max(seq), 0) + 1 FROM audit_events), false)",
 			"{{reserve_rate_event}}": reserveRateEventFunction,
+			"{{remember_device}}":    rememberDeviceFunction,
 		}
 	}
 	// Unix microseconds sort and compare exactly as integers, and SQLite has
@@ -48,6 +49,8 @@ func (f flavor) columnTypes() map[string]string {
 		"{{resume_audit_seq}}": "SELECT 1",
 		// SQLite reserves in its immediate transaction (ratelimits.go).
 		"{{reserve_rate_event}}": "SELECT 1",
+		// and remembers a device in its immediate transaction (devices.go).
+		"{{remember_device}}": "SELECT 1",
 	}
 }
 
@@ -63,6 +66,27 @@ const reserveRateEventFunction = `CREATE OR REPLACE FUNCTION reserve_rate_event(
 	`PERFORM pg_advisory_xact_lock(hashtextextended(coalesce(current_schema(), '') || '/' || p_kind || '/' || p_key, 0)); ` +
 	`IF (SELECT count(*) FROM rate_events WHERE kind = p_kind AND key = p_key AND at >= p_since) >= p_limit THEN RETURN FALSE; END IF; ` +
 	`INSERT INTO rate_events (kind, key, at, id) VALUES (p_kind, p_key, p_at, p_id); RETURN TRUE; END $fn$`
+
+// rememberDeviceFunction is RememberDevice in one round trip on
+// PostgreSQL instead of five or six statements: the user's row locked
+// (FOR NO KEY UPDATE, so their other rows' foreign keys are not held up),
+// the insert whose ON CONFLICT says whether the browser is new, then the
+// touch of a known one, or the count of the others and the trim. As in
+// reserveRateEventFunction, each statement takes its own snapshot, so the
+// count after the lock sees the browser a concurrent first sign-in of the
+// user committed. It answers 'known', 'new', 'first' or, for no such user,
+// 'no_user'.
+const rememberDeviceFunction = `CREATE OR REPLACE FUNCTION remember_device(p_user TEXT, p_device TEXT, p_at TIMESTAMPTZ, ` +
+	`p_keep INTEGER) RETURNS TEXT LANGUAGE plpgsql VOLATILE AS $fn$ DECLARE others INTEGER; BEGIN ` +
+	`PERFORM 1 FROM users WHERE id = p_user FOR NO KEY UPDATE; IF NOT FOUND THEN RETURN 'no_user'; END IF; ` +
+	`INSERT INTO known_devices (user_id, device_hash, first_seen_at, last_seen_at) VALUES (p_user, p_device, p_at, p_at) ` +
+	`ON CONFLICT (user_id, device_hash) DO NOTHING; ` +
+	`IF NOT FOUND THEN UPDATE known_devices SET last_seen_at = p_at WHERE user_id = p_user AND device_hash = p_device; ` +
+	`RETURN 'known'; END IF; ` +
+	`SELECT count(*) INTO others FROM known_devices WHERE user_id = p_user AND device_hash <> p_device; ` +
+	`IF others >= p_keep THEN DELETE FROM known_devices WHERE user_id = p_user AND device_hash NOT IN (` +
+	`SELECT device_hash FROM known_devices WHERE user_id = p_user ORDER BY last_seen_at DESC, device_hash LIMIT p_keep); END IF; ` +
+	`IF others = 0 THEN RETURN 'first'; END IF; RETURN 'new'; END $fn$`
 
 // timeArg is how t travels to the database: NULL when zero, otherwise UTC at
 // microsecond precision (truncated here so that PostgreSQL does not round).

@@ -2,7 +2,11 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
+
+	"github.com/jmoiron/sqlx"
 
 	"github.com/comstockloan/idp/storage"
 )
@@ -41,24 +45,96 @@ func (s *Store) CreateLoginFlow(ctx context.Context, f *storage.LoginFlow) error
 	return wrap("create login flow", err)
 }
 
-// LoginFlowByID returns ErrNotFound for an expired flow.
-func (s *Store) LoginFlowByID(ctx context.Context, id string) (*storage.LoginFlow, error) {
-	var r loginFlowRow
-	if err := s.get(ctx, &r, s.q(`SELECT id, auth_request_id, user_id, login_id, purpose, step,
-		password_verified_at, otp_verified_at, passkey_verified_at, otp_hash, otp_expires_at, otp_attempts,
-		otp_sent_at, data, version, created_at, expires_at FROM login_flows WHERE id = ?`), id); err != nil {
-		return nil, wrap("login flow by id", err)
-	}
-	if expired(r.ExpiresAt.Time, s.now()) {
-		return nil, fmt.Errorf("login flow by id: expired: %w", storage.ErrNotFound)
-	}
+const loginFlowColumns = `id, auth_request_id, user_id, login_id, purpose, step,
+	password_verified_at, otp_verified_at, passkey_verified_at, otp_hash, otp_expires_at, otp_attempts,
+	otp_sent_at, data, version, created_at, expires_at`
+
+func (r loginFlowRow) flow() *storage.LoginFlow {
 	return &storage.LoginFlow{
 		ID: r.ID, AuthRequestID: r.AuthRequestID, UserID: r.UserID, LoginID: r.LoginID, Purpose: r.Purpose,
 		Step: r.Step, PasswordVerifiedAt: r.PasswordVerifiedAt.ptr(), OTPVerifiedAt: r.OTPVerifiedAt.ptr(),
 		PasskeyVerifiedAt: r.PasskeyVerifiedAt.ptr(), OTPHash: r.OTPHash, OTPExpiresAt: r.OTPExpiresAt.ptr(),
 		OTPAttempts: r.OTPAttempts, OTPSentAt: r.OTPSentAt.ptr(), Data: r.Data, Version: r.Version,
 		CreatedAt: r.CreatedAt.Time, ExpiresAt: r.ExpiresAt.Time,
-	}, nil
+	}
+}
+
+// LoginFlowByID returns ErrNotFound for an expired flow.
+func (s *Store) LoginFlowByID(ctx context.Context, id string) (*storage.LoginFlow, error) {
+	var r loginFlowRow
+	if err := s.get(ctx, &r, s.q(`SELECT `+loginFlowColumns+` FROM login_flows WHERE id = ?`), id); err != nil {
+		return nil, wrap("login flow by id", err)
+	}
+	if expired(r.ExpiresAt.Time, s.now()) {
+		return nil, fmt.Errorf("login flow by id: expired: %w", storage.ErrNotFound)
+	}
+	return r.flow(), nil
+}
+
+// reservedFlowColumns are the flow's columns after a LEFT JOIN that may
+// find none: text and numbers that would be NULL read as empty and 0
+// (found says whether there was a row); times and data read NULL as zero
+// already.
+const reservedFlowColumns = `lf.id IS NOT NULL AS found, coalesce(lf.id, '') AS id,
+	coalesce(lf.auth_request_id, '') AS auth_request_id, coalesce(lf.user_id, '') AS user_id,
+	coalesce(lf.login_id, '') AS login_id, coalesce(lf.purpose, '') AS purpose, coalesce(lf.step, '') AS step,
+	lf.password_verified_at, lf.otp_verified_at, lf.passkey_verified_at, coalesce(lf.otp_hash, '') AS otp_hash,
+	lf.otp_expires_at, coalesce(lf.otp_attempts, 0) AS otp_attempts, lf.otp_sent_at, lf.data,
+	coalesce(lf.version, 0) AS version, lf.created_at, lf.expires_at`
+
+// ReserveLoginFlow is ReserveRateEvent and then LoginFlowByID in one round
+// trip: on PostgreSQL one statement, whose materialised CTE calls
+// reserve_rate_event (migration 0007) exactly once and whose join reads
+// the flow only when the slot was taken; on SQLite the reservation's
+// immediate transaction, which reads the flow after the insert.
+func (s *Store) ReserveLoginFlow(ctx context.Context, id string, slot storage.RateSlot) (*storage.LoginFlow, bool, error) {
+	if err := slot.Check(); err != nil {
+		return nil, false, fmt.Errorf("reserve login flow: %w", err)
+	}
+	eventID, err := randomID()
+	if err != nil {
+		return nil, false, fmt.Errorf("reserve login flow: %w", err)
+	}
+	var r struct {
+		Taken bool `db:"taken"`
+		Found bool `db:"found"`
+		loginFlowRow
+	}
+	at, since := s.flavor.timeArg(slot.At), s.flavor.timeArg(slot.Since)
+	if s.flavor == flavorPostgres {
+		err = s.get(ctx, &r, `WITH r AS MATERIALIZED (SELECT reserve_rate_event($1, $2, $3, $4, $5, $6) AS taken)
+			SELECT r.taken, `+reservedFlowColumns+` FROM r LEFT JOIN login_flows lf ON r.taken AND lf.id = $7`,
+			slot.Kind, slot.Key, at, since, slot.Limit, eventID, id)
+		if err != nil {
+			return nil, false, wrap("reserve login flow "+slot.Kind, err)
+		}
+	} else {
+		err = s.inTx(ctx, "reserve login flow "+slot.Kind, func(tx *sqlx.Tx) error {
+			taken, rerr := s.reserveInTx(ctx, tx, slot.Kind, slot.Key, at, since, slot.Limit, eventID)
+			if rerr != nil || !taken {
+				return rerr
+			}
+			r.Taken = true
+			rerr = tx.GetContext(ctx, &r.loginFlowRow, `SELECT `+loginFlowColumns+` FROM login_flows WHERE id = ?`, id)
+			if errors.Is(rerr, sql.ErrNoRows) {
+				return nil
+			}
+			r.Found = rerr == nil
+			return wrap("reserve login flow: read", rerr)
+		})
+		if err != nil {
+			return nil, false, err
+		}
+	}
+	switch {
+	case !r.Taken:
+		return nil, false, nil
+	case !r.Found:
+		return nil, true, fmt.Errorf("reserve login flow: %w", storage.ErrNotFound)
+	case expired(r.ExpiresAt.Time, s.now()):
+		return nil, true, fmt.Errorf("reserve login flow: expired: %w", storage.ErrNotFound)
+	}
+	return r.flow(), true, nil
 }
 
 // UpdateLoginFlow is one compare-and-set UPDATE on Version: of concurrent

@@ -58,23 +58,30 @@ func (s *Store) ReserveRateEvent(ctx context.Context, kind, key string, at, sinc
 		return id, true, nil
 	}
 	err = s.inTx(ctx, "reserve rate event "+kind, func(tx *sqlx.Tx) error {
-		res, err := tx.ExecContext(ctx, s.q(`INSERT INTO rate_events (kind, key, at, id)
-			SELECT ?, ?, ?, ? WHERE (SELECT COUNT(*) FROM rate_events WHERE kind = ? AND key = ? AND at >= ?) < ?`),
-			kind, key, s.flavor.timeArg(at), id, kind, key, s.flavor.timeArg(since), limit)
-		if err != nil {
-			return wrap("reserve rate event "+kind, err)
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return wrap("reserve rate event "+kind+": rows affected", err)
-		}
-		taken = n == 1
-		return nil
+		taken, err = s.reserveInTx(ctx, tx, kind, key, s.flavor.timeArg(at), s.flavor.timeArg(since), limit, id)
+		return err
 	})
 	if err != nil || !taken {
 		return "", false, err
 	}
 	return id, true, nil
+}
+
+// reserveInTx is SQLite's reservation: the count and the insert in one
+// statement of the immediate transaction tx, which no other writer
+// shares. at and since are timeArg values.
+func (s *Store) reserveInTx(ctx context.Context, tx *sqlx.Tx, kind, key string, at, since any, limit int, id string) (bool, error) {
+	res, err := tx.ExecContext(ctx, s.q(`INSERT INTO rate_events (kind, key, at, id)
+		SELECT ?, ?, ?, ? WHERE (SELECT COUNT(*) FROM rate_events WHERE kind = ? AND key = ? AND at >= ?) < ?`),
+		kind, key, at, id, kind, key, since, limit)
+	if err != nil {
+		return false, wrap("reserve rate event "+kind, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, wrap("reserve rate event "+kind+": rows affected", err)
+	}
+	return n == 1, nil
 }
 
 // ReleaseRateEvent deletes a reserved event; releasing one that is gone

@@ -1,0 +1,3 @@
+-- PostgreSQL: RememberDevice in one round trip (see flavor.go); nothing
+-- on SQLite, which remembers inside its immediate transaction.
+{{remember_device}};
