@@ -22,9 +22,10 @@ type langChoice struct {
 	once sync.Once
 	pick func() string
 	lang string
-	// flow is the flow the handler loaded (flowKnown), so the pick does
-	// not read it again.
+	// flow is the flow the handler loaded (flowKnown), and ar its auth
+	// request (authRequestKnown), so the pick does not read them again.
 	flow *storage.LoginFlow
+	ar   *storage.AuthRequest
 }
 
 // flowKnown hands the language choice of r the flow its handler loaded:
@@ -33,6 +34,13 @@ type langChoice struct {
 func flowKnown(r *http.Request, f *storage.LoginFlow) {
 	if c, ok := r.Context().Value(langKey{}).(*langChoice); ok {
 		c.flow = f
+	}
+}
+
+// authRequestKnown is flowKnown for the auth request the handler loaded.
+func authRequestKnown(r *http.Request, ar *storage.AuthRequest) {
+	if c, ok := r.Context().Value(langKey{}).(*langChoice); ok {
+		c.ar = ar
 	}
 }
 
@@ -147,9 +155,15 @@ func (h *Handler) currentAuthRequestID(r *http.Request) string {
 // uiLocalesLanguage is the first of the auth request's ui_locales that we
 // have pages for, by primary subtag (en-US is en); "" when none.
 func (h *Handler) uiLocalesLanguage(r *http.Request, authRequestID string) string {
-	ar, err := h.store.AuthRequestByID(r.Context(), authRequestID)
-	if err != nil {
-		return ""
+	c, _ := r.Context().Value(langKey{}).(*langChoice)
+	ar := (*storage.AuthRequest)(nil)
+	if c != nil && c.ar != nil && c.ar.ID == authRequestID {
+		ar = c.ar
+	} else {
+		var err error
+		if ar, err = h.store.AuthRequestByID(r.Context(), authRequestID); err != nil {
+			return ""
+		}
 	}
 	for _, tag := range ar.UILocales {
 		primary, _, _ := strings.Cut(strings.ToLower(tag), "-")

@@ -90,6 +90,7 @@ func (h *Handler) authRequest(w http.ResponseWriter, r *http.Request, id string)
 		h.internalError(w, r, "loading auth request", err)
 		return nil, false
 	}
+	authRequestKnown(r, ar)
 	return ar, true
 }
 

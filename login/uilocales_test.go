@@ -150,3 +150,35 @@ func TestS2FollowsUILocalesWithOneFlowRead(t *testing.T) {
 		}
 	})
 }
+
+type authRequestReads struct {
+	Store
+	n atomic.Int32
+}
+
+func (s *authRequestReads) AuthRequestByID(ctx context.Context, id string) (*storage.AuthRequest, error) {
+	s.n.Add(1)
+	return s.Store.AuthRequestByID(ctx, id)
+}
+
+// S1 and S2 follow the RP's ui_locales with one read of the auth request
+// each: the language is picked from the request the page loaded.
+func TestLoginPagesFollowUILocalesWithOneAuthRequestRead(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, flavor string) {
+		e := newEnv(t, flavor, nil)
+		reads := &authRequestReads{Store: e.h.store}
+		e.h.store = reads
+		ja := []string{"Accept-Language", "ja-JP,ja;q=0.9"}
+		id := e.authRequest(uiLocales("en"))
+		reads.n.Store(0)
+		e.expect(e.get("/login?authRequestID="+id, ja...), http.StatusOK, `lang="en"`)
+		if n := reads.n.Load(); n != 1 {
+			t.Fatalf("S1 read its auth request %d times, want once", n)
+		}
+		reads.n.Store(0)
+		e.expect(e.get("/login/passkey", ja...), http.StatusOK, `lang="en"`, "Register your first passkey")
+		if n := reads.n.Load(); n != 1 {
+			t.Fatalf("S2 read its auth request %d times, want once", n)
+		}
+	})
+}
