@@ -56,9 +56,32 @@ func isRead(query string) bool {
 	return len(q) >= 6 && strings.EqualFold(q[:6], "SELECT")
 }
 
+// takeWriteTurn waits, first come first served, for SQLite's one writer
+// and returns its release; on PostgreSQL, or for a read, it returns at
+// once. database/sql hands a freed connection to a random waiter: with 64
+// writers queued for the one connection, some waited many turns, and the
+// refresh benchmark's p99 reached 7 × its p50 at c=64 with fewer flows
+// than at c=4. Writers blocked on a channel are woken in order.
+func (s *Store) takeWriteTurn(ctx context.Context, query string) (func(), error) {
+	if s.writeTurn == nil || (query != "" && isRead(query)) {
+		return func() {}, nil
+	}
+	select {
+	case s.writeTurn <- struct{}{}:
+		return func() { <-s.writeTurn }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
 // exec, get, sel and queryRowx run a statement outside a transaction,
 // through the statement cache (and SQLite's writer pool for a write).
 func (s *Store) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	release, err := s.takeWriteTurn(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	st, err := s.stmt(ctx, query)
 	if err != nil {
 		return nil, err
@@ -70,6 +93,11 @@ func (s *Store) exec(ctx context.Context, query string, args ...any) (sql.Result
 }
 
 func (s *Store) get(ctx context.Context, dest any, query string, args ...any) error {
+	release, err := s.takeWriteTurn(ctx, query)
+	if err != nil {
+		return err
+	}
+	defer release()
 	st, err := s.stmt(ctx, query)
 	if err != nil {
 		return err
@@ -81,6 +109,11 @@ func (s *Store) get(ctx context.Context, dest any, query string, args ...any) er
 }
 
 func (s *Store) sel(ctx context.Context, dest any, query string, args ...any) error {
+	release, err := s.takeWriteTurn(ctx, query)
+	if err != nil {
+		return err
+	}
+	defer release()
 	st, err := s.stmt(ctx, query)
 	if err != nil {
 		return err
@@ -92,14 +125,31 @@ func (s *Store) sel(ctx context.Context, dest any, query string, args ...any) er
 }
 
 func (s *Store) queryRowx(ctx context.Context, query string, args ...any) rowScanner {
-	st, err := s.stmt(ctx, query)
+	release, err := s.takeWriteTurn(ctx, query)
 	if err != nil {
 		return errRow{err}
 	}
-	if st != nil {
-		return st.QueryRowxContext(ctx, args...)
+	st, err := s.stmt(ctx, query)
+	if err != nil {
+		release()
+		return errRow{err}
 	}
-	return s.db.QueryRowxContext(ctx, query, args...)
+	if st != nil {
+		return releasingRow{st.QueryRowxContext(ctx, args...), release}
+	}
+	return releasingRow{s.db.QueryRowxContext(ctx, query, args...), release}
+}
+
+// releasingRow gives the write turn back once the row is read (the
+// statement runs until then).
+type releasingRow struct {
+	row     rowScanner
+	release func()
+}
+
+func (r releasingRow) Scan(dest ...any) error {
+	defer r.release()
+	return r.row.Scan(dest...)
 }
 
 // rowScanner is the one method of *sqlx.Row that queryRowx's callers use.
@@ -113,6 +163,11 @@ func (r errRow) Scan(...any) error { return r.err }
 // every transaction is BEGIN IMMEDIATE (the DSN's _txlock), which serialises
 // writers and is what makes the store-wide locks below work.
 func (s *Store) inTx(ctx context.Context, op string, fn func(tx *sqlx.Tx) error) error {
+	release, err := s.takeWriteTurn(ctx, "")
+	if err != nil {
+		return wrap(op+": wait to write", err)
+	}
+	defer release()
 	db := s.db
 	if s.writer != nil {
 		db = s.writer // every SQLite transaction writes (BEGIN IMMEDIATE)

@@ -103,11 +103,14 @@ type Store struct {
 	// read pool, 64 concurrent writers met in SQLite's busy handler, which
 	// polls with sleeps of up to 100ms, so the lock sat idle between them,
 	// latency spread (p99 at 49 × p50) and writers gave up after
-	// busy_timeout ("database is locked"). database/sql's queue for the one
-	// connection hands it from writer to writer at once, and a writer never
+	// busy_timeout ("database is locked"). The one connection goes from
+	// writer to writer at once, in arrival order (writeTurn), and a writer never
 	// waits behind readers for a connection (WAL lets readers run beside
 	// it). The busy timeout still covers other processes.
 	writer *sqlx.DB
+	// writeTurn orders SQLite's writers first come, first served (see
+	// takeWriteTurn); nil on PostgreSQL.
+	writeTurn chan struct{}
 }
 
 var _ storage.Store = (*Store)(nil)
@@ -157,6 +160,7 @@ func Open(ctx context.Context, dsn string, logger *slog.Logger) (*Store, error) 
 	}
 	s := &Store{db: db, flavor: fl, logger: logger, now: time.Now, memory: strings.HasSuffix(dsn, ":memory:"), prepare: prepare}
 	if fl == flavorSQLite {
+		s.writeTurn = make(chan struct{}, 1)
 		s.writer = db
 		if !s.memory {
 			if s.writer, err = openSQLite(strings.TrimPrefix(dsn, "sqlite:")); err != nil {
