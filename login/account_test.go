@@ -386,7 +386,7 @@ func TestS8PasswordOTPSessionAddsFirstPasskey(t *testing.T) {
 	e.expectRedirect(e.post(pathCreateSkip, nil), pathAccount)
 	e.expect(e.get(pathAccount), http.StatusOK, `id="s8-add-button"`)
 	// The relay is down: the passkey is still created, the failure logged.
-	e.sink.Close()
+	e.breakMail()
 	e.expect(e.addOnS8(newDevice(u)), http.StatusOK)
 	if !strings.Contains(e.logs.String(), "sending new-passkey notification failed") {
 		t.Error("failed notification not logged")

@@ -137,6 +137,31 @@ func testConfig() Config {
 	return cfg
 }
 
+// breakMail points the pages' mail at a relay that refuses every message
+// (554 at its greeting). Closing the sink instead would free its port for
+// another test's sink to take and accept the mail.
+func (e *env) breakMail() {
+	e.t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_, _ = c.Write([]byte("554 5.3.2 no mail service here\r\n"))
+			c.Close()
+		}
+	}()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	p, _ := strconv.Atoi(port)
+	e.h.mailer = &mail.SMTPSender{Host: "127.0.0.1", Port: p, TLS: mail.TLSNone, From: e.cfg.OTP.From, Timeout: 5 * time.Second}
+}
+
 // newEnv serves the login pages over real HTTP on a fresh store of flavor,
 // with OTP mail going to an in-process SMTP sink.
 func newEnv(t *testing.T, flavor string, tweak func(*Config)) *env {

@@ -347,7 +347,7 @@ func TestResentCodeReplacesTheOldOne(t *testing.T) {
 func TestMailFailureOffersRetry(t *testing.T) {
 	e := newEnv(t, "sqlite", nil)
 	u := e.createUser("emi", "s3cret-pass")
-	e.sink.Close()
+	e.breakMail()
 	ar := e.authRequest(nil)
 	e.get("/login?authRequestID=" + ar)
 	e.post("/login/passkey", url.Values{"loginID": {u.LoginID}})

@@ -322,14 +322,7 @@ func TestNewSignInMailFailingMailerLoginCompletes(t *testing.T) {
 	e := newDeviceEnv(t, "sqlite", true)
 	u := e.createUser("sora", "s3cret-pass")
 	e.signIn(u, "ja")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	host, port, _ := net.SplitHostPort(ln.Addr().String())
-	ln.Close() // nothing listens there now
-	p, _ := strconv.Atoi(port)
-	e.h.mailer = &mail.SMTPSender{Host: host, Port: p, TLS: mail.TLSNone, From: "info@jsfnet.com", Timeout: 5 * time.Second}
+	e.breakMail()
 	pc := e.browserWithUA(uaWindowsChrome)
 	pc.signIn(u, "ja")
 	e.drained()
