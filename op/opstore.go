@@ -250,6 +250,11 @@ func (s *opStorage) exchangeCode(ctx context.Context, ar *storage.AuthRequest, a
 		s.revokeReplayedGrant(ctx, ar.ID)
 		return oidc.ErrInvalidGrant().WithDescription("authorization code already used")
 	}
+	if errors.Is(err, storage.ErrNotFound) {
+		// Ended since AuthRequestByCode read it (EndUserAccess, DeleteUser).
+		s.log.InfoContext(ctx, "token: authorization request ended during the exchange", "auth_request", ar.ID, "client", ar.ClientID)
+		return oidc.ErrInvalidGrant().WithDescription("authorization code expired").WithParent(err)
+	}
 	if err != nil {
 		return fmt.Errorf("exchange code of %s: %w", ar.ID, err)
 	}

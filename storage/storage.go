@@ -473,7 +473,8 @@ type AuthRequests interface {
 	// ExchangeCode marks the code of request id exchanged at and stores the
 	// tokens it buys (refresh may be nil), atomically: ErrConflict, and
 	// nothing stored, if the code was exchanged already; ErrNotFound if the
-	// request is gone. Of concurrent exchanges exactly one succeeds.
+	// request is gone or expired at at (EndUserAccess ends it so). Of
+	// concurrent exchanges exactly one succeeds.
 	ExchangeCode(ctx context.Context, id string, at time.Time, access *AccessToken, refresh *RefreshToken) error
 }
 

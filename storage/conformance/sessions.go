@@ -1,6 +1,7 @@
 package conformance
 
 import (
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -164,9 +165,27 @@ func testEndUserAccessOutlivesOlderProofs(t *testing.T, s storage.Store) {
 	}
 	must(t, "complete ar-done", complete(ctx, s, "ar-done", "u1", before, []string{"hwk"}, "phr", ""))
 	must(t, "complete ar-other", complete(ctx, s, "ar-other", "u2", before, []string{"hwk"}, "phr", ""))
+	// A code the token endpoint has just read (AuthRequestByCode), and
+	// exchanges once access has ended.
+	must(t, "create ar-coded", s.CreateAuthRequest(ctx, fullAuthRequest("ar-coded", n.Add(-time.Minute))))
+	_, err := s.CompleteAuthRequest(ctx, "ar-coded", storage.Completion{UserID: "u1", AuthTime: before,
+		AMR: []string{"hwk"}, ACR: "phr", CodeHash: storage.HashSecret("coded"), CodeExpiresAt: n.Add(time.Minute)})
+	must(t, "complete ar-coded", err)
+	_, _, err = s.AuthRequestByCode(ctx, storage.HashSecret("coded"))
+	must(t, "read ar-coded by its code", err)
 
-	_, err := s.EndUserAccess(ctx, "u1", "", n)
+	_, err = s.EndUserAccess(ctx, "u1", "", n)
 	must(t, "end user access", err)
+	late := &storage.AccessToken{ID: "at-late", ClientID: "loan-web", Subject: "u1", AuthRequestID: "ar-coded",
+		CreatedAt: n, ExpiresAt: n.Add(time.Hour)}
+	lateRT := &storage.RefreshToken{ID: "rt-late", ClientID: "loan-web", Subject: "u1", AuthRequestID: "ar-coded",
+		AccessTokenID: "at-late", CreatedAt: n, ExpiresAt: n.Add(time.Hour)}
+	late.RefreshTokenID = lateRT.ID
+	wantErr(t, "exchanging a code of an ended login", s.ExchangeCode(ctx, "ar-coded", n, late, lateRT), storage.ErrNotFound)
+	wantAccessToken(t, s, "at-late", false)
+	if _, err := s.RefreshTokenByID(ctx, "rt-late"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("refresh token of an ended login's exchange: %v, want ErrNotFound", err)
+	}
 
 	session := func(id, user string, authTime time.Time) error {
 		return s.CreateSession(ctx, &storage.Session{ID: id, UserID: user, AuthTime: authTime,

@@ -343,7 +343,10 @@ func (s *Store) SaveAuthCode(ctx context.Context, id, codeHash string, expiresAt
 // ExchangeCode consumes the code and stores its tokens in one statement on
 // PostgreSQL and one transaction on SQLite. The conditional UPDATE decides:
 // of concurrent exchanges one consumes and stores, the others store
-// nothing and get ErrConflict.
+// nothing and get ErrConflict. It consumes only a live request: the token
+// endpoint read the code a moment before, and EndUserAccess may have
+// ended the request since (by its expiry); on PostgreSQL the UPDATE waits
+// for that transaction and then sees the new expiry.
 func (s *Store) ExchangeCode(ctx context.Context, id string, at time.Time, access *storage.AccessToken, refresh *storage.RefreshToken) error {
 	if access == nil {
 		return errors.New("exchange code: an access token is required")
@@ -353,8 +356,8 @@ func (s *Store) ExchangeCode(ctx context.Context, id string, at time.Time, acces
 		err = s.exchangeCodeOnce(ctx, id, at, access, refresh)
 	} else {
 		err = s.inTx(ctx, "exchange code", func(tx *sqlx.Tx) error {
-			res, err := tx.ExecContext(ctx, s.q(`UPDATE auth_requests SET consumed_at = ? WHERE id = ? AND consumed_at IS NULL`),
-				s.flavor.timeArg(at), id)
+			res, err := tx.ExecContext(ctx, s.q(`UPDATE auth_requests SET consumed_at = ? WHERE id = ? AND consumed_at IS NULL
+				AND expires_at > ?`), s.flavor.timeArg(at), id, s.flavor.timeArg(at))
 			if err := mustAffect("exchange code: consume", res, err); err != nil {
 				return err
 			}
@@ -373,11 +376,12 @@ func (s *Store) ExchangeCode(ctx context.Context, id string, at time.Time, acces
 		return err
 	}
 	var exists int
-	if err := s.get(ctx, &exists, s.q(`SELECT COUNT(*) FROM auth_requests WHERE id = ?`), id); err != nil {
+	if err := s.get(ctx, &exists, s.q(`SELECT COUNT(*) FROM auth_requests WHERE id = ? AND expires_at > ?`),
+		id, s.flavor.timeArg(at)); err != nil {
 		return wrap("exchange code: check existence", err)
 	}
 	if exists == 0 {
-		return fmt.Errorf("exchange code: %w", storage.ErrNotFound)
+		return fmt.Errorf("exchange code: gone or ended: %w", storage.ErrNotFound)
 	}
 	return fmt.Errorf("exchange code: already exchanged: %w", storage.ErrConflict)
 }
@@ -387,7 +391,7 @@ func (s *Store) ExchangeCode(ctx context.Context, id string, at time.Time, acces
 func (s *Store) exchangeCodeOnce(ctx context.Context, id string, at time.Time, access *storage.AccessToken, refresh *storage.RefreshToken) error {
 	// INSERT … SELECT types no parameter from its target column, so the
 	// times are cast (the text columns take PostgreSQL's default, text).
-	args := append([]any{s.flavor.timeArg(at), id}, s.accessTokenValues(access)...)
+	args := append([]any{s.flavor.timeArg(at), id, s.flavor.timeArg(at)}, s.accessTokenValues(access)...)
 	storeRefresh := ``
 	if refresh != nil {
 		storeRefresh = `, stored_refresh AS (
@@ -399,7 +403,7 @@ func (s *Store) exchangeCodeOnce(ctx context.Context, id string, at time.Time, a
 	}
 	var consumed int
 	err := s.get(ctx, &consumed, s.q(`WITH consumed AS (
-			UPDATE auth_requests SET consumed_at = ? WHERE id = ? AND consumed_at IS NULL RETURNING id
+			UPDATE auth_requests SET consumed_at = ? WHERE id = ? AND consumed_at IS NULL AND expires_at > ? RETURNING id
 		), stored_access AS (
 			INSERT INTO access_tokens (`+accessTokenColumns+`)
 			SELECT ?, ?, ?, ?, ?, ?, ?, CAST(? AS TIMESTAMPTZ), CAST(? AS TIMESTAMPTZ) FROM consumed

@@ -80,3 +80,70 @@ func TestCompletionWaitingOnAnEndingSessionFindsItGone(t *testing.T) {
 		t.Errorf("%d session_clients rows, want 0", clients)
 	}
 }
+
+// A completion from an SSO session that commits while EndUserAccess is on
+// its way (the user is stamped, the session not yet locked) must not leave
+// a code that buys tokens once the sign-out everywhere has returned: the
+// request is ended with the others. The test holds the session FOR KEY
+// SHARE, which stops EndUserAccess at the session's lock but not the
+// completion's FOR SHARE. PostgreSQL only: SQLite's one writer orders the
+// two anyway.
+func TestCompletionDuringEndUserAccessIsEnded(t *testing.T) {
+	s := storagetest.New(t, "postgres")
+	ctx := t.Context()
+	n := time.Now().UTC().Truncate(time.Second)
+	must := func(what string, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	must("create user", s.CreateUser(ctx, &storage.User{ID: "u1", LoginID: "taro", Email: "taro@example.jp",
+		PasswordHash: "x", CreatedAt: n, UpdatedAt: n}))
+	se := &storage.Session{ID: "s1", UserID: "u1", AuthTime: n.Add(-time.Minute), CreatedAt: n, LastSeenAt: n, ExpiresAt: n.Add(time.Hour)}
+	must("create session", s.CreateSession(ctx, se))
+
+	db := s.DB()
+	tx, err := db.BeginTxx(ctx, nil)
+	must("begin", err)
+	defer func() { _ = tx.Rollback() }()
+	_, err = tx.ExecContext(ctx, `SELECT id FROM sessions WHERE sid = $1 FOR KEY SHARE`, se.SID)
+	must("hold the session", err)
+
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.EndUserAccess(context.Background(), "u1", "", n)
+		done <- err
+	}()
+	for polls, waiting := 0, 0; waiting == 0; polls++ {
+		if polls == 2000 {
+			t.Fatal("EndUserAccess never waited for the session's lock")
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("EndUserAccess returned while the session was held: %v", err)
+		case <-time.After(5 * time.Millisecond):
+		}
+		must("watch locks", db.GetContext(ctx, &waiting, `SELECT COUNT(*) FROM pg_stat_activity
+			WHERE wait_event_type = 'Lock' AND datname = current_database() AND pid <> pg_backend_pid()`))
+	}
+	code := storage.HashSecret("sso-code")
+	err = s.CreateAuthRequestCompleted(ctx, &storage.AuthRequest{ID: "ar1", ClientID: "c1",
+		RedirectURI: "https://www.example.jp/cb", Scopes: []string{"openid"}, ResponseType: "code",
+		CodeChallenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM", CodeChallengeMethod: "S256",
+		CreatedAt: n, ExpiresAt: n.Add(10 * time.Minute)},
+		storage.Completion{UserID: "u1", AuthTime: se.AuthTime, AMR: []string{"hwk"}, ACR: "phr", SID: se.SID,
+			CodeHash: code, CodeExpiresAt: n.Add(time.Minute)})
+	must("complete from the session while its access ends", err)
+	must("release the session", tx.Rollback())
+	must("end user access", <-done)
+
+	if _, _, err := s.AuthRequestByCode(ctx, code); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("the code of a login completed during the sign-out everywhere: %v, want ErrNotFound", err)
+	}
+	err = s.ExchangeCode(ctx, "ar1", n, &storage.AccessToken{ID: "at1", ClientID: "c1", Subject: "u1",
+		AuthRequestID: "ar1", CreatedAt: n, ExpiresAt: n.Add(time.Hour)}, nil)
+	if !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("exchange after the sign-out everywhere: %v, want ErrNotFound", err)
+	}
+}

@@ -220,14 +220,17 @@ func (s *Store) EndUserAccess(ctx context.Context, userID, keepSessionID string,
 		if _, err := tx.ExecContext(ctx, s.q(`UPDATE users SET access_valid_after = ? WHERE id = ?`), t, userID); err != nil {
 			return wrap("end user access: stamp user", err)
 		}
+		if _, err := s.endSessions(ctx, tx, `user_id = ? AND id <> ?`, userID, keepSessionID); err != nil {
+			return fmt.Errorf("end user access: %w", err)
+		}
 		// A login completed but not yet exchanged for tokens would still
 		// give the relying party a fresh session: its request ends now.
+		// After the sessions' locks: a completion from one of them that
+		// committed before endSessions took its lock is seen here (on
+		// PostgreSQL each statement reads what committed before it).
 		if _, err := tx.ExecContext(ctx, s.q(`UPDATE auth_requests SET expires_at = ?
 			WHERE user_id = ? AND done = ? AND consumed_at IS NULL AND expires_at > ?`), t, userID, true, t); err != nil {
 			return wrap("end user access: end completed auth requests", err)
-		}
-		if _, err := s.endSessions(ctx, tx, `user_id = ? AND id <> ?`, userID, keepSessionID); err != nil {
-			return fmt.Errorf("end user access: %w", err)
 		}
 		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM access_tokens WHERE subject = ?`), userID); err != nil {
 			return wrap("end user access: delete access tokens", err)
