@@ -728,3 +728,29 @@ func TestSSOTouchesTheSessionOncePerInterval(t *testing.T) {
 		}
 	})
 }
+
+// endingOP ends the SSO session just before the completion, as a sign-out
+// in another browser between trySSO's read and its write would.
+type endingOP struct{ testOP }
+
+func (o endingOP) Complete(w http.ResponseWriter, r *http.Request, id string, s *storage.Session) (string, error) {
+	if err := o.store.DeleteSession(r.Context(), s.ID); err != nil {
+		return "", err
+	}
+	return o.testOP.Complete(w, r, id, s)
+}
+
+// A session that ended while it was answering a request leaves the request
+// to a login: S1, not an error page.
+func TestSSOSessionEndedMeanwhileShowsTheLogin(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, flavor string) {
+		e := newEnv(t, flavor, nil)
+		e.createUser("taro", "s3cret-pass")
+		e.loginWithPassword("taro", "s3cret-pass")
+		e.h.op = endingOP{testOP{e.store}}
+		e.expect(e.get("/login?authRequestID="+e.authRequest(nil)), http.StatusOK, `name="loginID"`)
+		if !strings.Contains(e.logs.String(), "SSO session ended before it answered") {
+			t.Error("the ended session is not logged")
+		}
+	})
+}

@@ -186,6 +186,12 @@ func (h *Handler) trySSO(w http.ResponseWriter, r *http.Request, ar *storage.Aut
 		return false
 	}
 	redirect, err := h.op.Complete(w, r, ar.ID, s)
+	if errors.Is(err, storage.ErrSessionEnded) {
+		// Signed out elsewhere between the read and the completion: the
+		// request still wants a login.
+		h.log.InfoContext(ctx, "SSO session ended before it answered", "auth_request", ar.ID, "user", s.UserID)
+		return false
+	}
 	if errors.Is(err, storage.ErrConflict) || errors.Is(err, storage.ErrNotFound) {
 		// Already completed (a reload, a double submit) or expired.
 		h.log.InfoContext(ctx, "auth request no longer completable", "auth_request", ar.ID, "err", err)

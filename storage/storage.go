@@ -46,6 +46,10 @@ var (
 	// connections, SQLite busy beyond its timeout): the request may succeed
 	// later, so callers answer 503, never a 4xx that blames the client.
 	ErrUnavailable = errors.New("storage: database unavailable")
+	// ErrSessionEnded comes with ErrNotFound when a completion from an SSO
+	// session finds the session ended meanwhile (a sign-out elsewhere): a
+	// login is needed, the auth request itself may well be alive.
+	ErrSessionEnded = errors.New("storage: session ended")
 	// ErrRefreshTokenReused is returned by RotateRefreshToken when the
 	// presented token was already rotated or revoked; the store has revoked
 	// the whole family before returning it.

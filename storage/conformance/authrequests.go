@@ -278,7 +278,9 @@ func testAuthRequestCreatedCompleted(t *testing.T, s storage.Store) {
 
 	must(t, "end the session", s.DeleteSession(ctx, se.ID))
 	c.CodeHash = storage.HashSecret("late-code")
-	wantErr(t, "create completed from an ended session", s.CreateAuthRequestCompleted(ctx, fullAuthRequest("ar-late", n), c), storage.ErrNotFound)
+	err = s.CreateAuthRequestCompleted(ctx, fullAuthRequest("ar-late", n), c)
+	wantErr(t, "create completed from an ended session", err, storage.ErrNotFound)
+	wantErr(t, "create completed from an ended session", err, storage.ErrSessionEnded)
 	_, err = s.AuthRequestByID(ctx, "ar-late")
 	wantErr(t, "request of an ended session", err, storage.ErrNotFound)
 }

@@ -106,7 +106,9 @@ func testBackchannelEnqueue(t *testing.T, s storage.Store) {
 	must(t, "create late request", s.CreateAuthRequest(ctx, fullAuthRequest("ar-late", n)))
 	must(t, "logout renewed", s.DeleteSession(ctx, next.ID))
 	wantEqual(t, "owed after logout of the renewed session", owed(t, s), []string{"web " + keep.SID + " u1"})
-	wantErr(t, "complete from an ended session", complete(ctx, s, "ar-late", "u1", n, []string{"pwd"}, "1", keep.SID), storage.ErrNotFound)
+	err = complete(ctx, s, "ar-late", "u1", n, []string{"pwd"}, "1", keep.SID)
+	wantErr(t, "complete from an ended session", err, storage.ErrNotFound)
+	wantErr(t, "complete from an ended session", err, storage.ErrSessionEnded)
 	late, err := s.AuthRequestByID(ctx, "ar-late")
 	must(t, "late request", err)
 	if late.Done {

@@ -131,7 +131,7 @@ func (s *Store) CreateAuthRequestCompleted(ctx context.Context, a *storage.AuthR
 		return wrap("create completed auth request", err)
 	}
 	if stored == 0 {
-		return fmt.Errorf("create completed auth request: session ended: %w", storage.ErrNotFound)
+		return fmt.Errorf("create completed auth request: %w: %w", storage.ErrSessionEnded, storage.ErrNotFound)
 	}
 	return nil
 }
@@ -283,7 +283,7 @@ func (s *Store) completeFromSession(ctx context.Context, id string, c storage.Co
 		return nil, wrap("complete auth request: check session", err)
 	}
 	if live == 0 {
-		return nil, fmt.Errorf("complete auth request: record session client: session ended: %w", storage.ErrNotFound)
+		return nil, fmt.Errorf("complete auth request: record session client: %w: %w", storage.ErrSessionEnded, storage.ErrNotFound)
 	}
 	return nil, s.whyNotCompleted(ctx, s.get, id, now)
 }

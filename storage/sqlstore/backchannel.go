@@ -67,7 +67,7 @@ func (s *Store) recordSessionClient(ctx context.Context, tx *sqlx.Tx, sid, clien
 		return wrap("record session client: lock session", err)
 	}
 	if live == 0 {
-		return fmt.Errorf("record session client: session ended: %w", storage.ErrNotFound)
+		return fmt.Errorf("record session client: %w: %w", storage.ErrSessionEnded, storage.ErrNotFound)
 	}
 	_, err := tx.ExecContext(ctx, s.q(`INSERT INTO session_clients (sid, client_id, created_at) VALUES (?, ?, ?)
 		ON CONFLICT (sid, client_id) DO NOTHING`), sid, clientID, now)
