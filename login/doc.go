@@ -15,7 +15,7 @@
 //	language.go        the page language (ui_locales, ?lang, cookie, Accept-Language)
 //	input.go           what form input may be stored
 //	formerror.go       post/redirect/get: a refused form post waits on the flow for its GET
-//	start.go           S1 (GET), SSO, prompt, max_age, acr_values
+//	start.go           S1 (GET), SSO (also answered at /authorize: SessionAnswer), prompt, max_age, acr_values
 //	password.go        F4 (S1's 「ログイン >」) and S3
 //	passwordcheck.go   the order of one password check: throttles, hang-ups, hashing
 //	passkeypage.go     S2 and the start of F1

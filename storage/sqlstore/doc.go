@@ -27,8 +27,8 @@
 //
 //	sqlstore.go       Store, Open, the connection pool, Ping and Close
 //	query.go          running statements and transactions: rebinding, SQLite's
-//	                  prepared statements and writer connection, store-wide locks,
-//	                  the expiry rule
+//	                  prepared statements and writer connection (its writers
+//	                  first come, first served), store-wide locks, the expiry rule
 //	errors.go         driver errors mapped onto the storage sentinels
 //	flavor.go         column types and how times and lists travel per engine
 //	migrate.go        Migrate, applying migrations/NNNN_name.sql in order
