@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -82,9 +81,18 @@ func (s *Store) authRequestValues(a *storage.AuthRequest) []any {
 		s.flavor.timePtrArg(a.ConsumedAt), s.flavor.timeArg(a.CodeExpiresAt), nullString(a.SessionID)}
 }
 
+var insertAuthRequest = `INSERT INTO auth_requests (` + authRequestColumns + `) VALUES (` + placeholders(authRequestColumns, false) + `)`
+
+// The rows inserted by INSERT … SELECT (CreateAuthRequestCompleted,
+// exchangeCodeOnce), their placeholders typed.
+var (
+	authRequestTyped  = placeholders(authRequestColumns, true)
+	accessTokenTyped  = placeholders(accessTokenColumns, true)
+	refreshTokenTyped = placeholders(refreshTokenColumns, true)
+)
+
 func (s *Store) CreateAuthRequest(ctx context.Context, a *storage.AuthRequest) error {
-	_, err := s.exec(ctx, s.q(`INSERT INTO auth_requests (`+authRequestColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`), s.authRequestValues(a)...)
+	_, err := s.exec(ctx, s.q(insertAuthRequest), s.authRequestValues(a)...)
 	return wrap("create auth request", err)
 }
 
@@ -106,8 +114,7 @@ func (s *Store) CreateAuthRequestCompleted(ctx context.Context, a *storage.AuthR
 			if err := s.recordSessionClient(ctx, tx, c.SID, a.ClientID); err != nil {
 				return fmt.Errorf("create completed auth request: %w", err)
 			}
-			_, err := tx.ExecContext(ctx, s.q(`INSERT INTO auth_requests (`+authRequestColumns+`)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`), values...)
+			_, err := tx.ExecContext(ctx, s.q(insertAuthRequest), values...)
 			return wrap("create completed auth request", err)
 		})
 	}
@@ -119,7 +126,7 @@ func (s *Store) CreateAuthRequestCompleted(ctx context.Context, a *storage.AuthR
 			SELECT sid FROM sessions WHERE sid = ? AND expires_at > ? FOR SHARE
 		), stored AS (
 			INSERT INTO auth_requests (`+authRequestColumns+`)
-			SELECT `+authRequestPlaceholders+` FROM live
+			SELECT `+authRequestTyped+` FROM live
 			RETURNING client_id
 		), recorded AS (
 			INSERT INTO session_clients (sid, client_id, created_at)
@@ -135,23 +142,6 @@ func (s *Store) CreateAuthRequestCompleted(ctx context.Context, a *storage.AuthR
 	}
 	return nil
 }
-
-// authRequestPlaceholders are authRequestColumns' placeholders for an
-// INSERT … SELECT, which types no parameter from its target column: the
-// columns that are not text are cast.
-var authRequestPlaceholders = func() string {
-	casts := map[string]string{"max_age_us": "BIGINT", "created_at": "TIMESTAMPTZ", "expires_at": "TIMESTAMPTZ",
-		"auth_time": "TIMESTAMPTZ", "done": "BOOLEAN", "consumed_at": "TIMESTAMPTZ", "code_expires_at": "TIMESTAMPTZ"}
-	var ph []string
-	for _, c := range strings.Split(authRequestColumns, ",") {
-		if t, ok := casts[strings.TrimSpace(c)]; ok {
-			ph = append(ph, "CAST(? AS "+t+")")
-		} else {
-			ph = append(ph, "CAST(? AS TEXT)")
-		}
-	}
-	return strings.Join(ph, ", ")
-}()
 
 // AuthRequestByID returns ErrNotFound for an expired request.
 func (s *Store) AuthRequestByID(ctx context.Context, id string) (*storage.AuthRequest, error) {
@@ -181,17 +171,8 @@ func (s *Store) AuthRequestByCode(ctx context.Context, codeHash string) (*storag
 }
 
 // authRequestUserColumns name the request's columns as they are and the
-// user's with a "u." prefix (see sessionUserColumns).
-var authRequestUserColumns = func() string {
-	var cols []string
-	for _, c := range strings.Split(authRequestColumns, ",") {
-		cols = append(cols, "a."+strings.TrimSpace(c))
-	}
-	for _, c := range strings.Split(userColumns, ", ") {
-		cols = append(cols, "u."+c+` AS "u.`+c+`"`)
-	}
-	return strings.Join(cols, ", ")
-}()
+// user's with a "u." prefix, which sqlx maps onto the row's User.
+var authRequestUserColumns = joinedColumns("a", authRequestColumns, "") + ", " + joinedColumns("u", userColumns, "u")
 
 func (s *Store) authRequestWhere(ctx context.Context, op, where string, arg any) (*storage.AuthRequest, error) {
 	var r authRequestRow
@@ -389,15 +370,12 @@ func (s *Store) ExchangeCode(ctx context.Context, id string, at time.Time, acces
 // exchangeCodeOnce is ExchangeCode on PostgreSQL: the inserts read from the
 // UPDATE's RETURNING, so they store nothing unless it consumed the code.
 func (s *Store) exchangeCodeOnce(ctx context.Context, id string, at time.Time, access *storage.AccessToken, refresh *storage.RefreshToken) error {
-	// INSERT … SELECT types no parameter from its target column, so the
-	// times are cast (the text columns take PostgreSQL's default, text).
 	args := append([]any{s.flavor.timeArg(at), id, s.flavor.timeArg(at)}, s.accessTokenValues(access)...)
 	storeRefresh := ``
 	if refresh != nil {
 		storeRefresh = `, stored_refresh AS (
 			INSERT INTO refresh_tokens (` + refreshTokenColumns + `)
-			SELECT ?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS TIMESTAMPTZ), ?, ?, CAST(? AS TIMESTAMPTZ),
-				CAST(? AS TIMESTAMPTZ), CAST(? AS TIMESTAMPTZ), CAST(? AS TIMESTAMPTZ), CAST(? AS TEXT) FROM consumed
+			SELECT ` + refreshTokenTyped + ` FROM consumed
 		)`
 		args = append(args, s.refreshTokenValues(refresh)...)
 	}
@@ -406,7 +384,7 @@ func (s *Store) exchangeCodeOnce(ctx context.Context, id string, at time.Time, a
 			UPDATE auth_requests SET consumed_at = ? WHERE id = ? AND consumed_at IS NULL AND expires_at > ? RETURNING id
 		), stored_access AS (
 			INSERT INTO access_tokens (`+accessTokenColumns+`)
-			SELECT ?, ?, ?, ?, ?, ?, ?, CAST(? AS TIMESTAMPTZ), CAST(? AS TIMESTAMPTZ) FROM consumed
+			SELECT `+accessTokenTyped+` FROM consumed
 		)`+storeRefresh+`
 		SELECT COUNT(*) FROM consumed`), args...)
 	if err != nil {

@@ -233,3 +233,44 @@ func (k lockKey) String() string {
 func expired(expiresAt, now time.Time) bool {
 	return !expiresAt.After(now)
 }
+
+// joinedColumns names columns (a "a, b, c" list) of the table aliased
+// table for a join; with into, each AS "into.column", which sqlx maps onto
+// the embedded row struct tagged into.
+func joinedColumns(table, columns, into string) string {
+	var out []string
+	for _, c := range strings.Split(columns, ",") {
+		c = table + "." + strings.TrimSpace(c)
+		if into != "" {
+			c += ` AS "` + into + "." + c[len(table)+1:] + `"`
+		}
+		out = append(out, c)
+	}
+	return strings.Join(out, ", ")
+}
+
+// pgTypes are the columns that are not text, by name, across the tables
+// whose rows are inserted with INSERT … SELECT (see placeholders).
+var pgTypes = map[string]string{
+	"max_age_us": "BIGINT", "done": "BOOLEAN",
+	"created_at": "TIMESTAMPTZ", "expires_at": "TIMESTAMPTZ", "auth_time": "TIMESTAMPTZ", "consumed_at": "TIMESTAMPTZ",
+	"code_expires_at": "TIMESTAMPTZ", "rotated_at": "TIMESTAMPTZ", "revoked_at": "TIMESTAMPTZ",
+}
+
+// placeholders is one ? per column of columns: for a VALUES list, or, with
+// typed, for an INSERT … SELECT on PostgreSQL, which types no parameter
+// from its target column, each cast to its column's type.
+func placeholders(columns string, typed bool) string {
+	var out []string
+	for _, c := range strings.Split(columns, ",") {
+		switch t, ok := pgTypes[strings.TrimSpace(c)]; {
+		case !typed:
+			out = append(out, "?")
+		case ok:
+			out = append(out, "CAST(? AS "+t+")")
+		default:
+			out = append(out, "CAST(? AS TEXT)")
+		}
+	}
+	return strings.Join(out, ", ")
+}

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -87,16 +86,7 @@ func (s *Store) SessionByID(ctx context.Context, id string) (*storage.Session, e
 
 // sessionUserColumns name the session's columns as they are and the
 // user's with a "u." prefix, which sqlx maps onto sessionUserRow.User.
-var sessionUserColumns = func() string {
-	var cols []string
-	for _, c := range strings.Split(sessionColumns, ", ") {
-		cols = append(cols, "se."+c)
-	}
-	for _, c := range strings.Split(userColumns, ", ") {
-		cols = append(cols, "u."+c+` AS "u.`+c+`"`)
-	}
-	return strings.Join(cols, ", ")
-}()
+var sessionUserColumns = joinedColumns("se", sessionColumns, "") + ", " + joinedColumns("u", userColumns, "u")
 
 type sessionUserRow struct {
 	sessionRow

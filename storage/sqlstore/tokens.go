@@ -47,6 +47,11 @@ const refreshTokenColumns = `id, family_id, client_id, subject, audience, scopes
 
 const accessTokenColumns = `id, client_id, subject, audience, scopes, auth_request_id, refresh_token_id, expires_at, created_at`
 
+var (
+	insertAccessToken  = `INSERT INTO access_tokens (` + accessTokenColumns + `) VALUES (` + placeholders(accessTokenColumns, false) + `)`
+	insertRefreshToken = `INSERT INTO refresh_tokens (` + refreshTokenColumns + `) VALUES (` + placeholders(refreshTokenColumns, false) + `)`
+)
+
 // accessTokenValues fills t's defaults and returns its values in
 // accessTokenColumns' order.
 func (s *Store) accessTokenValues(t *storage.AccessToken) []any {
@@ -74,14 +79,12 @@ func (s *Store) refreshTokenValues(rt *storage.RefreshToken) []any {
 }
 
 func (s *Store) insertAccessToken(ctx context.Context, ex sqlx.ExecerContext, t *storage.AccessToken) error {
-	_, err := ex.ExecContext(ctx, s.q(`INSERT INTO access_tokens (`+accessTokenColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`), s.accessTokenValues(t)...)
+	_, err := ex.ExecContext(ctx, s.q(insertAccessToken), s.accessTokenValues(t)...)
 	return wrap("insert access token", err)
 }
 
 func (s *Store) insertRefreshToken(ctx context.Context, ex sqlx.ExecerContext, rt *storage.RefreshToken) error {
-	_, err := ex.ExecContext(ctx, s.q(`INSERT INTO refresh_tokens (`+refreshTokenColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`), s.refreshTokenValues(rt)...)
+	_, err := ex.ExecContext(ctx, s.q(insertRefreshToken), s.refreshTokenValues(rt)...)
 	return wrap("insert refresh token", err)
 }
 
