@@ -371,16 +371,18 @@ func (s *opStorage) CreateAccessToken(ctx context.Context, req zop.TokenRequest)
 	return at.ID, at.ExpiresAt, nil
 }
 
-func newRefreshTokenValue() (string, error) {
+// newSecret is a bearer secret the client holds (a refresh token, an
+// authorization code): 256 random bits, stored only as its hash.
+func newSecret(what string) (string, error) {
 	b := make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {
-		return "", fmt.Errorf("random refresh token: %w", err)
+		return "", fmt.Errorf("random %s: %w", what, err)
 	}
 	return base64.RawURLEncoding.EncodeToString(b), nil
 }
 
 func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, req zop.TokenRequest, current string) (string, string, time.Time, error) {
-	value, err := newRefreshTokenValue()
+	value, err := newSecret("refresh token")
 	if err != nil {
 		return "", "", time.Time{}, err
 	}

@@ -3,9 +3,7 @@ package op
 import (
 	"context"
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -229,7 +227,9 @@ func (p *Provider) Complete(w http.ResponseWriter, r *http.Request, authRequestI
 	if se == nil || se.UserID == "" || se.AuthTime.IsZero() || len(se.AMR) == 0 {
 		return "", fmt.Errorf("complete auth request %s: a session with user, auth time and amr is required", authRequestID)
 	}
-	code, err := newCode()
+	// Not zitadel's codes (the callback's: the request ID encrypted under
+	// the provider's key): one random secret like a refresh token.
+	code, err := newSecret("authorization code")
 	if err != nil {
 		return "", err
 	}
@@ -281,17 +281,6 @@ func (p *Provider) complete(ctx context.Context, id string, c storage.Completion
 		info.stored = true
 	}
 	return p.store.CompleteAuthRequest(ctx, id, c)
-}
-
-// newCode is an authorization code: 256 random bits, stored only as its
-// hash. zitadel's own codes (the callback's) are the request ID encrypted
-// under the provider's key.
-func newCode() (string, error) {
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		return "", fmt.Errorf("random authorization code: %w", err)
-	}
-	return base64.RawURLEncoding.EncodeToString(b), nil
 }
 
 // RedirectError sends the browser back to the client's redirect_uri with an
