@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jmoiron/sqlx"
+
 	"github.com/comstockloan/idp/storage"
 	"github.com/comstockloan/idp/storage/storagetest"
 )
@@ -48,20 +50,7 @@ func TestCompletionWaitingOnAnEndingSessionFindsItGone(t *testing.T) {
 			UserID: "u1", AuthTime: n, AMR: []string{"pwd"}, ACR: "1", SID: se.SID})
 		done <- err
 	}()
-	// Wait (a bounded poll, no timing asserted) until the completion
-	// waits for a lock.
-	for polls, waiting := 0, 0; waiting == 0; polls++ {
-		if polls == 2000 {
-			t.Fatal("the completion never waited for the session's lock")
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("completion returned while the session was locked for its end: %v", err)
-		case <-time.After(5 * time.Millisecond):
-		}
-		must("watch locks", db.GetContext(ctx, &waiting, `SELECT COUNT(*) FROM pg_stat_activity
-			WHERE wait_event_type = 'Lock' AND datname = current_database() AND pid <> pg_backend_pid()`))
-	}
+	waitForLockWait(t, db, done, "the completion")
 	_, err = tx.ExecContext(ctx, `DELETE FROM sessions WHERE sid = $1`, se.SID)
 	must("end the session", err)
 	must("commit the end", tx.Commit())
@@ -115,18 +104,7 @@ func TestCompletionDuringEndUserAccessIsEnded(t *testing.T) {
 		_, err := s.EndUserAccess(context.Background(), "u1", "", n)
 		done <- err
 	}()
-	for polls, waiting := 0, 0; waiting == 0; polls++ {
-		if polls == 2000 {
-			t.Fatal("EndUserAccess never waited for the session's lock")
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("EndUserAccess returned while the session was held: %v", err)
-		case <-time.After(5 * time.Millisecond):
-		}
-		must("watch locks", db.GetContext(ctx, &waiting, `SELECT COUNT(*) FROM pg_stat_activity
-			WHERE wait_event_type = 'Lock' AND datname = current_database() AND pid <> pg_backend_pid()`))
-	}
+	waitForLockWait(t, db, done, "EndUserAccess")
 	code := storage.HashSecret("sso-code")
 	err = s.CreateAuthRequestCompleted(ctx, &storage.AuthRequest{ID: "ar1", ClientID: "c1",
 		RedirectURI: "https://www.example.jp/cb", Scopes: []string{"openid"}, ResponseType: "code",
@@ -145,5 +123,26 @@ func TestCompletionDuringEndUserAccessIsEnded(t *testing.T) {
 		AuthRequestID: "ar1", CreatedAt: n, ExpiresAt: n.Add(time.Hour)}, nil)
 	if !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("exchange after the sign-out everywhere: %v, want ErrNotFound", err)
+	}
+}
+
+// waitForLockWait polls (bounded, no timing asserted) until another
+// backend of this database waits for a lock: who, running in the
+// background and reporting on done, has reached the row the test holds.
+func waitForLockWait(t *testing.T, db *sqlx.DB, done <-chan error, who string) {
+	t.Helper()
+	for polls, waiting := 0, 0; waiting == 0; polls++ {
+		if polls == 2000 {
+			t.Fatalf("%s never waited for the session's lock", who)
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("%s returned while the session was held: %v", who, err)
+		case <-time.After(5 * time.Millisecond):
+		}
+		if err := db.GetContext(t.Context(), &waiting, `SELECT COUNT(*) FROM pg_stat_activity
+			WHERE wait_event_type = 'Lock' AND datname = current_database() AND pid <> pg_backend_pid()`); err != nil {
+			t.Fatalf("watch locks: %v", err)
+		}
 	}
 }
