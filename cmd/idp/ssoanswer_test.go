@@ -1,11 +1,15 @@
 package main
 
 import (
+	"bufio"
+	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/comstockloan/idp/storage/storagetest"
 )
@@ -98,6 +102,76 @@ func TestAuthorizeAnswersFromTheSSOSessionAtOnce(t *testing.T) {
 			if ts := cu.token(form); ts.status != http.StatusBadRequest || ts.Error != "invalid_grant" {
 				t.Fatalf("second exchange %d: %+v, want invalid_grant", i, ts)
 			}
+		}
+	})
+}
+
+// getHalfClosed sends GET u with the browser's cookies over a raw
+// connection and half-closes it at once (the client hangs up, so the
+// server's request context ends mid-answer); it returns the status of
+// whatever answer still comes, 0 for none.
+func (cu *customer) getHalfClosed(u string) int {
+	cu.t.Helper()
+	target, err := url.Parse(u)
+	if err != nil {
+		cu.t.Fatal(err)
+	}
+	var cookies []string
+	for _, c := range cu.browser.Jar.Cookies(target) {
+		cookies = append(cookies, c.Name+"="+c.Value)
+	}
+	conn, err := net.Dial("tcp", target.Host)
+	if err != nil {
+		cu.t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: %s\r\nCookie: %s\r\nConnection: close\r\n\r\n",
+		target.RequestURI(), target.Host, strings.Join(cookies, "; "))
+	if err := conn.(*net.TCPConn).CloseWrite(); err != nil {
+		cu.t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		return 0
+	}
+	res.Body.Close()
+	return res.StatusCode
+}
+
+// 40 signed-in requests to /authorize whose browser hangs up at once: no
+// answer is a server error, and the session answers the next request as
+// before, with a code that works.
+func TestAuthorizeFromTheSessionSurvivesHangUps(t *testing.T) {
+	storagetest.Each(t, func(t *testing.T, flavor string) {
+		st, c := stackWithCLI(t, flavor)
+		cu := newCustomer(t, st, c, "hangup")
+		cu.passwordLogin()
+		statuses := make([]int, 40)
+		var wg sync.WaitGroup
+		for i := range statuses {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				statuses[i] = cu.getHalfClosed(authorizeURL(st, newPKCE(), ""))
+			}()
+		}
+		wg.Wait()
+		seen := map[int]int{}
+		for i, status := range statuses {
+			if status >= 500 {
+				t.Fatalf("hung-up authorize %d answered %d", i, status)
+			}
+			seen[status]++
+		}
+		t.Logf("answers to the hung-up requests, by status (0: none): %v", seen)
+		pk := newPKCE()
+		p := cu.get(authorizeURL(st, pk, ""))
+		if p.status != http.StatusSeeOther || !strings.HasPrefix(p.header.Get("Location"), bankRedirect+"?") {
+			t.Fatalf("authorize after the hang-ups: %d %q, want 303 to the bank", p.status, p.header.Get("Location"))
+		}
+		if ts := cu.exchange(p.header.Get("Location"), pk); ts.IDToken == "" {
+			t.Fatal("no ID token after the hang-ups")
 		}
 	})
 }
