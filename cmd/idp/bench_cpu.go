@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -17,6 +16,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 // cpuMetric is the process collector's counter of the CPU a replica has
@@ -157,54 +159,31 @@ func (m *cpuMeter) scrape(ctx context.Context, rawURL string) (float64, error) {
 }
 
 // processCPUSeconds reads the one process_cpu_seconds_total sample of a
-// Prometheus text exposition. It is strict: no sample, two samples (two
-// processes behind one URL would be summed wrongly) or a value that is not
-// a finite, non-negative number are errors.
+// Prometheus text exposition (prometheus/common's parser). It is strict: no
+// sample, two samples (two processes behind one URL would be summed
+// wrongly) or a value that is not a finite, non-negative number are errors.
 func processCPUSeconds(r io.Reader) (float64, error) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	var v float64
-	n := 0
-	for sc.Scan() {
-		rest, ok := strings.CutPrefix(sc.Text(), cpuMetric)
-		if !ok || rest == "" {
-			continue
-		}
-		switch rest[0] {
-		case '{':
-			// A label value may hold '}', the value after the labels not.
-			i := strings.LastIndexByte(rest, '}')
-			if i < 0 {
-				return 0, fmt.Errorf("%s: unterminated labels in %q", cpuMetric, sc.Text())
-			}
-			rest = rest[i+1:]
-		case ' ', '\t':
-		default:
-			continue // another metric whose name begins alike
-		}
-		// value [timestamp]
-		f := strings.Fields(rest)
-		if len(f) == 0 || len(f) > 2 {
-			return 0, fmt.Errorf("%s: malformed sample %q", cpuMetric, sc.Text())
-		}
-		x, err := strconv.ParseFloat(f[0], 64)
-		if err != nil || math.IsNaN(x) || math.IsInf(x, 0) || x < 0 {
-			return 0, fmt.Errorf("%s: value %q is not a CPU time", cpuMetric, f[0])
-		}
-		v = x
-		n++
-	}
-	if err := sc.Err(); err != nil {
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(r)
+	if err != nil {
 		return 0, fmt.Errorf("reading the metrics: %w", err)
 	}
-	switch n {
-	case 0:
+	family, ok := families[cpuMetric]
+	if !ok || len(family.GetMetric()) == 0 {
 		return 0, fmt.Errorf("no %s sample", cpuMetric)
-	case 1:
-		return v, nil
-	default:
+	}
+	if n := len(family.GetMetric()); n > 1 {
 		return 0, fmt.Errorf("%d %s samples, want the one of a single process", n, cpuMetric)
 	}
+	m := family.GetMetric()[0]
+	x := m.GetCounter().GetValue()
+	if m.GetCounter() == nil {
+		x = m.GetUntyped().GetValue()
+	}
+	if math.IsNaN(x) || math.IsInf(x, 0) || x < 0 {
+		return 0, fmt.Errorf("%s: value %v is not a CPU time", cpuMetric, x)
+	}
+	return x, nil
 }
 
 // userHZ is the unit of /proc/stat: the kernel reports in USER_HZ, which
